@@ -1,0 +1,193 @@
+/* common: status strings, hex, the CBOR writer and the strict CBOR reader. */
+#include <string.h>
+
+#include "common/common.h"
+#include "testutil.h"
+
+static void test_strerror_every_code(void **state)
+{
+	(void)state;
+	for (int s = SPH_OK; s >= SPH_ERR_CLAIM; s--) {
+		const char *m = sph_strerror(s);
+		assert_non_null(m);
+		assert_string_not_equal(m, "unknown status");
+	}
+	assert_string_equal(sph_strerror(1234), "unknown status");
+}
+
+static void test_hex(void **state)
+{
+	(void)state;
+	const uint8_t in[] = {0x00, 0x7f, 0xab, 0xff};
+	char out[9];
+	uint8_t back[4];
+
+	assert_int_equal(sph_hex_encode(in, 4, out, sizeof(out)), 0);
+	assert_string_equal(out, "007fabff");
+	assert_int_equal(sph_hex_encode(in, 4, out, 8), SPH_ERR_BUFFER_TOO_SMALL);
+	assert_int_equal(sph_hex_decode("007FABff", back, 4), 0);
+	assert_memory_equal(in, back, 4);
+	assert_int_equal(sph_hex_decode("007fab", back, 4), SPH_ERR_INVALID_ARG);
+	assert_int_equal(sph_hex_decode("007fabff00", back, 4), SPH_ERR_INVALID_ARG);
+	assert_int_equal(sph_hex_decode("007fabgf", back, 4), SPH_ERR_MALFORMED);
+}
+
+static void test_writer_shortest_form(void **state)
+{
+	(void)state;
+	uint8_t buf[64];
+	struct sph_cbw w;
+	size_t len;
+	/* {1: -7, 4: h'3131', "a": [23, 24, 256, true, null]} as RFC 8949 encodes it */
+	const uint8_t want[] = {0xa3, 0x01, 0x26, 0x04, 0x42, 0x31, 0x31, 0x61, 0x61, 0x85,
+				0x17, 0x18, 0x18, 0x19, 0x01, 0x00, 0xf5, 0xf6};
+
+	sph_cbw_init(&w, buf, sizeof(buf));
+	sph_cbw_map(&w, 3);
+	sph_cbw_uint(&w, 1);
+	sph_cbw_int(&w, -7);
+	sph_cbw_int(&w, 4);
+	sph_cbw_bstr(&w, (const uint8_t *)"11", 2);
+	sph_cbw_tstr(&w, "a", 1);
+	sph_cbw_array(&w, 5);
+	sph_cbw_uint(&w, 23);
+	sph_cbw_uint(&w, 24);
+	sph_cbw_uint(&w, 256);
+	sph_cbw_bool(&w, true);
+	sph_cbw_null(&w);
+	assert_int_equal(sph_cbw_finish(&w, &len), 0);
+	assert_int_equal(len, sizeof(want));
+	assert_memory_equal(buf, want, sizeof(want));
+}
+
+static void test_writer_overflow_is_sticky(void **state)
+{
+	(void)state;
+	uint8_t buf[4];
+	struct sph_cbw w;
+	size_t len = 99;
+
+	sph_cbw_init(&w, buf, sizeof(buf));
+	sph_cbw_bstr(&w, (const uint8_t *)"hello", 5);
+	sph_cbw_uint(&w, 1); /* would fit, but the error is sticky */
+	assert_int_equal(sph_cbw_finish(&w, &len), SPH_ERR_BUFFER_TOO_SMALL);
+	assert_int_equal(len, 0);
+}
+
+static int read_one(const uint8_t *b, size_t n, struct sph_cbor_item *it)
+{
+	struct sph_cbr r;
+	sph_cbr_init(&r, b, n);
+	return sph_cbr_next(&r, it);
+}
+
+static void test_reader_types(void **state)
+{
+	(void)state;
+	struct sph_cbor_item it;
+	const uint8_t neg[] = {0x38, 0x63}; /* -100 */
+	const uint8_t str[] = {0x63, 'a', 'b', 'c'};
+	const uint8_t tag[] = {0xd2, 0x80};
+	struct sph_cbr r;
+	int64_t v;
+
+	assert_int_equal(read_one(neg, sizeof(neg), &it), 0);
+	assert_int_equal(it.type, SPH_CBOR_NEGINT);
+	sph_cbr_init(&r, neg, sizeof(neg));
+	assert_int_equal(sph_cbr_int(&r, &v), 0);
+	assert_int_equal(v, -100);
+	assert_true(sph_cbr_done(&r));
+
+	assert_int_equal(read_one(str, sizeof(str), &it), 0);
+	assert_int_equal(it.type, SPH_CBOR_TSTR);
+	assert_int_equal(it.len, 3);
+	assert_memory_equal(it.data, "abc", 3);
+
+	assert_int_equal(read_one(tag, sizeof(tag), &it), 0);
+	assert_int_equal(it.type, SPH_CBOR_TAG);
+	assert_int_equal(it.u, 18);
+}
+
+static void test_reader_refuses_non_strict(void **state)
+{
+	(void)state;
+	struct sph_cbor_item it;
+	const uint8_t nonshortest_int[] = {0x18, 0x05};             /* 5 in two bytes */
+	const uint8_t nonshortest_len[] = {0x58, 0x01, 0x00};       /* 1-byte bstr, long head */
+	const uint8_t indef_bstr[] = {0x5f, 0x41, 0x00, 0xff};      /* indefinite bstr */
+	const uint8_t indef_map[] = {0xbf, 0xff};                   /* indefinite map */
+	const uint8_t half_float[] = {0xf9, 0x3c, 0x00};            /* 1.0 */
+	const uint8_t undef[] = {0xf7};                             /* undefined */
+	const uint8_t reserved[] = {0x1c};                          /* reserved additional info */
+	const uint8_t short_str[] = {0x45, 0x01, 0x02};             /* 5-byte bstr with 2 bytes */
+	const uint8_t huge_str[] = {0x5b, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x00};
+
+	assert_int_equal(read_one(nonshortest_int, 2, &it), SPH_ERR_MALFORMED);
+	assert_int_equal(read_one(nonshortest_len, 3, &it), SPH_ERR_MALFORMED);
+	assert_int_equal(read_one(indef_bstr, 4, &it), SPH_ERR_MALFORMED);
+	assert_int_equal(read_one(indef_map, 2, &it), SPH_ERR_MALFORMED);
+	assert_int_equal(read_one(half_float, 3, &it), SPH_ERR_MALFORMED);
+	assert_int_equal(read_one(undef, 1, &it), SPH_ERR_MALFORMED);
+	assert_int_equal(read_one(reserved, 1, &it), SPH_ERR_MALFORMED);
+	assert_int_equal(read_one(short_str, 3, &it), SPH_ERR_TRUNCATED);
+	assert_int_equal(read_one(huge_str, sizeof(huge_str), &it), SPH_ERR_TRUNCATED);
+	assert_int_equal(read_one(NULL, 0, &it), SPH_ERR_TRUNCATED);
+}
+
+static void test_reader_skip_and_trailing(void **state)
+{
+	(void)state;
+	/* [1, {2: h'00'}, "x"] then a trailing 0x00 */
+	const uint8_t b[] = {0x83, 0x01, 0xa1, 0x02, 0x41, 0x00, 0x61, 'x', 0x00};
+	struct sph_cbr r;
+
+	sph_cbr_init(&r, b, sizeof(b));
+	assert_int_equal(sph_cbr_skip(&r), 0);
+	assert_int_equal(r.off, 8);
+	assert_int_equal(sph_cbr_expect_end(&r), SPH_ERR_TRAILING);
+}
+
+static void test_reader_skip_bounds(void **state)
+{
+	(void)state;
+	uint8_t deep[SPH_CBOR_MAX_DEPTH + 2];
+	const uint8_t big_array[] = {0x9a, 0xff, 0xff, 0xff, 0xff, 0x01}; /* claims 2^32-1 items */
+	struct sph_cbr r;
+
+	memset(deep, 0x81, sizeof(deep)); /* [[[[...]]]] nested too deep */
+	deep[sizeof(deep) - 1] = 0x01;
+	sph_cbr_init(&r, deep, sizeof(deep));
+	assert_int_equal(sph_cbr_skip(&r), SPH_ERR_TOO_LARGE);
+	assert_int_equal(r.off, 0);
+
+	sph_cbr_init(&r, big_array, sizeof(big_array));
+	assert_int_equal(sph_cbr_skip(&r), SPH_ERR_TRUNCATED);
+}
+
+static void test_keyset(void **state)
+{
+	(void)state;
+	struct sph_keyset ks = {.n = 0};
+	assert_int_equal(sph_keyset_add(&ks, 1), 0);
+	assert_int_equal(sph_keyset_add(&ks, -7), 0);
+	assert_int_equal(sph_keyset_add(&ks, 1), SPH_ERR_DUPLICATE);
+	for (int64_t k = 100; ks.n < SPH_CBOR_MAX_KEYS; k++)
+		assert_int_equal(sph_keyset_add(&ks, k), 0);
+	assert_int_equal(sph_keyset_add(&ks, 5000), SPH_ERR_TOO_LARGE);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_strerror_every_code),
+		cmocka_unit_test(test_hex),
+		cmocka_unit_test(test_writer_shortest_form),
+		cmocka_unit_test(test_writer_overflow_is_sticky),
+		cmocka_unit_test(test_reader_types),
+		cmocka_unit_test(test_reader_refuses_non_strict),
+		cmocka_unit_test(test_reader_skip_and_trailing),
+		cmocka_unit_test(test_reader_skip_bounds),
+		cmocka_unit_test(test_keyset),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,28 @@
+/* Helpers shared by the cmocka tests. */
+#ifndef SPHERE_TESTUTIL_H
+#define SPHERE_TESTUTIL_H
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+/* Creates a fresh temporary directory; returns a malloc'd path (caller frees
+ * after tu_rmtree). Aborts the test on failure. */
+char *tu_mkdtemp(void);
+/* Removes a directory tree (best effort). */
+void tu_rmtree(const char *path);
+/* Joins dir and name into a malloc'd path. */
+char *tu_path(const char *dir, const char *name);
+/* Path of a file under tests/data ($SPHERE_TEST_DATA), malloc'd. */
+char *tu_data_path(const char *rel);
+/* Reads a whole file into a malloc'd buffer. Returns 0 or -1. */
+int tu_read_file(const char *path, uint8_t **buf, size_t *len);
+/* Decodes a hex string (either case) into a malloc'd buffer. Returns 0 or -1. */
+int tu_unhex(const char *hex, uint8_t **buf, size_t *len);
+/* Decodes base64url (no padding) into out (cap bytes). Returns the length or -1. */
+int tu_b64url(const char *in, uint8_t *out, size_t cap);
+
+#endif
