@@ -39,8 +39,8 @@ static void test_writer_shortest_form(void **state)
 	struct sph_cbw w;
 	size_t len;
 	/* {1: -7, 4: h'3131', "a": [23, 24, 256, true, null]} as RFC 8949 encodes it */
-	const uint8_t want[] = {0xa3, 0x01, 0x26, 0x04, 0x42, 0x31, 0x31, 0x61, 0x61, 0x85,
-				0x17, 0x18, 0x18, 0x19, 0x01, 0x00, 0xf5, 0xf6};
+	const uint8_t want[] = {0xa3, 0x01, 0x26, 0x04, 0x42, 0x31, 0x31, 0x61, 0x61,
+	                        0x85, 0x17, 0x18, 0x18, 0x19, 0x01, 0x00, 0xf5, 0xf6};
 
 	sph_cbw_init(&w, buf, sizeof(buf));
 	sph_cbw_map(&w, 3);
@@ -112,14 +112,14 @@ static void test_reader_refuses_non_strict(void **state)
 {
 	(void)state;
 	struct sph_cbor_item it;
-	const uint8_t nonshortest_int[] = {0x18, 0x05};             /* 5 in two bytes */
-	const uint8_t nonshortest_len[] = {0x58, 0x01, 0x00};       /* 1-byte bstr, long head */
-	const uint8_t indef_bstr[] = {0x5f, 0x41, 0x00, 0xff};      /* indefinite bstr */
-	const uint8_t indef_map[] = {0xbf, 0xff};                   /* indefinite map */
-	const uint8_t half_float[] = {0xf9, 0x3c, 0x00};            /* 1.0 */
-	const uint8_t undef[] = {0xf7};                             /* undefined */
-	const uint8_t reserved[] = {0x1c};                          /* reserved additional info */
-	const uint8_t short_str[] = {0x45, 0x01, 0x02};             /* 5-byte bstr with 2 bytes */
+	const uint8_t nonshortest_int[] = {0x18, 0x05};        /* 5 in two bytes */
+	const uint8_t nonshortest_len[] = {0x58, 0x01, 0x00};  /* 1-byte bstr, long head */
+	const uint8_t indef_bstr[] = {0x5f, 0x41, 0x00, 0xff}; /* indefinite bstr */
+	const uint8_t indef_map[] = {0xbf, 0xff};              /* indefinite map */
+	const uint8_t half_float[] = {0xf9, 0x3c, 0x00};       /* 1.0 */
+	const uint8_t undef[] = {0xf7};                        /* undefined */
+	const uint8_t reserved[] = {0x1c};                     /* reserved additional info */
+	const uint8_t short_str[] = {0x45, 0x01, 0x02};        /* 5-byte bstr with 2 bytes */
 	const uint8_t huge_str[] = {0x5b, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x00};
 
 	assert_int_equal(read_one(nonshortest_int, 2, &it), SPH_ERR_MALFORMED);
@@ -179,15 +179,15 @@ static void test_keyset(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_strerror_every_code),
-		cmocka_unit_test(test_hex),
-		cmocka_unit_test(test_writer_shortest_form),
-		cmocka_unit_test(test_writer_overflow_is_sticky),
-		cmocka_unit_test(test_reader_types),
-		cmocka_unit_test(test_reader_refuses_non_strict),
-		cmocka_unit_test(test_reader_skip_and_trailing),
-		cmocka_unit_test(test_reader_skip_bounds),
-		cmocka_unit_test(test_keyset),
+	        cmocka_unit_test(test_strerror_every_code),
+	        cmocka_unit_test(test_hex),
+	        cmocka_unit_test(test_writer_shortest_form),
+	        cmocka_unit_test(test_writer_overflow_is_sticky),
+	        cmocka_unit_test(test_reader_types),
+	        cmocka_unit_test(test_reader_refuses_non_strict),
+	        cmocka_unit_test(test_reader_skip_and_trailing),
+	        cmocka_unit_test(test_reader_skip_bounds),
+	        cmocka_unit_test(test_keyset),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -45,7 +45,7 @@ void sph_cbw_int(struct sph_cbw *w, int64_t v)
 		CBW_ENCODE(w, cbor_encode_uint((uint64_t)v, w->buf + w->len, w->cap - w->len));
 	else
 		CBW_ENCODE(w, cbor_encode_negint((uint64_t)(-(v + 1)), w->buf + w->len,
-					       w->cap - w->len));
+		                                 w->cap - w->len));
 }
 
 void sph_cbw_raw(struct sph_cbw *w, const uint8_t *data, size_t len)
@@ -65,6 +65,11 @@ void sph_cbw_bstr(struct sph_cbw *w, const uint8_t *data, size_t len)
 {
 	CBW_ENCODE(w, cbor_encode_bytestring_start(len, w->buf + w->len, w->cap - w->len));
 	sph_cbw_raw(w, data, len);
+}
+
+void sph_cbw_bstr_head(struct sph_cbw *w, size_t len)
+{
+	CBW_ENCODE(w, cbor_encode_bytestring_start(len, w->buf + w->len, w->cap - w->len));
 }
 
 void sph_cbw_tstr(struct sph_cbw *w, const char *str, size_t len)
@@ -195,30 +200,30 @@ static void ev_refused_double(void *c, double f)
 }
 
 static const struct cbor_callbacks cbr_callbacks = {
-	.uint8 = ev_uint8,
-	.uint16 = ev_uint16,
-	.uint32 = ev_uint32,
-	.uint64 = ev_uint64,
-	.negint8 = ev_negint8,
-	.negint16 = ev_negint16,
-	.negint32 = ev_negint32,
-	.negint64 = ev_negint64,
-	.byte_string = ev_bstr,
-	.byte_string_start = ev_refused,
-	.string = ev_tstr,
-	.string_start = ev_refused,
-	.array_start = ev_array,
-	.indef_array_start = ev_refused,
-	.map_start = ev_map,
-	.indef_map_start = ev_refused,
-	.tag = ev_tag,
-	.float2 = ev_refused_float,
-	.float4 = ev_refused_float,
-	.float8 = ev_refused_double,
-	.undefined = ev_refused,
-	.null = ev_null,
-	.boolean = ev_bool,
-	.indef_break = ev_refused,
+        .uint8 = ev_uint8,
+        .uint16 = ev_uint16,
+        .uint32 = ev_uint32,
+        .uint64 = ev_uint64,
+        .negint8 = ev_negint8,
+        .negint16 = ev_negint16,
+        .negint32 = ev_negint32,
+        .negint64 = ev_negint64,
+        .byte_string = ev_bstr,
+        .byte_string_start = ev_refused,
+        .string = ev_tstr,
+        .string_start = ev_refused,
+        .array_start = ev_array,
+        .indef_array_start = ev_refused,
+        .map_start = ev_map,
+        .indef_map_start = ev_refused,
+        .tag = ev_tag,
+        .float2 = ev_refused_float,
+        .float4 = ev_refused_float,
+        .float8 = ev_refused_double,
+        .undefined = ev_refused,
+        .null = ev_null,
+        .boolean = ev_bool,
+        .indef_break = ev_refused,
 };
 
 /* Size of the shortest head for argument v (RFC 8949 §4.2.1). */
@@ -414,7 +419,8 @@ int sph_cbr_skip(struct sph_cbr *r)
 		rc = sph_cbr_next(r, &it);
 		if (rc)
 			goto fail;
-		if (it.type == SPH_CBOR_ARRAY || it.type == SPH_CBOR_MAP || it.type == SPH_CBOR_TAG) {
+		if (it.type == SPH_CBOR_ARRAY || it.type == SPH_CBOR_MAP ||
+		    it.type == SPH_CBOR_TAG) {
 			uint64_t n = it.type == SPH_CBOR_TAG ? 1 : it.u;
 			if (it.type == SPH_CBOR_MAP) {
 				if (n > UINT64_MAX / 2) {

@@ -27,7 +27,7 @@ void sph_log_set_level(enum sph_log_level level);
 bool sph_log_enabled(enum sph_log_level level);
 /* fields: printf-style "k=v k2=v2" (may be NULL). Writes one line to stderr. */
 void sph_log(enum sph_log_level level, const char *mod, const char *event, const char *fields, ...)
-	__attribute__((format(printf, 4, 5)));
+        __attribute__((format(printf, 4, 5)));
 
 /* ---- hex ------------------------------------------------------------------- */
 /* Writes 2*len lowercase hex characters and a NUL into out (cap >= 2*len+1).
@@ -55,6 +55,8 @@ void sph_cbw_uint(struct sph_cbw *w, uint64_t v);
 void sph_cbw_int(struct sph_cbw *w, int64_t v);
 void sph_cbw_bstr(struct sph_cbw *w, const uint8_t *data, size_t len);
 void sph_cbw_tstr(struct sph_cbw *w, const char *str, size_t len);
+/* Writes only the head of a bstr of len bytes (the contents follow separately). */
+void sph_cbw_bstr_head(struct sph_cbw *w, size_t len);
 void sph_cbw_array(struct sph_cbw *w, size_t count);
 void sph_cbw_map(struct sph_cbw *w, size_t count);
 void sph_cbw_tag(struct sph_cbw *w, uint64_t tag);
@@ -91,7 +93,7 @@ enum sph_cbor_type {
 
 struct sph_cbor_item {
 	enum sph_cbor_type type;
-	uint64_t u;           /* UINT value; NEGINT: value is -1 - u; ARRAY/MAP count; TAG number; BOOL 0/1 */
+	uint64_t u; /* UINT value; NEGINT: value is -1 - u; ARRAY/MAP count; TAG number; BOOL 0/1 */
 	const uint8_t *data;  /* BSTR/TSTR contents (points into the input) */
 	size_t len;           /* BSTR/TSTR length */
 	const uint8_t *start; /* first byte of this item's head */
