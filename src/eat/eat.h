@@ -78,6 +78,11 @@ extern const uint8_t eat_implementation_id[32];
 /* Computes the UEID for an identity key: 0x01 || SHA-256(X||Y). Returns 0 or a status. */
 int eat_ueid_from_pub(const uint8_t pub[COSE_P256_PUB_LEN], uint8_t ueid[EAT_UEID_LEN]);
 
+/* The COSE kid every token carries: SHA-256(X||Y) of the attestation key.
+ * Returns 0, SPH_ERR_MALFORMED (not an uncompressed point) or another status. */
+#define EAT_KID_LEN 32
+int eat_kid_from_pub(const uint8_t pub[COSE_P256_PUB_LEN], uint8_t kid[EAT_KID_LEN]);
+
 /* The measurement event a component contributes to the accumulator:
  * SHA-256 of the component's deterministic CBOR map (the bytes that appear in
  * the token). acc' = SHA-256(acc || event). Returns 0 or a negative status. */
@@ -86,26 +91,36 @@ int eat_measurement_event(const struct eat_component *c, uint8_t event[32]);
  * then acc = SHA-256(acc || event(c_i)). Returns 0 or a negative status. */
 int eat_accumulator_replay(const struct eat_component *c, size_t n, uint8_t acc[32]);
 
-/* Encodes the claim set as a deterministic CBOR map into out.
- * Returns 0 and sets *out_len, or a negative status. */
+/* Encodes the claim set as a deterministic CBOR map into out (keys in
+ * RFC 8949 §4.2.1 order). Refuses (SPH_ERR_CLAIM) what eat_decode_claims()
+ * would refuse. Returns 0 and sets *out_len, or a negative status. */
 int eat_encode_claims(const struct eat_claims *claims, uint8_t *out, size_t cap,
 		      size_t *out_len);
 
 /* Decodes a claim set strictly: every claim above present exactly once with
  * the documented type and length, the profile equal to EAT_PROFILE, no
- * unknown or duplicate keys, no trailing bytes. Returns 0 or a negative status
- * (SPH_ERR_CLAIM for a missing or invalid claim); *out is zeroed on failure. */
+ * unknown (SPH_ERR_CLAIM) or duplicate (SPH_ERR_DUPLICATE) keys, keys in
+ * deterministic order (SPH_ERR_MALFORMED), no trailing bytes
+ * (SPH_ERR_TRAILING): only the exact bytes eat_encode_claims() produces
+ * decode. Returns 0 or a negative status (SPH_ERR_CLAIM for a missing or
+ * invalid claim); *out is zeroed on failure. */
 int eat_decode_claims(const uint8_t *buf, size_t len, struct eat_claims *out);
 
 /* Encodes and signs the claims as a tagged COSE_Sign1 with kid = the signer's
- * key id (may be NULL). Returns 0 and sets *out_len, or a negative status. */
+ * key id (may be NULL). eat_verify() accepts only tokens whose kid is
+ * eat_kid_from_pub(attestation key), so the RoT passes that; NULL is for
+ * tests and tools. Returns 0 and sets *out_len, or a negative status
+ * (SPH_ERR_CLAIM if the claims break the profile). */
 int eat_sign(const struct eat_claims *claims, cose_sign_fn sign, void *sign_ctx,
 	     const uint8_t *kid, size_t kid_len, uint8_t *out, size_t cap, size_t *out_len);
 
-/* Verifies a token as a service would:
+/* Verifies a token as a service would, in this order:
  *  - the COSE_Sign1 signature against attest_pub (the device's attestation key),
- *  - the nonce equal (constant time) to the expected one,
+ *    and the envelope exactly tag 18, protected {1: -7}, unprotected
+ *    {4: eat_kid_from_pub(attest_pub)} (else SPH_ERR_MALFORMED),
  *  - the claim set well-formed (eat_decode_claims),
+ *  - the nonce equal (constant time) to the expected one (EAT_NONCE_MIN..MAX bytes,
+ *    else SPH_ERR_INVALID_ARG; a different nonce is SPH_ERR_NONCE_MISMATCH),
  *  - the accumulator equal to the replay of the listed components,
  *  - if identity_pub is not NULL, the UEID derived from it.
  * Returns 0 and fills *out (may be NULL) only when all checks pass; otherwise
