@@ -9,6 +9,8 @@
 #   make bench   build, then run every benchmark in bench/
 #   make format  clang-format every C file in place
 SHELL := /bin/bash
+# cmake --build runs make underneath: keep its "Entering directory" lines out.
+MAKEFLAGS += --no-print-directory
 JOBS ?= $(shell nproc)
 FUZZ_SECONDS ?= 60
 SMOKE_SECONDS ?= 15
@@ -44,7 +46,7 @@ test: build build-asan build-fuzz
 	@cd build && ctest --output-on-failure -j $(JOBS)
 
 demo: build
-	@scripts/demo.sh
+	@build/bin/sphere-demo
 
 fuzz: build-fuzz
 	@for f in build-fuzz/bin/fuzz_*; do \

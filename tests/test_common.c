@@ -1,5 +1,8 @@
 /* common: status strings, hex, the CBOR writer and the strict CBOR reader. */
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "common/common.h"
 #include "testutil.h"
@@ -176,6 +179,53 @@ static void test_keyset(void **state)
 	assert_int_equal(sph_keyset_add(&ks, 5000), SPH_ERR_TOO_LARGE);
 }
 
+/* Runs fn with stderr sent to a temporary file; returns what it wrote (malloc'd). */
+__attribute__((noinline)) static char *capture_stderr(void (*fn)(void))
+{
+	char path[] = "/tmp/sphere-log-XXXXXX";
+	int fd = mkstemp(path), saved = dup(2);
+	uint8_t *buf = NULL;
+	size_t len = 0;
+
+	assert_true(fd >= 0 && saved >= 0);
+	fflush(stderr);
+	assert_int_equal(dup2(fd, 2), 2);
+	fn();
+	fflush(stderr);
+	assert_int_equal(dup2(saved, 2), 2);
+	close(saved);
+	close(fd);
+	assert_int_equal(tu_read_file(path, &buf, &len), 0);
+	unlink(path);
+	return (char *)buf;
+}
+
+static void log_some(void)
+{
+	sph_log_set_level(SPH_LOG_INFO);
+	sph_log(SPH_LOG_INFO, "rot", "started", "pid=%d otp=%s", 42, "/tmp/x");
+	sph_log(SPH_LOG_DEBUG, "rot", "hidden", NULL);
+	sph_log(SPH_LOG_ERROR, "cose", "refused", NULL);
+}
+
+static void test_log_lines(void **state)
+{
+	(void)state;
+	char *out = capture_stderr(log_some);
+	char *second;
+
+	/* One line per event, key=value fields, below-threshold events dropped. */
+	assert_non_null(strstr(out, " level=info mod=rot event=started pid=42 otp=/tmp/x\n"));
+	assert_null(strstr(out, "hidden"));
+	second = strchr(out, '\n') + 1;
+	assert_int_equal(strncmp(second, "ts=", 3), 0);
+	assert_non_null(strstr(second, " level=error mod=cose event=refused\n"));
+	assert_int_equal(strchr(second, '\n')[1], '\0');
+	assert_true(sph_log_enabled(SPH_LOG_WARN));
+	assert_false(sph_log_enabled(SPH_LOG_DEBUG));
+	free(out);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -188,6 +238,7 @@ int main(void)
 	        cmocka_unit_test(test_reader_skip_and_trailing),
 	        cmocka_unit_test(test_reader_skip_bounds),
 	        cmocka_unit_test(test_keyset),
+	        cmocka_unit_test(test_log_lines),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
