@@ -167,6 +167,53 @@ static void test_reader_skip_bounds(void **state)
 	assert_int_equal(sph_cbr_skip(&r), SPH_ERR_TRUNCATED);
 }
 
+static void test_reader_skip_refuses_duplicate_keys(void **state)
+{
+	(void)state;
+	/* {99: {1: 0, 1: 1}}: the inner map repeats a key */
+	const uint8_t inner_dup[] = {0xa1, 0x18, 0x63, 0xa2, 0x01, 0x00, 0x01, 0x01};
+	/* {"a": 0, "a": 1} and {[1]: 0, [1]: 1}: text and compound keys */
+	const uint8_t text_dup[] = {0xa2, 0x61, 'a', 0x00, 0x61, 'a', 0x01};
+	const uint8_t array_dup[] = {0xa2, 0x81, 0x01, 0x00, 0x81, 0x01, 0x01};
+	/* {1: 0, 2: 0, [1, 2]: 0} is fine */
+	const uint8_t distinct[] = {0xa3, 0x01, 0x00, 0x02, 0x00, 0x82, 0x01, 0x02, 0x00};
+	struct sph_cbr r;
+
+	sph_cbr_init(&r, inner_dup, sizeof(inner_dup));
+	assert_int_equal(sph_cbr_skip(&r), SPH_ERR_DUPLICATE);
+	assert_int_equal(r.off, 0);
+	sph_cbr_init(&r, text_dup, sizeof(text_dup));
+	assert_int_equal(sph_cbr_skip(&r), SPH_ERR_DUPLICATE);
+	sph_cbr_init(&r, array_dup, sizeof(array_dup));
+	assert_int_equal(sph_cbr_skip(&r), SPH_ERR_DUPLICATE);
+	sph_cbr_init(&r, distinct, sizeof(distinct));
+	assert_int_equal(sph_cbr_skip(&r), 0);
+	assert_true(sph_cbr_done(&r));
+}
+
+static void test_reader_outputs_cleared_on_error(void **state)
+{
+	(void)state;
+	const uint8_t text[] = {0x61, 'x'};
+	const uint8_t *data = text;
+	size_t len = 7, count = 7;
+	uint64_t u = 7;
+	int64_t i = 7;
+	struct sph_cbr r;
+
+	sph_cbr_init(&r, text, sizeof(text));
+	assert_int_equal(sph_cbr_bstr(&r, &data, &len), SPH_ERR_MALFORMED);
+	assert_null(data);
+	assert_int_equal(len, 0);
+	assert_int_equal(sph_cbr_uint(&r, &u), SPH_ERR_MALFORMED);
+	assert_int_equal(u, 0);
+	assert_int_equal(sph_cbr_int(&r, &i), SPH_ERR_MALFORMED);
+	assert_int_equal(i, 0);
+	assert_int_equal(sph_cbr_map(&r, &count), SPH_ERR_MALFORMED);
+	assert_int_equal(count, 0);
+	assert_int_equal(r.off, 0);
+}
+
 static void test_keyset(void **state)
 {
 	(void)state;
@@ -237,6 +284,8 @@ int main(void)
 	        cmocka_unit_test(test_reader_refuses_non_strict),
 	        cmocka_unit_test(test_reader_skip_and_trailing),
 	        cmocka_unit_test(test_reader_skip_bounds),
+	        cmocka_unit_test(test_reader_skip_refuses_duplicate_keys),
+	        cmocka_unit_test(test_reader_outputs_cleared_on_error),
 	        cmocka_unit_test(test_keyset),
 	        cmocka_unit_test(test_log_lines),
 	};

@@ -337,8 +337,7 @@ int sph_cbr_uint(struct sph_cbr *r, uint64_t *v)
 {
 	struct sph_cbor_item it;
 	int rc = cbr_expect(r, SPH_CBOR_UINT, &it);
-	if (rc == 0)
-		*v = it.u;
+	*v = rc == 0 ? it.u : 0;
 	return rc;
 }
 
@@ -346,7 +345,10 @@ int sph_cbr_int(struct sph_cbr *r, int64_t *v)
 {
 	struct sph_cbor_item it;
 	size_t used = 0;
-	int rc = cbr_decode(r, &it, &used);
+	int rc;
+
+	*v = 0;
+	rc = cbr_decode(r, &it, &used);
 	if (rc)
 		return rc;
 	if (it.type == SPH_CBOR_UINT && it.u <= (uint64_t)INT64_MAX)
@@ -363,10 +365,8 @@ int sph_cbr_bstr(struct sph_cbr *r, const uint8_t **data, size_t *len)
 {
 	struct sph_cbor_item it;
 	int rc = cbr_expect(r, SPH_CBOR_BSTR, &it);
-	if (rc == 0) {
-		*data = it.data;
-		*len = it.len;
-	}
+	*data = rc == 0 ? it.data : NULL;
+	*len = rc == 0 ? it.len : 0;
 	return rc;
 }
 
@@ -374,10 +374,8 @@ int sph_cbr_tstr(struct sph_cbr *r, const uint8_t **data, size_t *len)
 {
 	struct sph_cbor_item it;
 	int rc = cbr_expect(r, SPH_CBOR_TSTR, &it);
-	if (rc == 0) {
-		*data = it.data;
-		*len = it.len;
-	}
+	*data = rc == 0 ? it.data : NULL;
+	*len = rc == 0 ? it.len : 0;
 	return rc;
 }
 
@@ -385,8 +383,7 @@ int sph_cbr_array(struct sph_cbr *r, size_t *count)
 {
 	struct sph_cbor_item it;
 	int rc = cbr_expect(r, SPH_CBOR_ARRAY, &it);
-	if (rc == 0)
-		*count = (size_t)it.u;
+	*count = rc == 0 ? (size_t)it.u : 0;
 	return rc;
 }
 
@@ -394,57 +391,64 @@ int sph_cbr_map(struct sph_cbr *r, size_t *count)
 {
 	struct sph_cbor_item it;
 	int rc = cbr_expect(r, SPH_CBOR_MAP, &it);
-	if (rc == 0)
-		*count = (size_t)it.u;
+	*count = rc == 0 ? (size_t)it.u : 0;
 	return rc;
+}
+
+/* Skips one item at r->off, recursing into arrays, maps and tags up to
+ * SPH_CBOR_MAX_DEPTH. Map keys are compared by their encoded bytes: the
+ * reader accepts only shortest-form heads, so equal keys have equal bytes. */
+static int cbr_skip_item(struct sph_cbr *r, unsigned depth)
+{
+	struct {
+		const uint8_t *p;
+		size_t len;
+	} keys[SPH_CBOR_MAX_KEYS];
+	struct sph_cbor_item it;
+	int rc;
+
+	if ((rc = sph_cbr_next(r, &it)))
+		return rc;
+	if (it.type != SPH_CBOR_ARRAY && it.type != SPH_CBOR_MAP && it.type != SPH_CBOR_TAG)
+		return 0;
+	if (depth == SPH_CBOR_MAX_DEPTH)
+		return SPH_ERR_TOO_LARGE;
+	if (it.type == SPH_CBOR_TAG)
+		return cbr_skip_item(r, depth + 1);
+	/* Each item costs at least one byte: refuse counts beyond what remains. */
+	if (it.u > r->len - r->off)
+		return SPH_ERR_TRUNCATED;
+	if (it.type == SPH_CBOR_ARRAY) {
+		for (uint64_t i = 0; i < it.u; i++)
+			if ((rc = cbr_skip_item(r, depth + 1)))
+				return rc;
+		return 0;
+	}
+	if (it.u > SPH_CBOR_MAX_KEYS)
+		return SPH_ERR_TOO_LARGE;
+	for (size_t i = 0; i < it.u; i++) {
+		size_t start = r->off;
+		if ((rc = cbr_skip_item(r, depth + 1)))
+			return rc;
+		keys[i].p = r->buf + start;
+		keys[i].len = r->off - start;
+		for (size_t j = 0; j < i; j++)
+			if (keys[j].len == keys[i].len &&
+			    memcmp(keys[j].p, keys[i].p, keys[i].len) == 0)
+				return SPH_ERR_DUPLICATE;
+		if ((rc = cbr_skip_item(r, depth + 1)))
+			return rc;
+	}
+	return 0;
 }
 
 int sph_cbr_skip(struct sph_cbr *r)
 {
-	/* pending[d]: items still to read at depth d. Each item costs at least one
-	 * byte, so counts larger than what remains are rejected up front. */
-	uint64_t pending[SPH_CBOR_MAX_DEPTH + 1];
-	size_t depth = 0;
 	size_t start = r->off;
-	struct sph_cbor_item it;
-	int rc;
+	int rc = cbr_skip_item(r, 0);
 
-	pending[0] = 1;
-	while (1) {
-		while (depth > 0 && pending[depth] == 0)
-			depth--;
-		if (pending[depth] == 0)
-			break;
-		pending[depth]--;
-		rc = sph_cbr_next(r, &it);
-		if (rc)
-			goto fail;
-		if (it.type == SPH_CBOR_ARRAY || it.type == SPH_CBOR_MAP ||
-		    it.type == SPH_CBOR_TAG) {
-			uint64_t n = it.type == SPH_CBOR_TAG ? 1 : it.u;
-			if (it.type == SPH_CBOR_MAP) {
-				if (n > UINT64_MAX / 2) {
-					rc = SPH_ERR_MALFORMED;
-					goto fail;
-				}
-				n *= 2;
-			}
-			if (n > r->len - r->off) {
-				rc = SPH_ERR_TRUNCATED;
-				goto fail;
-			}
-			if (n == 0)
-				continue;
-			if (depth == SPH_CBOR_MAX_DEPTH) {
-				rc = SPH_ERR_TOO_LARGE;
-				goto fail;
-			}
-			pending[++depth] = n;
-		}
-	}
-	return 0;
-fail:
-	r->off = start;
+	if (rc)
+		r->off = start;
 	return rc;
 }
 

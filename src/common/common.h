@@ -111,14 +111,16 @@ int sph_cbr_next(struct sph_cbr *r, struct sph_cbor_item *it);
 /* Peeks at the next item head without consuming it. */
 int sph_cbr_peek(const struct sph_cbr *r, struct sph_cbor_item *it);
 /* Convenience readers: each consumes one item of the named type, else
- * SPH_ERR_MALFORMED (r unchanged). */
+ * SPH_ERR_MALFORMED (r unchanged, outputs zeroed/NULLed). */
 int sph_cbr_uint(struct sph_cbr *r, uint64_t *v);
 int sph_cbr_int(struct sph_cbr *r, int64_t *v); /* UINT or NEGINT within int64_t */
 int sph_cbr_bstr(struct sph_cbr *r, const uint8_t **data, size_t *len);
 int sph_cbr_tstr(struct sph_cbr *r, const uint8_t **data, size_t *len);
 int sph_cbr_array(struct sph_cbr *r, size_t *count);
 int sph_cbr_map(struct sph_cbr *r, size_t *count);
-/* Skips one complete data item (with its contents), depth-bounded. */
+/* Skips one complete data item (with its contents), depth-bounded. Maps in it
+ * must not repeat a key (SPH_ERR_DUPLICATE) nor hold more than
+ * SPH_CBOR_MAX_KEYS entries (SPH_ERR_TOO_LARGE). r is unchanged on error. */
 int sph_cbr_skip(struct sph_cbr *r);
 /* True when every byte has been consumed. */
 bool sph_cbr_done(const struct sph_cbr *r);

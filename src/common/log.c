@@ -1,4 +1,5 @@
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -7,8 +8,9 @@
 #include "common.h"
 
 static const char *const level_names[] = {"error", "warn", "info", "debug"};
-/* -1: not yet read from $SPHERE_LOG. */
-static int log_threshold = -1;
+/* -1: not yet read from $SPHERE_LOG. Atomic: threads may log concurrently;
+ * racing first readers compute the same value. */
+static atomic_int log_threshold = -1;
 
 void sph_log_set_level(enum sph_log_level level)
 {
@@ -17,14 +19,17 @@ void sph_log_set_level(enum sph_log_level level)
 
 static int threshold(void)
 {
-	if (log_threshold < 0) {
+	int t = atomic_load(&log_threshold);
+
+	if (t < 0) {
 		const char *env = getenv("SPHERE_LOG");
-		log_threshold = SPH_LOG_INFO;
+		t = SPH_LOG_INFO;
 		for (int i = 0; env && i <= SPH_LOG_DEBUG; i++)
 			if (strcmp(env, level_names[i]) == 0)
-				log_threshold = i;
+				t = i;
+		atomic_store(&log_threshold, t);
 	}
-	return log_threshold;
+	return t;
 }
 
 bool sph_log_enabled(enum sph_log_level level)
@@ -39,7 +44,7 @@ void sph_log(enum sph_log_level level, const char *mod, const char *event, const
 	struct tm tm;
 	int n;
 
-	if (!sph_log_enabled(level))
+	if ((unsigned)level > SPH_LOG_DEBUG || !sph_log_enabled(level))
 		return;
 	clock_gettime(CLOCK_REALTIME, &ts);
 	gmtime_r(&ts.tv_sec, &tm);
