@@ -33,6 +33,7 @@ enum sph_status {
 	SPH_ERR_AUTH = -20,             /* authenticated decryption failed */
 	SPH_ERR_BUFFER_TOO_SMALL = -21, /* the output buffer cannot hold the result */
 	SPH_ERR_CLAIM = -22,            /* a required claim is missing or invalid */
+	SPH_ERR_POWER_LOSS = -23,       /* the flash lost power; it works again after a power cycle */
 };
 
 /* Returns a static, human-readable description of a status code (never NULL). */

@@ -49,6 +49,8 @@ const char *sph_strerror(int status)
 		return "output buffer too small";
 	case SPH_ERR_CLAIM:
 		return "required claim missing or invalid";
+	case SPH_ERR_POWER_LOSS:
+		return "power lost (flash unpowered until the chip power-cycles)";
 	}
 	return "unknown status";
 }
