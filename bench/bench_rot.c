@@ -196,7 +196,7 @@ int main(int argc, char **argv)
 	                                     {"help", no_argument, NULL, 'h'},
 	                                     {NULL, 0, NULL, 0}};
 	char dir[] = "/tmp/sphere-bench-XXXXXX";
-	char otp[sizeof(dir) + 8];
+	char otp[sizeof(dir) + 8], otp2[sizeof(dir) + 8];
 	struct rot *inproc = NULL, *mailbox = NULL;
 	double ref_sign, ref_verify, raw_sign_rate, raw_verify_rate;
 	int opt, check = 0, missed = 0, rc = 1;
@@ -245,10 +245,13 @@ int main(int argc, char **argv)
 		perror("bench_rot: mkdtemp");
 		return 1;
 	}
+	/* One RoT per OTP file (the RoT holds its lock): a device for each transport. */
 	snprintf(otp, sizeof(otp), "%s/otp", dir);
+	snprintf(otp2, sizeof(otp2), "%s/otp2", dir);
 	if ((rc = rot_otp_fuse(otp, NULL, ROT_LC_DEVELOPMENT)) != 0 ||
+	    (rc = rot_otp_fuse(otp2, NULL, ROT_LC_DEVELOPMENT)) != 0 ||
 	    (rc = rot_open_inproc(otp, &inproc)) != 0 ||
-	    (rc = rot_open_mailbox(otp, &mailbox)) != 0) {
+	    (rc = rot_open_mailbox(otp2, &mailbox)) != 0) {
 		fprintf(stderr, "bench_rot: cannot start the RoT: %s\n", sph_strerror(rc));
 		rc = 1;
 		goto out;
@@ -264,6 +267,7 @@ out:
 	rot_close(inproc);
 	rot_close(mailbox);
 	unlink(otp);
+	unlink(otp2);
 	rmdir(dir);
 	return rc;
 }

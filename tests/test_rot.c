@@ -2,10 +2,13 @@
  * rot: the root of trust. Every behavioural test runs twice, once per
  * transport (in-process and mailbox), through the same public API; then the
  * mailbox process itself, raw frame attacks on the core and on a spawned
- * server, bad OTP files and the sphere-rot command line.
+ * server, the client's response checks (crafted frames and a misbehaving fake
+ * RoT), the internal test seams (scalar rejection, a failing random source),
+ * bad OTP files and the sphere-rot command line.
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -13,14 +16,18 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
+#include <openssl/bn.h>
 #include <openssl/core_names.h>
+#include <openssl/ec.h>
 #include <openssl/evp.h>
+#include <openssl/obj_mac.h>
 
 #include "common/common.h"
 #include "cose/cose.h"
@@ -279,7 +286,12 @@ static void test_attest_key_refused(void **state)
 	memset(sig, 0xaa, sizeof(sig));
 	assert_int_equal(rot_sign(f->r, ROT_KEY_ATTEST, digest, sig), SPH_ERR_PERMISSION);
 	assert_memory_equal(sig, zero, ROT_SIG_LEN);
+	memset(secret, 0xaa, sizeof(secret));
 	assert_int_equal(rot_ecdh(f->r, ROT_KEY_ATTEST, peer, secret), SPH_ERR_PERMISSION);
+	assert_memory_equal(secret, zero, ROT_ECDH_LEN);
+	/* No raw static DH with the identity key either: only generated keys do ECDH. */
+	memset(secret, 0xaa, sizeof(secret));
+	assert_int_equal(rot_ecdh(f->r, ROT_KEY_IDENTITY, peer, secret), SPH_ERR_PERMISSION);
 	assert_memory_equal(secret, zero, ROT_ECDH_LEN);
 	assert_int_equal(rot_key_destroy(f->r, ROT_KEY_ATTEST), SPH_ERR_PERMISSION);
 	assert_int_equal(rot_key_destroy(f->r, ROT_KEY_IDENTITY), SPH_ERR_PERMISSION);
@@ -293,16 +305,16 @@ static void test_ecdh_agrees(void **state)
 	uint8_t rot_pub[ROT_PUB_LEN], ossl_pub[ROT_PUB_LEN], p1[ROT_PUB_LEN], p2[ROT_PUB_LEN];
 	uint8_t s1[ROT_ECDH_LEN], s2[ROT_ECDH_LEN], s3[ROT_ECDH_LEN];
 	size_t n = sizeof(s2);
-	uint32_t h1, h2;
+	uint32_t h0, h1, h2;
 	EVP_PKEY *mine, *theirs;
 	EVP_PKEY_CTX *ctx;
 
-	/* RoT identity key with an OpenSSL key. */
+	/* A generated RoT key with an OpenSSL key. */
 	mine = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
 	assert_non_null(mine);
 	assert_int_equal(cose_p256_export(mine, ossl_pub), 0);
-	assert_int_equal(rot_pubkey(f->r, ROT_KEY_IDENTITY, rot_pub), 0);
-	assert_int_equal(rot_ecdh(f->r, ROT_KEY_IDENTITY, ossl_pub, s1), 0);
+	assert_int_equal(rot_keygen(f->r, &h0, rot_pub), 0);
+	assert_int_equal(rot_ecdh(f->r, h0, ossl_pub, s1), 0);
 	theirs = import_pub(rot_pub);
 	ctx = EVP_PKEY_CTX_new(mine, NULL);
 	assert_int_equal(EVP_PKEY_derive_init(ctx), 1);
@@ -499,14 +511,21 @@ static void test_keygen_exhaust_destroy_stale(void **state)
 		assert_int_equal(rot_sign(f->r, bogus[i], digest, sig), SPH_ERR_NOT_FOUND);
 		assert_int_equal(rot_key_destroy(f->r, bogus[i]), SPH_ERR_NOT_FOUND);
 	}
-	/* A chip reset drops every generated key; their handles stay stale after it. */
+	/* A chip reset drops every generated key: every handle from before it is void.
+	 * The RoT restarts from scratch, so a later key may be issued an old handle
+	 * again (formats.md §4.6): callers drop their handles at a reset. */
 	assert_int_equal(rot_reset(f->r), 0);
-	assert_int_equal(rot_sign(f->r, h[0], digest, sig), SPH_ERR_NOT_FOUND);
+	for (size_t i = 0; i < ROT_MAX_GENERATED_KEYS; i++) {
+		assert_int_equal(rot_sign(f->r, h[i], digest, sig), SPH_ERR_NOT_FOUND);
+		assert_int_equal(rot_pubkey(f->r, h[i], p), SPH_ERR_NOT_FOUND);
+	}
 	assert_int_equal(rot_sign(f->r, again, digest, sig), SPH_ERR_NOT_FOUND);
-	assert_int_equal(rot_keygen(f->r, &extra, p), 0);
+	assert_int_equal(rot_key_destroy(f->r, again), SPH_ERR_NOT_FOUND);
 	for (size_t i = 0; i < ROT_MAX_GENERATED_KEYS; i++)
-		assert_int_not_equal(extra, h[i]);
-	assert_int_not_equal(extra, again);
+		assert_int_equal(rot_keygen(f->r, &h[i], pub[i]), 0);
+	assert_int_equal(rot_keygen(f->r, &extra, p), SPH_ERR_EXHAUSTED);
+	assert_int_equal(rot_sign(f->r, h[7], digest, sig), 0);
+	assert_int_equal(rot_verify(f->r, pub[7], digest, sig), 0);
 }
 
 /* ---- measured boot and the registers ---------------------------------------------- */
@@ -795,8 +814,18 @@ static void test_attest_verifies(void **state)
 	assert_int_equal(n, 0);
 	nc = measure_boot(f->r, c);
 	assert_int_equal(rot_attest(f->r, nonce, 7, tok, sizeof(tok), &n), SPH_ERR_INVALID_ARG);
+	/* Too small a buffer is refused before the request: the RoT loads no nonce
+	 * and signs nothing. */
+	assert_int_equal(rot_nonce_load(f->r, nonce2, sizeof(nonce2)), 0);
+	n = 99;
 	assert_int_equal(rot_attest(f->r, nonce, sizeof(nonce), tok, 16, &n),
 	                 SPH_ERR_BUFFER_TOO_SMALL);
+	assert_int_equal(n, 0);
+	assert_int_equal(rot_attest(f->r, nonce, sizeof(nonce), tok, EAT_MAX_TOKEN - 1, &n),
+	                 SPH_ERR_BUFFER_TOO_SMALL);
+	assert_int_equal(rot_nonce_read(f->r, reg, &reg_len), 0);
+	assert_int_equal(reg_len, sizeof(nonce2));
+	assert_memory_equal(reg, nonce2, reg_len);
 	assert_int_equal(rot_attest(f->r, nonce, sizeof(nonce), tok, sizeof(tok), &n), 0);
 	assert_true(n > 0 && n <= EAT_MAX_TOKEN);
 
@@ -917,6 +946,237 @@ static void test_attack_forged_token(void **state)
 	                 SPH_ERR_BAD_SIGNATURE);
 	assert_int_equal(eat_verify(forged, fn, nonce, sizeof(nonce), apub, NULL, NULL),
 	                 SPH_ERR_BAD_SIGNATURE);
+}
+
+/* ---- chip reset ------------------------------------------------------------------- */
+
+/* Attests with a fresh nonce and returns the verified claims. */
+static void attest_claims(struct rot *r, struct eat_claims *claims)
+{
+	uint8_t nonce[16], tok[EAT_MAX_TOKEN], apub[ROT_PUB_LEN];
+	size_t n;
+
+	assert_int_equal(rot_random(r, nonce, sizeof(nonce)), 0);
+	assert_int_equal(rot_attest(r, nonce, sizeof(nonce), tok, sizeof(tok), &n), 0);
+	assert_int_equal(rot_pubkey(r, ROT_KEY_ATTEST, apub), 0);
+	assert_int_equal(eat_verify(tok, n, nonce, sizeof(nonce), apub, NULL, claims), 0);
+}
+
+/* rot_reset powers the RoT off and on behind the same handle: a new process (mailbox)
+ * or a new core (in-process), fresh registers, a new boot seed, one more boot. */
+static void test_reset_restarts(void **state)
+{
+	struct fx *f = *state;
+	struct eat_component c[3];
+	struct eat_claims before, after;
+	uint8_t acc[32], zero[32] = {0}, pub[ROT_PUB_LEN], digest[32] = {5}, sig[ROT_SIG_LEN];
+	uint8_t nonce[EAT_NONCE_MIN] = {1, 2, 3, 4, 5, 6, 7, 8}, reg[EAT_NONCE_MAX];
+	uint8_t sealed[64], back[16];
+	char id1[ROT_DEVICE_ID_LEN + 1], id2[ROT_DEVICE_ID_LEN + 1];
+	size_t sealed_len, back_len, reg_len;
+	uint64_t boots;
+	uint32_t h, v;
+	int pid0 = rot_pid(f->r);
+
+	assert_int_equal(rot_device_id(f->r, id1), 0);
+	assert_int_equal(rot_counter_advance(f->r, 4, 3), 0);
+	assert_int_equal(rot_seal(f->r, NULL, 0, (const uint8_t *)"persist", 7, sealed,
+	                          sizeof(sealed), &sealed_len),
+	                 0);
+	measure_boot(f->r, c);
+	attest_claims(f->r, &before);
+	assert_int_equal(before.boot_count, 1);
+	assert_int_equal(rot_keygen(f->r, &h, pub), 0);
+	assert_int_equal(rot_nonce_load(f->r, nonce, sizeof(nonce)), 0);
+
+	assert_int_equal(rot_reset(f->r), 0);
+
+	if (f->t->mailbox) {
+		/* A new RoT process; the old one is gone (reaped). */
+		assert_true(rot_pid(f->r) > 0);
+		assert_int_not_equal(rot_pid(f->r), pid0);
+		assert_int_equal(kill(pid0, 0), -1);
+		assert_int_equal(kill(rot_pid(f->r), 0), 0);
+	} else {
+		assert_int_equal(rot_pid(f->r), 0);
+	}
+	/* Fresh registers. */
+	assert_int_equal(rot_accumulator(f->r, acc), 0);
+	assert_memory_equal(acc, zero, 32);
+	assert_int_equal(rot_nonce_read(f->r, reg, &reg_len), 0);
+	assert_int_equal(reg_len, 0);
+	assert_int_equal(rot_sign(f->r, h, digest, sig), SPH_ERR_NOT_FOUND);
+	assert_int_equal(rot_boot_count(f->r, &boots), 0);
+	assert_int_equal(boots, 2);
+	/* Same device: same keys, same sealing key, same counters. */
+	assert_int_equal(rot_device_id(f->r, id2), 0);
+	assert_string_equal(id1, id2);
+	assert_int_equal(
+	        rot_unseal(f->r, NULL, 0, sealed, sealed_len, back, sizeof(back), &back_len), 0);
+	assert_memory_equal(back, "persist", 7);
+	assert_int_equal(rot_counter_read(f->r, 4, &v), 0);
+	assert_int_equal(v, 3);
+	/* The same chain measured again: a new boot seed, the boot count moved on, the log
+	 * restarted (not appended to) and the accumulator the same as last boot. */
+	measure_boot(f->r, c);
+	attest_claims(f->r, &after);
+	assert_memory_not_equal(before.boot_seed, after.boot_seed, 32);
+	assert_int_equal(after.boot_count, 2);
+	assert_int_equal(after.n_components, 3);
+	assert_memory_equal(before.accumulator, after.accumulator, 32);
+	/* And again: every reset is a boot. */
+	assert_int_equal(rot_reset(f->r), 0);
+	measure_boot(f->r, c);
+	attest_claims(f->r, &before);
+	assert_int_equal(before.boot_count, 3);
+	assert_memory_not_equal(before.boot_seed, after.boot_seed, 32);
+	assert_int_equal(rot_reset(NULL), SPH_ERR_INVALID_ARG);
+}
+
+/* ---- the OTP file behind the RoT's back --------------------------------------------- */
+
+/* Writes bytes into the OTP file directly, as a same-uid attacker can (the RoT's
+ * flock is advisory). */
+static void otp_poke(const char *path, off_t off, const void *data, size_t len)
+{
+	int fd = open(path, O_WRONLY | O_CLOEXEC);
+
+	assert_true(fd >= 0);
+	assert_int_equal(pwrite(fd, data, len, off), (ssize_t)len);
+	assert_int_equal(close(fd), 0);
+}
+
+/* Clearing burned counter bits behind a running RoT must not let the counter go
+ * down: counter reads and advances fail closed until the bits are back. */
+static void test_otp_tamper_counters(void **state)
+{
+	struct fx *f = *state;
+	const off_t off2 = ROT_OTP_OFF_COUNTERS + 2 * ROT_OTP_COUNTER_BYTES;
+	uint8_t img[ROT_OTP_SIZE], saved[ROT_OTP_COUNTER_BYTES], bits[ROT_OTP_COUNTER_BYTES];
+	uint8_t zero[ROT_OTP_COUNTER_BYTES] = {0};
+	uint32_t v;
+
+	assert_int_equal(rot_counter_advance(f->r, 2, 5), 0);
+	assert_int_equal(rot_counter_advance(f->r, 3, 1), 0);
+	read_otp(f->otp, img);
+	memcpy(saved, img + off2, sizeof(saved));
+
+	/* Zero counter 2, then try to "advance" it to below its old value. */
+	otp_poke(f->otp, off2, zero, sizeof(zero));
+	v = 99;
+	assert_int_equal(rot_counter_read(f->r, 2, &v), SPH_ERR_STATE);
+	assert_int_equal(v, 0);
+	assert_int_equal(rot_counter_advance(f->r, 2, 3), SPH_ERR_STATE);
+	assert_int_equal(rot_counter_advance(f->r, 2, 5), SPH_ERR_STATE);
+	assert_int_equal(rot_counter_advance(f->r, 2, 9), SPH_ERR_STATE);
+	/* The OTP is not trusted any more: the other counters fail closed too. */
+	assert_int_equal(rot_counter_read(f->r, 3, &v), SPH_ERR_STATE);
+	assert_int_equal(rot_counter_advance(f->r, 7, 1), SPH_ERR_STATE);
+	/* Nothing was written. */
+	read_otp(f->otp, img);
+	assert_memory_equal(img + off2, zero, sizeof(zero));
+	/* Bits back: the counter has not gone down, and rollback is still refused. */
+	otp_poke(f->otp, off2, saved, sizeof(saved));
+	assert_int_equal(rot_counter_read(f->r, 2, &v), 0);
+	assert_int_equal(v, 5);
+	assert_int_equal(rot_counter_advance(f->r, 2, 3), SPH_ERR_ROLLBACK);
+
+	/* One bit swapped for another: the same count, still tampering. */
+	memcpy(bits, saved, sizeof(bits));
+	bits[0] &= (uint8_t)~0x01u;
+	bits[20] |= 0x10;
+	otp_poke(f->otp, off2, bits, sizeof(bits));
+	assert_int_equal(rot_counter_read(f->r, 2, &v), SPH_ERR_STATE);
+	assert_int_equal(rot_counter_advance(f->r, 2, 6), SPH_ERR_STATE);
+	otp_poke(f->otp, off2, saved, sizeof(saved));
+	assert_int_equal(rot_counter_read(f->r, 2, &v), 0);
+	assert_int_equal(v, 5);
+
+	/* A bit burned behind its back only moves a fuse forward: taken, then remembered. */
+	memcpy(bits, saved, sizeof(bits));
+	bits[31] |= 0x80;
+	otp_poke(f->otp, off2, bits, sizeof(bits));
+	assert_int_equal(rot_counter_read(f->r, 2, &v), 0);
+	assert_int_equal(v, 6);
+	otp_poke(f->otp, off2, saved, sizeof(saved));
+	assert_int_equal(rot_counter_read(f->r, 2, &v), SPH_ERR_STATE);
+	otp_poke(f->otp, off2, bits, sizeof(bits));
+	assert_int_equal(rot_counter_advance(f->r, 2, 8), 0);
+	assert_int_equal(rot_counter_read(f->r, 2, &v), 0);
+	assert_int_equal(v, 8);
+	/* Bits the RoT burned itself are remembered as well. */
+	otp_poke(f->otp, off2, bits, sizeof(bits));
+	assert_int_equal(rot_counter_read(f->r, 2, &v), SPH_ERR_STATE);
+}
+
+/* The lifecycle fuses get the same check: bits that vanish (or undefined bits that
+ * appear) make LIFECYCLE and ATTEST fail closed. */
+static void test_otp_tamper_lifecycle(void **state)
+{
+	struct fx *f = *state;
+	struct eat_component c[3];
+	uint8_t lc_dev[4], bad[4], nonce[16] = {9}, tok[EAT_MAX_TOKEN];
+	enum rot_lifecycle lc = ROT_LC_DECOMMISSIONED;
+	size_t n;
+
+	measure_boot(f->r, c);
+	rot_put_le32(lc_dev, 1u << (ROT_LC_DEVELOPMENT - 1));
+	rot_put_le32(bad, 0);
+	otp_poke(f->otp, ROT_OTP_OFF_LIFECYCLE, bad, sizeof(bad));
+	assert_int_equal(rot_lifecycle(f->r, &lc), SPH_ERR_STATE);
+	assert_int_equal(lc, ROT_LC_BLANK);
+	assert_int_equal(rot_attest(f->r, nonce, sizeof(nonce), tok, sizeof(tok), &n),
+	                 SPH_ERR_STATE);
+	assert_int_equal(n, 0);
+	rot_put_le32(bad, 0x9u); /* development plus an undefined bit */
+	otp_poke(f->otp, ROT_OTP_OFF_LIFECYCLE, bad, sizeof(bad));
+	assert_int_equal(rot_lifecycle(f->r, &lc), SPH_ERR_STATE);
+	otp_poke(f->otp, ROT_OTP_OFF_LIFECYCLE, lc_dev, sizeof(lc_dev));
+	assert_int_equal(rot_lifecycle(f->r, &lc), 0);
+	assert_int_equal(lc, ROT_LC_DEVELOPMENT);
+	assert_int_equal(rot_attest(f->r, nonce, sizeof(nonce), tok, sizeof(tok), &n), 0);
+	/* A counter cleared behind its back also stops LIFECYCLE: one OTP, one verdict. */
+	assert_int_equal(rot_counter_advance(f->r, 0, 1), 0);
+	rot_put_le32(bad, 0);
+	otp_poke(f->otp, ROT_OTP_OFF_COUNTERS, bad, 1);
+	assert_int_equal(rot_lifecycle(f->r, &lc), SPH_ERR_STATE);
+}
+
+/* One RoT per OTP file: a second open, by either transport, fails at once. */
+static void test_otp_in_use(void **state)
+{
+	struct fx *f = *state;
+	struct rot *r2 = NULL;
+	struct rot_core *core = NULL;
+	uint8_t img[ROT_OTP_SIZE];
+	uint64_t boots;
+
+	assert_int_equal(f->t->open(f->otp, &r2), SPH_ERR_STATE);
+	assert_null(r2);
+	assert_int_equal(rot_open_inproc(f->otp, &r2), SPH_ERR_STATE);
+	assert_null(r2);
+	assert_int_equal(rot_open_mailbox(f->otp, &r2), SPH_ERR_STATE);
+	assert_null(r2);
+	assert_int_equal(rot_core_new(f->otp, &core), SPH_ERR_STATE);
+	assert_null(core);
+	/* The refused opens counted no boot, and the first RoT carries on. */
+	read_otp(f->otp, img);
+	assert_int_equal(rot_get_le64(img + ROT_OTP_OFF_BOOT_COUNT), 1);
+	assert_int_equal(rot_boot_count(f->r, &boots), 0);
+	assert_int_equal(boots, 1);
+	assert_int_equal(rot_counter_advance(f->r, 1, 2), 0);
+	/* A reset keeps the file to itself (and across the restart). */
+	assert_int_equal(rot_reset(f->r), 0);
+	assert_int_equal(rot_open_inproc(f->otp, &r2), SPH_ERR_STATE);
+	assert_null(r2);
+	/* Once it is closed, the file is free. */
+	rot_close(f->r);
+	f->r = NULL;
+	assert_int_equal(rot_open_inproc(f->otp, &r2), 0);
+	assert_int_equal(rot_boot_count(r2, &boots), 0);
+	assert_int_equal(boots, 3);
+	rot_close(r2);
+	assert_int_equal(f->t->open(f->otp, &f->r), 0);
 }
 
 /* ---- concurrency ------------------------------------------------------------------- */
@@ -1044,8 +1304,13 @@ static long proc_status_kb(int pid, const char *key)
 	assert_non_null(fp);
 	while (fgets(line, sizeof(line), fp)) {
 		if (strncmp(line, key, klen) == 0 && line[klen] == ':') {
-			char *end;
-			v = strtol(line + klen + 1, &end, 10);
+			const char *p = line + klen + 1;
+			char *end = NULL;
+			errno = 0;
+			v = strtol(p, &end, 10);
+			/* "VmLck:	       4 kB": digits, then " kB" */
+			if (errno != 0 || end == p || v < 0 || strncmp(end, " kB", 3) != 0)
+				fail_msg("/proc/%d/status: cannot parse %s: '%s'", pid, key, line);
 			break;
 		}
 	}
@@ -1240,6 +1505,19 @@ static void test_mailbox_missing_binary(void **state)
 	setenv("SPHERE_ROT_BIN", "/nonexistent/sphere-rot", 1);
 	assert_int_equal(rot_open_mailbox(f->otp, &r), SPH_ERR_NOT_FOUND);
 	assert_null(r);
+	/* Only an absolute path to a regular, executable file is taken. */
+	setenv("SPHERE_ROT_BIN", "sphere-rot", 1);
+	assert_int_equal(rot_open_mailbox(f->otp, &r), SPH_ERR_INVALID_ARG);
+	assert_null(r);
+	setenv("SPHERE_ROT_BIN", "./bin/sphere-rot", 1);
+	assert_int_equal(rot_open_mailbox(f->otp, &r), SPH_ERR_INVALID_ARG);
+	setenv("SPHERE_ROT_BIN", f->dir, 1); /* a directory */
+	assert_int_equal(rot_open_mailbox(f->otp, &r), SPH_ERR_INVALID_ARG);
+	setenv("SPHERE_ROT_BIN", f->otp, 1); /* a regular file, mode 0600 */
+	assert_int_equal(rot_open_mailbox(f->otp, &r), SPH_ERR_INVALID_ARG);
+	setenv("SPHERE_ROT_BIN", "/dev/null", 1); /* not a regular file */
+	assert_int_equal(rot_open_mailbox(f->otp, &r), SPH_ERR_INVALID_ARG);
+	assert_null(r);
 	/* A binary that is not a RoT: the handshake fails, nothing hangs. */
 	setenv("SPHERE_ROT_BIN", "/bin/true", 1);
 	assert_int_equal(rot_open_mailbox(f->otp, &r), SPH_ERR_TRANSPORT);
@@ -1394,7 +1672,6 @@ static const struct {
         [ROT_OP_COUNTER_ADVANCE] = {8, 8},
         [ROT_OP_LIFECYCLE] = {0, 0},
         [ROT_OP_BOOT_COUNT] = {0, 0},
-        [ROT_OP_RESET] = {0, 0},
 };
 
 static void raw_attacks(struct raw *x)
@@ -1607,6 +1884,674 @@ static void test_server_sigterm(void **state)
 	free(x.dir);
 }
 
+/* ---- RESET is not a request ----------------------------------------------------------- */
+
+/* A component as a MEASURE record (formats.md §4.2). */
+static void component_record(const struct eat_component *c, uint8_t rec[ROT_COMPONENT_RECORD_LEN])
+{
+	memset(rec, 0, ROT_COMPONENT_RECORD_LEN);
+	memcpy(rec, c->type, strlen(c->type));
+	memcpy(rec + 16, c->component_id, 16);
+	memcpy(rec + 32, c->version, strlen(c->version));
+	rot_put_le32(rec + 64, c->security_version);
+	memcpy(rec + 68, c->digest, 32);
+	memcpy(rec + 100, c->signer_id, 32);
+}
+
+/* Sends a request that must succeed; returns the response payload length. */
+static size_t raw_ok(struct raw *x, uint8_t *req, uint16_t op, uint32_t seq, const void *payload,
+                     size_t len, uint8_t *resp)
+{
+	struct rot_mb_hdr h;
+	size_t n = raw_xfer(x, req, frame(req, op, seq, payload, len), resp);
+
+	assert_int_equal(rot_mb_hdr_decode(resp, n, &h), 0);
+	assert_int_equal(h.status, 0);
+	assert_int_equal(h.op, op);
+	assert_int_equal(h.seq, seq);
+	return h.len;
+}
+
+/*
+ * The reported attack: measure BL + an evil OS, clear the registers with a RESET
+ * frame, measure BL + the good OS and attest a clean chain. Op 19 is retired: the
+ * RoT refuses it like any unknown op and the registers keep the evil OS.
+ */
+static void raw_reset_refused(struct raw *x)
+{
+	static uint8_t req[ROT_MB_MAX_FRAME + 1], resp[ROT_MB_MAX_FRAME + 1];
+	struct eat_component bl, evil, good, chain[2];
+	struct eat_claims claims;
+	struct rot_mb_hdr h;
+	uint8_t rec[ROT_COMPONENT_RECORD_LEN], acc[32], want[32], apub[ROT_PUB_LEN];
+	uint8_t key[4], nonce[16], tok[EAT_MAX_TOKEN];
+	uint32_t seq = 500;
+	size_t n;
+
+	make_component(&bl, "BL", "1.0.0", 1, 10);
+	make_component(&evil, "OS", "6.6.6", 1, 66);
+	make_component(&good, "OS", "24.10.1", 7, 11);
+	component_record(&bl, rec);
+	raw_ok(x, req, ROT_OP_MEASURE, ++seq, rec, sizeof(rec), resp);
+	component_record(&evil, rec);
+	raw_ok(x, req, ROT_OP_MEASURE, ++seq, rec, sizeof(rec), resp);
+	assert_int_equal(raw_ok(x, req, ROT_OP_ACCUMULATOR, ++seq, NULL, 0, resp), 32);
+	memcpy(acc, resp + ROT_MB_HDR_LEN, 32);
+
+	/* RESET, with and without a payload: refused like an unknown op (answered as op 0). */
+	n = frame(req, ROT_OP_RETIRED_RESET, ++seq, NULL, 0);
+	expect_refused(x, req, n, SPH_ERR_MALFORMED, "retired RESET");
+	n = raw_xfer(x, req, frame(req, ROT_OP_RETIRED_RESET, ++seq, NULL, 0), resp);
+	assert_int_equal(rot_mb_hdr_decode(resp, n, &h), 0);
+	assert_int_equal(h.op, 0);
+	assert_int_equal(h.status, SPH_ERR_MALFORMED);
+	assert_int_equal(h.len, 0);
+	n = frame(req, ROT_OP_RETIRED_RESET, ++seq, rec, 4);
+	expect_refused(x, req, n, SPH_ERR_MALFORMED, "retired RESET with a payload");
+
+	/* Nothing was cleared, no boot was counted. */
+	assert_int_equal(raw_ok(x, req, ROT_OP_ACCUMULATOR, ++seq, NULL, 0, resp), 32);
+	assert_memory_equal(resp + ROT_MB_HDR_LEN, acc, 32);
+	assert_int_equal(raw_ok(x, req, ROT_OP_BOOT_COUNT, ++seq, NULL, 0, resp), 8);
+	assert_int_equal(rot_get_le64(resp + ROT_MB_HDR_LEN), 1);
+
+	/* The "clean" chain is appended to the evil one, and the token says so. */
+	component_record(&bl, rec);
+	raw_ok(x, req, ROT_OP_MEASURE, ++seq, rec, sizeof(rec), resp);
+	component_record(&good, rec);
+	raw_ok(x, req, ROT_OP_MEASURE, ++seq, rec, sizeof(rec), resp);
+	memset(nonce, 0x42, sizeof(nonce));
+	n = raw_ok(x, req, ROT_OP_ATTEST, ++seq, nonce, sizeof(nonce), resp);
+	assert_true(n > 0 && n <= sizeof(tok));
+	memcpy(tok, resp + ROT_MB_HDR_LEN, n);
+	rot_put_le32(key, ROT_KEY_ATTEST);
+	assert_int_equal(raw_ok(x, req, ROT_OP_PUBKEY, ++seq, key, 4, resp), ROT_PUB_LEN);
+	memcpy(apub, resp + ROT_MB_HDR_LEN, ROT_PUB_LEN);
+	assert_int_equal(eat_verify(tok, n, nonce, sizeof(nonce), apub, NULL, &claims), 0);
+	assert_int_equal(claims.n_components, 4);
+	assert_string_equal(claims.components[1].version, "6.6.6");
+	assert_int_equal(claims.boot_count, 1);
+	chain[0] = bl;
+	chain[1] = good;
+	assert_int_equal(eat_accumulator_replay(chain, 2, want), 0);
+	assert_memory_not_equal(claims.accumulator, want, 32);
+}
+
+static void test_raw_reset_refused_core(void **state)
+{
+	struct raw x;
+
+	(void)state;
+	raw_open(&x, false);
+	raw_reset_refused(&x);
+	raw_close(&x);
+}
+
+static void test_raw_reset_refused_server(void **state)
+{
+	struct raw x;
+
+	(void)state;
+	raw_open(&x, true);
+	raw_reset_refused(&x);
+	raw_close(&x);
+}
+
+/* ---- the client's response checks ------------------------------------------------------ */
+
+/* A response record: header, then len bytes of pattern. */
+static size_t resp_frame(uint8_t *buf, uint32_t magic, uint16_t op, int16_t status, uint32_t seq,
+                         size_t len)
+{
+	struct rot_mb_hdr h = {
+	        .magic = magic, .op = op, .status = status, .seq = seq, .len = (uint32_t)len};
+
+	rot_mb_hdr_encode(&h, buf);
+	for (size_t i = 0; i < len; i++)
+		buf[ROT_MB_HDR_LEN + i] = (uint8_t)(i * 13 + 1);
+	return ROT_MB_HDR_LEN + len;
+}
+
+/* Checks that a response is refused and the outputs stay cleared. */
+static void expect_response_refused(uint16_t op, uint32_t seq, const uint8_t *resp, size_t len,
+                                    size_t min, size_t max, const char *what)
+{
+	const uint8_t *p = (const uint8_t *)"x";
+	size_t pl = 99;
+	int rc = rot_mb_check_response(op, seq, resp, len, min, max, &p, &pl);
+
+	if (rc != SPH_ERR_TRANSPORT)
+		fail_msg("%s: status %d, want SPH_ERR_TRANSPORT", what, rc);
+	assert_null(p);
+	assert_int_equal(pl, 0);
+}
+
+static void test_response_check(void **state)
+{
+	static uint8_t buf[2 * ROT_MB_MAX_FRAME];
+	const uint32_t seq = 0x01020304;
+	const uint8_t *p = NULL;
+	size_t n, pl = 0;
+
+	(void)state;
+	/* Good answers: exact length, an empty payload, both ends of a range. */
+	n = resp_frame(buf, ROT_MB_MAGIC, ROT_OP_PUBKEY, 0, seq, ROT_PUB_LEN);
+	assert_int_equal(rot_mb_check_response(ROT_OP_PUBKEY, seq, buf, n, ROT_PUB_LEN, ROT_PUB_LEN,
+	                                       &p, &pl),
+	                 0);
+	assert_ptr_equal(p, buf + ROT_MB_HDR_LEN);
+	assert_int_equal(pl, ROT_PUB_LEN);
+	n = resp_frame(buf, ROT_MB_MAGIC, ROT_OP_VERIFY, 0, seq, 0);
+	assert_int_equal(rot_mb_check_response(ROT_OP_VERIFY, seq, buf, n, 0, 0, &p, &pl), 0);
+	assert_null(p);
+	assert_int_equal(pl, 0);
+	for (size_t len = 0; len <= EAT_NONCE_MAX; len += EAT_NONCE_MAX) {
+		n = resp_frame(buf, ROT_MB_MAGIC, ROT_OP_NONCE_READ, 0, seq, len);
+		assert_int_equal(rot_mb_check_response(ROT_OP_NONCE_READ, seq, buf, n, 0,
+		                                       EAT_NONCE_MAX, &p, &pl),
+		                 0);
+		assert_int_equal(pl, len);
+	}
+	n = resp_frame(buf, ROT_MB_MAGIC, ROT_OP_ATTEST, 0, seq, EAT_MAX_TOKEN);
+	assert_int_equal(
+	        rot_mb_check_response(ROT_OP_ATTEST, seq, buf, n, 1, EAT_MAX_TOKEN, &p, &pl), 0);
+	assert_int_equal(pl, EAT_MAX_TOKEN);
+	/* The RoT's own refusal is passed on, with no payload. */
+	p = buf;
+	pl = 5;
+	n = resp_frame(buf, ROT_MB_MAGIC, ROT_OP_UNSEAL, SPH_ERR_AUTH, seq, 0);
+	assert_int_equal(
+	        rot_mb_check_response(ROT_OP_UNSEAL, seq, buf, n, 0, ROT_SEAL_MAX, &p, &pl),
+	        SPH_ERR_AUTH);
+	assert_null(p);
+	assert_int_equal(pl, 0);
+
+	/* Every way a response can be wrong. */
+	n = resp_frame(buf, ROT_MB_MAGIC, ROT_OP_SIGN, 0, seq, ROT_SIG_LEN);
+	expect_response_refused(ROT_OP_PUBKEY, seq, buf, n, ROT_SIG_LEN, ROT_SIG_LEN, "wrong op");
+	expect_response_refused(ROT_OP_SIGN, seq + 1, buf, n, ROT_SIG_LEN, ROT_SIG_LEN,
+	                        "wrong seq");
+	expect_response_refused(ROT_OP_SIGN, seq ^ 0x80000000u, buf, n, ROT_SIG_LEN, ROT_SIG_LEN,
+	                        "wrong seq, high bit");
+	n = resp_frame(buf, ROT_MB_MAGIC, 0, SPH_ERR_MALFORMED, seq, 0);
+	expect_response_refused(ROT_OP_SIGN, seq, buf, n, ROT_SIG_LEN, ROT_SIG_LEN,
+	                        "a refusal of op 0");
+	n = resp_frame(buf, ROT_MB_MAGIC, ROT_OP_RETIRED_RESET, 0, seq, 0);
+	expect_response_refused(ROT_OP_BOOT_COUNT, seq, buf, n, 8, 8, "op out of range");
+	n = resp_frame(buf, ROT_MB_MAGIC ^ 1u, ROT_OP_SIGN, 0, seq, ROT_SIG_LEN);
+	expect_response_refused(ROT_OP_SIGN, seq, buf, n, ROT_SIG_LEN, ROT_SIG_LEN, "bad magic");
+	n = resp_frame(buf, ROT_MB_MAGIC, ROT_OP_SIGN, 1, seq, 0);
+	expect_response_refused(ROT_OP_SIGN, seq, buf, n, ROT_SIG_LEN, ROT_SIG_LEN,
+	                        "positive status");
+	n = resp_frame(buf, ROT_MB_MAGIC, ROT_OP_SIGN, INT16_MAX, seq, 0);
+	expect_response_refused(ROT_OP_SIGN, seq, buf, n, ROT_SIG_LEN, ROT_SIG_LEN,
+	                        "positive status, max");
+	n = resp_frame(buf, ROT_MB_MAGIC, ROT_OP_SIGN, SPH_ERR_NOT_FOUND, seq, 1);
+	expect_response_refused(ROT_OP_SIGN, seq, buf, n, ROT_SIG_LEN, ROT_SIG_LEN,
+	                        "error status with a payload");
+	n = resp_frame(buf, ROT_MB_MAGIC, ROT_OP_SIGN, SPH_ERR_NOT_FOUND, seq, ROT_SIG_LEN);
+	expect_response_refused(ROT_OP_SIGN, seq, buf, n, ROT_SIG_LEN, ROT_SIG_LEN,
+	                        "error status with a full payload");
+	n = resp_frame(buf, ROT_MB_MAGIC, ROT_OP_SIGN, SPH_ERR_TRANSPORT, seq, 0);
+	expect_response_refused(ROT_OP_SIGN, seq, buf, n, ROT_SIG_LEN, ROT_SIG_LEN,
+	                        "SPH_ERR_TRANSPORT from the RoT");
+	n = resp_frame(buf, ROT_MB_MAGIC, ROT_OP_SIGN, 0, seq, ROT_SIG_LEN - 1);
+	expect_response_refused(ROT_OP_SIGN, seq, buf, n, ROT_SIG_LEN, ROT_SIG_LEN,
+	                        "payload short");
+	n = resp_frame(buf, ROT_MB_MAGIC, ROT_OP_SIGN, 0, seq, ROT_SIG_LEN + 1);
+	expect_response_refused(ROT_OP_SIGN, seq, buf, n, ROT_SIG_LEN, ROT_SIG_LEN, "payload long");
+	n = resp_frame(buf, ROT_MB_MAGIC, ROT_OP_SIGN, 0, seq, 0);
+	expect_response_refused(ROT_OP_SIGN, seq, buf, n, ROT_SIG_LEN, ROT_SIG_LEN,
+	                        "success without a payload");
+	n = resp_frame(buf, ROT_MB_MAGIC, ROT_OP_ATTEST, 0, seq, 0);
+	expect_response_refused(ROT_OP_ATTEST, seq, buf, n, 1, EAT_MAX_TOKEN, "empty token");
+	n = resp_frame(buf, ROT_MB_MAGIC, ROT_OP_NONCE_READ, 0, seq, EAT_NONCE_MAX + 1);
+	expect_response_refused(ROT_OP_NONCE_READ, seq, buf, n, 0, EAT_NONCE_MAX,
+	                        "above the range");
+	/* Record size against the len field: truncated, trailing, short headers, oversize. */
+	n = resp_frame(buf, ROT_MB_MAGIC, ROT_OP_SIGN, 0, seq, ROT_SIG_LEN);
+	expect_response_refused(ROT_OP_SIGN, seq, buf, n - 1, ROT_SIG_LEN, ROT_SIG_LEN,
+	                        "truncated record");
+	expect_response_refused(ROT_OP_SIGN, seq, buf, n + 1, ROT_SIG_LEN, ROT_SIG_LEN,
+	                        "trailing byte");
+	for (size_t len = 0; len < ROT_MB_HDR_LEN; len++)
+		expect_response_refused(ROT_OP_SIGN, seq, buf, len, ROT_SIG_LEN, ROT_SIG_LEN,
+		                        "short header");
+	expect_response_refused(ROT_OP_SIGN, seq, NULL, 0, ROT_SIG_LEN, ROT_SIG_LEN, "no record");
+	n = resp_frame(buf, ROT_MB_MAGIC, ROT_OP_ATTEST, 0, seq, ROT_MB_MAX_PAYLOAD + 1);
+	expect_response_refused(ROT_OP_ATTEST, seq, buf, n, 1, ROT_MB_MAX_PAYLOAD,
+	                        "oversize record");
+	/* What the client sees of an oversize record: its buffer, one byte past the maximum. */
+	expect_response_refused(ROT_OP_ATTEST, seq, buf, ROT_MB_MAX_FRAME + 1, 1,
+	                        ROT_MB_MAX_PAYLOAD, "oversize record, cut");
+	rot_put_le32(buf + 12, 0xffffffffu);
+	expect_response_refused(ROT_OP_ATTEST, seq, buf, n, 1, ROT_MB_MAX_PAYLOAD, "huge len");
+
+	/* Caller bugs. */
+	n = resp_frame(buf, ROT_MB_MAGIC, ROT_OP_SIGN, 0, seq, ROT_SIG_LEN);
+	assert_int_equal(rot_mb_check_response(0, seq, buf, n, 0, 64, &p, &pl),
+	                 SPH_ERR_INVALID_ARG);
+	assert_int_equal(rot_mb_check_response(ROT_OP_RETIRED_RESET, seq, buf, n, 0, 64, &p, &pl),
+	                 SPH_ERR_INVALID_ARG);
+	assert_int_equal(rot_mb_check_response(ROT_OP_SIGN, seq, buf, n, 65, 64, &p, &pl),
+	                 SPH_ERR_INVALID_ARG);
+	assert_int_equal(
+	        rot_mb_check_response(ROT_OP_SIGN, seq, buf, n, 0, ROT_MB_MAX_PAYLOAD + 1, &p, &pl),
+	        SPH_ERR_INVALID_ARG);
+	assert_int_equal(rot_mb_check_response(ROT_OP_SIGN, seq, buf, n, 64, 64, NULL, &pl),
+	                 SPH_ERR_INVALID_ARG);
+	assert_int_equal(rot_mb_check_response(ROT_OP_SIGN, seq, buf, n, 64, 64, &p, NULL),
+	                 SPH_ERR_INVALID_ARG);
+}
+
+/*
+ * A fake RoT: the test binary itself, run as `serve` with SPHERE_TEST_FAKE_ROT set
+ * (main() below). It answers the handshake properly, breaks the protocol in the
+ * chosen way on the next request, then answers properly again: the client must
+ * not take it back.
+ */
+#define FAKE_ROT_ENV "SPHERE_TEST_FAKE_ROT"
+
+static const char *const fake_modes[] = {
+        "seq",       "op",       "status_positive", "status_payload", "status_transport",
+        "len_short", "len_long", "magic",           "oversize",       "truncated",
+        "trailing",  "empty",    "hangup",
+};
+
+/* Success payload length the fake gives for an op. */
+static size_t fake_len(uint16_t op)
+{
+	switch (op) {
+	case ROT_OP_LIFECYCLE:
+		return 4;
+	case ROT_OP_BOOT_COUNT:
+		return 8;
+	case ROT_OP_PUBKEY:
+		return ROT_PUB_LEN;
+	default:
+		return 0;
+	}
+}
+
+static int fake_rot_main(const char *mode)
+{
+	static uint8_t req[ROT_MB_MAX_FRAME + 1], resp[2 * ROT_MB_MAX_FRAME];
+	const int fd = 3;
+	unsigned n_req = 0;
+
+	for (;;) {
+		struct rot_mb_hdr h, a;
+		size_t plen, total;
+		ssize_t n = recv(fd, req, sizeof(req), 0);
+
+		if (n <= 0 || rot_mb_hdr_decode(req, (size_t)n, &h) != 0)
+			return 0;
+		a = (struct rot_mb_hdr){.magic = ROT_MB_MAGIC, .op = h.op, .seq = h.seq};
+		plen = fake_len(h.op);
+		memset(resp, 0, sizeof(resp));
+		if (h.op == ROT_OP_LIFECYCLE)
+			rot_put_le32(resp + ROT_MB_HDR_LEN, ROT_LC_DEVELOPMENT);
+		if (h.op == ROT_OP_BOOT_COUNT)
+			rot_put_le64(resp + ROT_MB_HDR_LEN, 1);
+		total = ROT_MB_HDR_LEN + plen;
+		if (++n_req == 2) { /* request 1 is the handshake */
+			if (strcmp(mode, "seq") == 0) {
+				a.seq++;
+			} else if (strcmp(mode, "op") == 0) {
+				a.op = h.op == ROT_OP_ACCUMULATOR ? ROT_OP_BOOT_COUNT
+				                                  : ROT_OP_ACCUMULATOR;
+			} else if (strcmp(mode, "status_positive") == 0) {
+				a.status = 1;
+				plen = 0;
+			} else if (strcmp(mode, "status_payload") == 0) {
+				a.status = SPH_ERR_STATE;
+				plen = plen ? plen : 4;
+			} else if (strcmp(mode, "status_transport") == 0) {
+				a.status = SPH_ERR_TRANSPORT;
+				plen = 0;
+			} else if (strcmp(mode, "len_short") == 0) {
+				plen = plen ? plen - 1 : 0;
+			} else if (strcmp(mode, "len_long") == 0) {
+				plen++;
+			} else if (strcmp(mode, "magic") == 0) {
+				a.magic ^= 0x01000000u;
+			} else if (strcmp(mode, "oversize") == 0) {
+				plen = ROT_MB_MAX_PAYLOAD + 1;
+			}
+			total = ROT_MB_HDR_LEN + plen;
+			if (strcmp(mode, "truncated") == 0)
+				total--;
+			if (strcmp(mode, "trailing") == 0)
+				total++;
+			if (strcmp(mode, "empty") == 0)
+				total = 0;
+			if (strcmp(mode, "hangup") == 0)
+				return 0;
+		}
+		a.len = (uint32_t)plen;
+		rot_mb_hdr_encode(&a, resp);
+		if (send(fd, resp, total, MSG_NOSIGNAL) != (ssize_t)total)
+			return 1;
+	}
+}
+
+/* setenv, keeping the old value (or its absence) to put back. */
+static char *env_swap(const char *name, const char *value)
+{
+	const char *old = getenv(name);
+	char *saved = old ? strdup(old) : NULL;
+
+	if (value)
+		assert_int_equal(setenv(name, value, 1), 0);
+	else
+		assert_int_equal(unsetenv(name), 0);
+	return saved;
+}
+
+static void env_restore(const char *name, char *saved)
+{
+	if (saved)
+		setenv(name, saved, 1);
+	else
+		unsetenv(name);
+	free(saved);
+}
+
+/* Every response failure on the mailbox breaks the handle for good (formats.md §4.1):
+ * later calls fail with SPH_ERR_TRANSPORT even though the peer answers properly again,
+ * and rot_reset does not revive it. */
+static void test_mailbox_bad_responses(void **state)
+{
+	char self[PATH_MAX], *dir = tu_mkdtemp(), *otp = tu_path(dir, "otp");
+	char *saved_bin, *saved_mode;
+	struct rot *r = NULL;
+	enum rot_lifecycle lc;
+	uint64_t n;
+	ssize_t len;
+	int pid;
+
+	(void)state;
+	len = readlink("/proc/self/exe", self, sizeof(self) - 1);
+	assert_true(len > 0 && (size_t)len < sizeof(self) - 1);
+	self[len] = '\0';
+	assert_int_equal(rot_otp_fuse(otp, secret_a, ROT_LC_DEVELOPMENT), 0);
+	saved_bin = env_swap("SPHERE_ROT_BIN", self);
+	saved_mode = env_swap(FAKE_ROT_ENV, "none");
+
+	/* Control: a well-behaved fake works, and rot_reset restarts it. */
+	assert_int_equal(rot_open_mailbox(otp, &r), 0);
+	assert_int_equal(rot_boot_count(r, &n), 0);
+	assert_int_equal(n, 1);
+	pid = rot_pid(r);
+	assert_int_equal(rot_reset(r), 0);
+	assert_int_not_equal(rot_pid(r), pid);
+	assert_int_equal(rot_boot_count(r, &n), 0);
+	rot_close(r);
+
+	for (size_t i = 0; i < sizeof(fake_modes) / sizeof(fake_modes[0]); i++) {
+		assert_int_equal(setenv(FAKE_ROT_ENV, fake_modes[i], 1), 0);
+		r = NULL;
+		assert_int_equal(rot_open_mailbox(otp, &r), 0);
+		n = 77;
+		if (rot_boot_count(r, &n) != SPH_ERR_TRANSPORT)
+			fail_msg("fake RoT mode %s: response accepted", fake_modes[i]);
+		assert_int_equal(n, 0);
+		/* The fake answers properly from now on; the handle stays broken. */
+		assert_int_equal(rot_boot_count(r, &n), SPH_ERR_TRANSPORT);
+		assert_int_equal(rot_lifecycle(r, &lc), SPH_ERR_TRANSPORT);
+		assert_int_equal(rot_reset(r), SPH_ERR_TRANSPORT);
+		assert_int_equal(rot_boot_count(r, &n), SPH_ERR_TRANSPORT);
+		rot_close(r);
+	}
+	env_restore(FAKE_ROT_ENV, saved_mode);
+	env_restore("SPHERE_ROT_BIN", saved_bin);
+	tu_rmtree(dir);
+	free(otp);
+	free(dir);
+}
+
+/* ---- test seams: scalar rejection and a failing random source -------------------------- */
+
+struct fake_okm {
+	const uint8_t (*vals)[ROT_SCALAR_LEN];
+	size_t n_vals;
+	unsigned calls;
+	int fail_at; /* attempt that fails with SPH_ERR_RANDOM, or -1 */
+};
+
+static int fake_okm_fn(void *ctx, unsigned ctr, uint8_t okm[ROT_SCALAR_LEN])
+{
+	struct fake_okm *f = ctx;
+
+	assert_int_equal(ctr, f->calls); /* attempts 0, 1, 2, ... in order */
+	f->calls++;
+	if ((int)ctr == f->fail_at)
+		return SPH_ERR_RANDOM;
+	memcpy(okm, f->vals[ctr < f->n_vals ? ctr : f->n_vals - 1], ROT_SCALAR_LEN);
+	return 0;
+}
+
+/* Runs rot_scalar_derive over the candidates; returns its status, the attempt taken. */
+static int derive_from(const uint8_t (*vals)[ROT_SCALAR_LEN], size_t n_vals, int fail_at,
+                       uint8_t scalar[ROT_SCALAR_LEN], unsigned *ctr, unsigned *calls)
+{
+	struct fake_okm f = {vals, n_vals, 0, fail_at};
+	int rc;
+
+	memset(scalar, 0xee, ROT_SCALAR_LEN);
+	rc = rot_scalar_derive(fake_okm_fn, &f, scalar, ctr);
+	*calls = f.calls;
+	return rc;
+}
+
+/* formats.md §4.4: d = OKM is taken only if 1 <= d < n, else the next attempt
+ * (info = label || ctr) is tried; 256 rejections are a failure. */
+static void test_scalar_derive(void **state)
+{
+	enum { ZERO, N, N_PLUS_1, ALL_FF, ONE, N_MINUS_1, N_VALS };
+	uint8_t v[N_VALS][ROT_SCALAR_LEN], scalar[ROT_SCALAR_LEN], zero[ROT_SCALAR_LEN] = {0};
+	uint8_t okm[ROT_SCALAR_LEN], want[ROT_SCALAR_LEN], secret[ROT_SECRET_LEN];
+	EC_GROUP *g = EC_GROUP_new_by_curve_name(NID_X9_62_prime256v1);
+	unsigned ctr, calls;
+
+	(void)state;
+	/* The order n from OpenSSL, independent of the RoT's own copy. */
+	assert_non_null(g);
+	assert_int_equal(BN_bn2binpad(EC_GROUP_get0_order(g), v[N], ROT_SCALAR_LEN),
+	                 ROT_SCALAR_LEN);
+	EC_GROUP_free(g);
+	memset(v[ZERO], 0, ROT_SCALAR_LEN);
+	memcpy(v[N_PLUS_1], v[N], ROT_SCALAR_LEN);
+	v[N_PLUS_1][31]++; /* n ends in 0x51: no carry */
+	memcpy(v[N_MINUS_1], v[N], ROT_SCALAR_LEN);
+	v[N_MINUS_1][31]--;
+	memset(v[ALL_FF], 0xff, ROT_SCALAR_LEN);
+	memset(v[ONE], 0, ROT_SCALAR_LEN);
+	v[ONE][31] = 1;
+
+	/* Single candidates: 1 and n - 1 are taken at once; 0, n, n + 1 and 2^256 - 1
+	 * are rejected every time, 256 attempts, then SPH_ERR_CRYPTO with nothing left. */
+	assert_int_equal(derive_from(&v[ONE], 1, -1, scalar, &ctr, &calls), 0);
+	assert_int_equal(ctr, 0);
+	assert_int_equal(calls, 1);
+	assert_memory_equal(scalar, v[ONE], ROT_SCALAR_LEN);
+	assert_int_equal(derive_from(&v[N_MINUS_1], 1, -1, scalar, &ctr, &calls), 0);
+	assert_memory_equal(scalar, v[N_MINUS_1], ROT_SCALAR_LEN);
+	for (size_t i = ZERO; i <= ALL_FF; i++) {
+		assert_int_equal(derive_from(&v[i], 1, -1, scalar, &ctr, &calls), SPH_ERR_CRYPTO);
+		assert_int_equal(calls, ROT_HKDF_MAX_TRIES);
+		assert_int_equal(ctr, 0);
+		assert_memory_equal(scalar, zero, ROT_SCALAR_LEN);
+	}
+	/* 0, n, n + 1 rejected in turn, then n - 1 taken at attempt 3. */
+	{
+		uint8_t seq4[4][ROT_SCALAR_LEN];
+		memcpy(seq4[0], v[ZERO], ROT_SCALAR_LEN);
+		memcpy(seq4[1], v[N], ROT_SCALAR_LEN);
+		memcpy(seq4[2], v[N_PLUS_1], ROT_SCALAR_LEN);
+		memcpy(seq4[3], v[N_MINUS_1], ROT_SCALAR_LEN);
+		assert_int_equal(derive_from((const uint8_t(*)[ROT_SCALAR_LEN])seq4, 4, -1, scalar,
+		                             &ctr, &calls),
+		                 0);
+		assert_int_equal(ctr, 3);
+		assert_int_equal(calls, 4);
+		assert_memory_equal(scalar, v[N_MINUS_1], ROT_SCALAR_LEN);
+		/* The source failing mid-way: its status, nothing left behind. */
+		assert_int_equal(derive_from((const uint8_t(*)[ROT_SCALAR_LEN])seq4, 4, 2, scalar,
+		                             &ctr, &calls),
+		                 SPH_ERR_RANDOM);
+		assert_int_equal(calls, 3);
+		assert_memory_equal(scalar, zero, ROT_SCALAR_LEN);
+	}
+	assert_int_equal(rot_scalar_derive(NULL, NULL, scalar, &ctr), SPH_ERR_INVALID_ARG);
+	assert_int_equal(rot_scalar_derive(fake_okm_fn, NULL, NULL, &ctr), SPH_ERR_INVALID_ARG);
+
+	/* The retry's info encoding, label || one byte, against HKDF computed independently
+	 * (Python `cryptography`) for the secret 00 01 .. 1f. */
+	{
+		static const struct {
+			const char *label;
+			unsigned ctr;
+			const char *hex;
+		} kat[] = {
+		        {"identity", 0,
+		         "c145a30d972fbeae56489c9b826918a8ef99c568afbd1a6ff7388bcd0f66b7f7"},
+		        {"identity", 1,
+		         "dae34e82f0a28c7cca986a4851063b1128fae7eb194a37ab0fa71fab5eec40d1"},
+		        {"attestation", 2,
+		         "5ba58b176eda6703a00d2ad70d22de618fb8b7ff4a8054b7bdea53616f6658a1"},
+		        {"identity", 255,
+		         "546e45b51aff4f20ee1a89e45eb59ca90f1672e498cd745af64e13d44e441059"},
+		};
+		for (size_t i = 0; i < sizeof(secret); i++)
+			secret[i] = (uint8_t)i;
+		for (size_t i = 0; i < sizeof(kat) / sizeof(kat[0]); i++) {
+			assert_int_equal(sph_hex_decode(kat[i].hex, want, sizeof(want)), 0);
+			assert_int_equal(
+			        rot_hkdf_label(secret, kat[i].label, kat[i].ctr, okm, sizeof(okm)),
+			        0);
+			assert_memory_equal(okm, want, sizeof(want));
+		}
+		assert_int_equal(
+		        rot_hkdf_label(secret, "identity", ROT_HKDF_MAX_TRIES, okm, sizeof(okm)),
+		        SPH_ERR_INVALID_ARG);
+	}
+}
+
+static ssize_t getrandom_fails(void *buf, size_t len, unsigned int flags)
+{
+	(void)buf;
+	(void)len;
+	(void)flags;
+	errno = EIO;
+	return -1;
+}
+
+static ssize_t getrandom_nothing(void *buf, size_t len, unsigned int flags)
+{
+	(void)buf;
+	(void)len;
+	(void)flags;
+	errno = 0;
+	return 0;
+}
+
+/* One byte at a time, with an EINTR every third call: slow, but good. */
+static ssize_t getrandom_dribble(void *buf, size_t len, unsigned int flags)
+{
+	static unsigned calls;
+
+	(void)flags;
+	if (len == 0)
+		return 0;
+	if (++calls % 3 == 0) {
+		errno = EINTR;
+		return -1;
+	}
+	return getrandom(buf, 1, 0);
+}
+
+static int restore_getrandom(void **state)
+{
+	(void)state;
+	rot_test_set_getrandom(NULL);
+	return 0;
+}
+
+/* Every consumer of randomness fails closed with SPH_ERR_RANDOM when getrandom(2)
+ * fails, and nothing falls back to another source. */
+static void test_random_source_fails(void **state)
+{
+	char *dir = tu_mkdtemp(), *otp = tu_path(dir, "otp"), *otp2 = tu_path(dir, "otp2");
+	uint8_t buf[64], zero[ROT_PUB_LEN] = {0}, pt[8] = {1}, sealed[64], pub[ROT_PUB_LEN];
+	uint8_t img[ROT_OTP_SIZE];
+	struct rot *r = NULL, *r2 = NULL;
+	struct rot_core *core = NULL;
+	size_t n;
+	uint32_t h;
+	uint64_t boots;
+
+	(void)state;
+	assert_int_equal(rot_otp_fuse(otp, secret_a, ROT_LC_DEVELOPMENT), 0);
+	assert_int_equal(rot_open_inproc(otp, &r), 0);
+
+	rot_test_set_getrandom(getrandom_fails);
+	memset(buf, 0xaa, sizeof(buf));
+	assert_int_equal(rot_random_bytes(buf, sizeof(buf)), SPH_ERR_RANDOM);
+	assert_memory_equal(buf, zero, sizeof(buf));
+	memset(buf, 0xaa, sizeof(buf));
+	assert_int_equal(rot_random(r, buf, 32), SPH_ERR_RANDOM);
+	assert_memory_equal(buf, zero, 32);
+	n = 5;
+	assert_int_equal(rot_seal(r, NULL, 0, pt, sizeof(pt), sealed, sizeof(sealed), &n),
+	                 SPH_ERR_RANDOM);
+	assert_int_equal(n, 0);
+	h = 5;
+	memset(pub, 0xaa, sizeof(pub));
+	assert_int_equal(rot_keygen(r, &h, pub), SPH_ERR_RANDOM);
+	assert_int_equal(h, 0);
+	assert_memory_equal(pub, zero, sizeof(pub));
+	/* No device secret without randomness; a given one needs none. */
+	assert_int_equal(rot_otp_fuse(otp2, NULL, ROT_LC_DEVELOPMENT), SPH_ERR_RANDOM);
+	assert_int_equal(access(otp2, F_OK), -1);
+	assert_int_equal(rot_otp_fuse(otp2, secret_b, ROT_LC_DEVELOPMENT), 0);
+	/* No boot without a boot seed: power-up and chip reset fail, no boot counted. */
+	assert_int_equal(rot_open_inproc(otp2, &r2), SPH_ERR_RANDOM);
+	assert_null(r2);
+	assert_int_equal(rot_core_new(otp2, &core), SPH_ERR_RANDOM);
+	assert_null(core);
+	read_otp(otp2, img);
+	assert_int_equal(rot_get_le64(img + ROT_OTP_OFF_BOOT_COUNT), 0);
+	assert_int_equal(rot_reset(r), SPH_ERR_RANDOM);
+	read_otp(otp, img);
+	assert_int_equal(rot_get_le64(img + ROT_OTP_OFF_BOOT_COUNT), 1);
+	/* The failed reset left the handle without a RoT: it stays dead. */
+	assert_int_equal(rot_boot_count(r, &boots), SPH_ERR_TRANSPORT);
+	assert_int_equal(rot_random(r, buf, 8), SPH_ERR_TRANSPORT);
+	rot_test_set_getrandom(NULL);
+	assert_int_equal(rot_reset(r), SPH_ERR_TRANSPORT);
+	rot_close(r);
+	r = NULL;
+
+	/* A source that returns nothing fails too, rather than spin. */
+	rot_test_set_getrandom(getrandom_nothing);
+	assert_int_equal(rot_random_bytes(buf, 4), SPH_ERR_RANDOM);
+	/* Short reads and EINTR are retried, not failures. */
+	rot_test_set_getrandom(getrandom_dribble);
+	assert_int_equal(rot_open_inproc(otp, &r), 0);
+	assert_int_equal(rot_random(r, buf, sizeof(buf)), 0);
+	assert_memory_not_equal(buf, zero, sizeof(buf));
+	assert_int_equal(rot_keygen(r, &h, pub), 0);
+	assert_int_equal(rot_boot_count(r, &boots), 0);
+	assert_int_equal(boots, 2);
+	rot_close(r);
+	rot_test_set_getrandom(NULL);
+	tu_rmtree(dir);
+	free(otp2);
+	free(otp);
+	free(dir);
+}
+
 /* ---- the sphere-rot command line ---------------------------------------------------- */
 
 /* Runs sphere-rot with args; returns its exit code, its stdout in out. */
@@ -1758,19 +2703,38 @@ static void test_cli(void **state)
 	        cmocka_unit_test_prestate_setup_teardown(test_mailbox_rot_killed, fx_setup,        \
 	                                                 fx_teardown, (void *)(t)),                \
 	        cmocka_unit_test_prestate_setup_teardown(test_mailbox_missing_binary, fx_setup,    \
-	                                                 fx_teardown, (void *)(t))
+	                                                 fx_teardown, (void *)(t)),                \
+	        cmocka_unit_test_prestate_setup_teardown(test_reset_restarts, fx_setup,            \
+	                                                 fx_teardown, (void *)(t)),                \
+	        cmocka_unit_test_prestate_setup_teardown(test_otp_tamper_counters, fx_setup,       \
+	                                                 fx_teardown, (void *)(t)),                \
+	        cmocka_unit_test_prestate_setup_teardown(test_otp_tamper_lifecycle, fx_setup,      \
+	                                                 fx_teardown, (void *)(t)),                \
+	        cmocka_unit_test_prestate_setup_teardown(test_otp_in_use, fx_setup, fx_teardown,   \
+	                                                 (void *)(t))
 
-int main(void)
+int main(int argc, char **argv)
 {
 	const struct CMUnitTest inproc[] = {ROT_TESTS(&t_inproc)};
 	const struct CMUnitTest mailbox[] = {ROT_TESTS(&t_mailbox)};
 	const struct CMUnitTest raw[] = {
 	        cmocka_unit_test(test_raw_frames_core),
 	        cmocka_unit_test(test_raw_frames_server),
+	        cmocka_unit_test(test_raw_reset_refused_core),
+	        cmocka_unit_test(test_raw_reset_refused_server),
+	        cmocka_unit_test(test_response_check),
+	        cmocka_unit_test(test_mailbox_bad_responses),
+	        cmocka_unit_test(test_scalar_derive),
+	        cmocka_unit_test_teardown(test_random_source_fails, restore_getrandom),
 	        cmocka_unit_test(test_server_sigterm),
 	        cmocka_unit_test(test_cli),
 	};
+	const char *fake = getenv(FAKE_ROT_ENV);
 	int failed = 0;
+
+	/* Started by rot_open_mailbox as the RoT binary: play the fake RoT. */
+	if (fake && argc > 1 && strcmp(argv[1], "serve") == 0)
+		return fake_rot_main(fake);
 
 	failed += cmocka_run_group_tests_name("rot_inproc", inproc, NULL, NULL);
 	failed += cmocka_run_group_tests_name("rot_mailbox", mailbox, NULL, NULL);

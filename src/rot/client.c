@@ -3,11 +3,16 @@
  * transport and checks the response frame:
  *  - in-process: rot_core_handle() in this process;
  *  - mailbox: a SOCK_SEQPACKET socketpair to a `sphere-rot serve` child.
- * Both transports share the encoder, the core and the response checks, so the
- * same tests cover both. A response must carry the magic, the request's op and
- * seq, and exactly the payload length the op defines; anything else is
- * SPH_ERR_TRANSPORT and, on the mailbox, breaks the handle for good (a peer
- * that spoke out of protocol is not trusted again).
+ * Both transports share the encoder, the core and the response checks
+ * (rot_mb_check_response), so the same tests cover both. A response must carry
+ * the magic, the request's op and seq, and exactly the payload length the op
+ * defines; anything else is SPH_ERR_TRANSPORT and, on the mailbox, breaks the
+ * handle for good (a peer that spoke out of protocol is not trusted again).
+ *
+ * A chip reset is not a request: rot_reset() restarts the RoT behind the same
+ * handle (a new sphere-rot process, or a new in-process core), so only the
+ * owner of the struct rot can reset the chip, and the RoT comes back with
+ * fresh registers, a new boot seed and one more boot counted.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -19,6 +24,7 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/time.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -33,13 +39,17 @@
 #define ROT_CHILD_FD_STR    "3"
 #define ROT_IO_TIMEOUT_S    30 /* a live RoT answers in well under a millisecond */
 #define ROT_REAP_TIMEOUT_MS 5000
+#define ROT_BIN_ENV         "SPHERE_ROT_BIN"
 
 struct rot {
 	pthread_mutex_t lock;
-	struct rot_core *core; /* in-process transport, else NULL */
-	int fd;                /* mailbox socket, else -1 */
-	pid_t pid;             /* mailbox RoT process, else 0 */
-	bool broken;           /* the mailbox failed once: every later call fails */
+	bool mailbox;          /* the transport: mailbox, else in-process */
+	struct rot_core *core; /* in-process: the core, NULL once a reset failed */
+	int fd;                /* mailbox: the socket, else -1 */
+	pid_t pid;             /* mailbox: the RoT process, else 0 */
+	bool broken;           /* a mailbox failure or a failed reset: every later call fails */
+	char *otp_path;        /* what a chip reset powers up again */
+	char *bin;             /* mailbox: the sphere-rot binary */
 	uint32_t seq;
 	uint8_t req[ROT_MB_MAX_FRAME];
 	uint8_t resp[ROT_MB_MAX_FRAME + 1]; /* one spare byte: oversize records show up */
@@ -51,72 +61,82 @@ struct rot_iov {
 	size_t n;
 };
 
-static struct rot *rot_alloc(void)
+static struct rot *rot_alloc(bool mailbox, const char *otp_path)
 {
 	struct rot *r = calloc(1, sizeof(*r));
 
 	if (!r)
 		return NULL;
-	if (pthread_mutex_init(&r->lock, NULL) != 0) {
+	r->fd = -1;
+	r->mailbox = mailbox;
+	r->otp_path = strdup(otp_path);
+	if (!r->otp_path || pthread_mutex_init(&r->lock, NULL) != 0) {
+		free(r->otp_path);
 		free(r);
 		return NULL;
 	}
-	r->fd = -1;
 	return r;
 }
 
-/* Sends req_len bytes of r->req and receives one record into r->resp. */
+/* Sends req_len bytes of r->req and receives one record into r->resp. Any
+ * failure breaks the handle. Returns 0 and *resp_len, or SPH_ERR_TRANSPORT. */
 static int rot_mb_exchange(struct rot *r, size_t req_len, size_t *resp_len)
 {
-	ssize_t n;
+	ssize_t n = 0;
+	int rc = SPH_ERR_TRANSPORT, err = 0;
 
 	*resp_len = 0;
 	if (r->broken || r->fd < 0)
-		return SPH_ERR_TRANSPORT;
+		goto out;
 	do
 		n = send(r->fd, r->req, req_len, MSG_NOSIGNAL);
 	while (n < 0 && errno == EINTR);
-	if (n < 0 || (size_t)n != req_len)
-		goto broken;
+	if (n < 0 || (size_t)n != req_len) {
+		err = n < 0 ? errno : 0;
+		goto out;
+	}
 	do
 		n = rot_mb_recv(r->fd, r->resp, sizeof(r->resp), ROT_MB_CLIENT_SPIN_NS);
 	while (n < 0 && errno == EINTR);
-	/* 0: the RoT is gone; MSG_TRUNC reports the real size of an oversize record. */
-	if (n <= 0 || (size_t)n > ROT_MB_MAX_FRAME)
-		goto broken;
-	*resp_len = (size_t)n;
-	return 0;
-broken:
-	OPENSSL_cleanse(r->resp, sizeof(r->resp));
-	if (!r->broken)
-		sph_log(SPH_LOG_WARN, "rot", "mailbox_broken", "pid=%d errno=%d", (int)r->pid,
-		        n < 0 ? errno : 0);
-	r->broken = true;
-	return SPH_ERR_TRANSPORT;
+	/* 0: the RoT is gone. MSG_TRUNC reports the real size of an oversize record;
+	 * it is kept above ROT_MB_MAX_FRAME so that the response check refuses it. */
+	if (n <= 0) {
+		err = n < 0 ? errno : 0;
+		goto out;
+	}
+	*resp_len = (size_t)n > sizeof(r->resp) ? sizeof(r->resp) : (size_t)n;
+	rc = 0;
+out:
+	if (rc != 0) {
+		OPENSSL_cleanse(r->resp, sizeof(r->resp));
+		if (!r->broken)
+			sph_log(SPH_LOG_WARN, "rot", "mailbox_broken", "pid=%d errno=%d",
+			        (int)r->pid, err);
+		r->broken = true;
+	}
+	return rc;
 }
 
 /*
- * One request/response exchange. The request payload is the concatenation of
- * in[0..n_in). The response payload must be out_min..out_max bytes; it is
- * copied to out (out_cap bytes; SPH_ERR_BUFFER_TOO_SMALL if it does not fit)
- * and its length stored in *out_len (may be NULL when out_min == out_max).
- * Returns 0, the RoT's (negative) status, or SPH_ERR_TRANSPORT.
+ * One request/response exchange; r->lock is held. The request payload is the
+ * concatenation of in[0..n_in). The response payload must be out_min..out_max
+ * bytes; it is copied to out (out_cap bytes; SPH_ERR_BUFFER_TOO_SMALL if it
+ * does not fit) and its length stored in *out_len (may be NULL when
+ * out_min == out_max). Returns 0, the RoT's (negative) status, or
+ * SPH_ERR_TRANSPORT.
  */
-static int rot_call(struct rot *r, enum rot_op op, const struct rot_iov *in, size_t n_in,
-                    uint8_t *out, size_t out_cap, size_t out_min, size_t out_max, size_t *out_len)
+static int rot_call_locked(struct rot *r, enum rot_op op, const struct rot_iov *in, size_t n_in,
+                           uint8_t *out, size_t out_cap, size_t out_min, size_t out_max,
+                           size_t *out_len)
 {
 	struct rot_mb_hdr h = {.magic = ROT_MB_MAGIC, .op = (uint16_t)op};
-	size_t req_len = ROT_MB_HDR_LEN, resp_len = 0;
-	int rc;
+	const uint8_t *payload = NULL;
+	size_t req_len = ROT_MB_HDR_LEN, resp_len = 0, payload_len = 0;
+	int rc = SPH_ERR_TOO_LARGE;
 
 	if (out_len)
 		*out_len = 0;
-	if (!r)
-		return SPH_ERR_INVALID_ARG;
-	if (pthread_mutex_lock(&r->lock) != 0)
-		return SPH_ERR_STATE;
 	for (size_t i = 0; i < n_in; i++) {
-		rc = SPH_ERR_TOO_LARGE;
 		if (in[i].n > ROT_MB_MAX_FRAME - req_len)
 			goto out;
 		if (in[i].n > 0)
@@ -127,47 +147,60 @@ static int rot_call(struct rot *r, enum rot_op op, const struct rot_iov *in, siz
 	h.len = (uint32_t)(req_len - ROT_MB_HDR_LEN);
 	rot_mb_hdr_encode(&h, r->req);
 
-	if (r->core) {
-		resp_len = rot_core_handle(r->core, r->req, req_len, r->resp, sizeof(r->resp));
-	} else {
+	if (r->mailbox) {
 		rc = rot_mb_exchange(r, req_len, &resp_len);
 		if (rc != 0)
 			goto out;
+	} else {
+		rc = SPH_ERR_TRANSPORT; /* no core: a reset failed */
+		if (!r->core || r->broken)
+			goto out;
+		resp_len = rot_core_handle(r->core, r->req, req_len, r->resp, sizeof(r->resp));
 	}
 
-	rc = SPH_ERR_TRANSPORT;
-	if (rot_mb_hdr_decode(r->resp, resp_len, &h) != 0 || h.op != op || h.seq != r->seq)
-		goto bad;
-	if (h.status != 0) {
-		if (h.status > 0 || h.len != 0)
-			goto bad;
-		rc = h.status;
-		goto out;
+	rc = rot_mb_check_response((uint16_t)op, r->seq, r->resp, resp_len, out_min, out_max,
+	                           &payload, &payload_len);
+	if (rc == SPH_ERR_TRANSPORT) {
+		sph_log(SPH_LOG_WARN, "rot", "response_refused", "op=%u pid=%d", (unsigned)op,
+		        (int)r->pid);
+		if (r->mailbox)
+			r->broken = true;
 	}
-	if (h.len < out_min || h.len > out_max)
-		goto bad;
-	rc = SPH_ERR_BUFFER_TOO_SMALL;
-	if (h.len > out_cap)
+	if (rc != 0)
 		goto out;
-	if (h.len > 0)
-		memcpy(out, r->resp + ROT_MB_HDR_LEN, h.len);
+	rc = SPH_ERR_BUFFER_TOO_SMALL;
+	if (payload_len > out_cap)
+		goto out;
+	if (payload_len > 0)
+		memcpy(out, payload, payload_len);
 	if (out_len)
-		*out_len = h.len;
+		*out_len = payload_len;
 	rc = 0;
-	goto out;
-bad:
-	sph_log(SPH_LOG_WARN, "rot", "response_refused", "op=%u pid=%d", (unsigned)op, (int)r->pid);
-	if (!r->core)
-		r->broken = true;
 out:
 	/* Frames carry plaintexts and shared secrets: wipe what was used. */
 	OPENSSL_cleanse(r->req, req_len);
 	OPENSSL_cleanse(r->resp, resp_len);
+	return rc;
+}
+
+/* rot_call_locked under the handle's lock. */
+static int rot_call(struct rot *r, enum rot_op op, const struct rot_iov *in, size_t n_in,
+                    uint8_t *out, size_t out_cap, size_t out_min, size_t out_max, size_t *out_len)
+{
+	int rc;
+
+	if (out_len)
+		*out_len = 0;
+	if (!r)
+		return SPH_ERR_INVALID_ARG;
+	if (pthread_mutex_lock(&r->lock) != 0)
+		return SPH_ERR_STATE;
+	rc = rot_call_locked(r, op, in, n_in, out, out_cap, out_min, out_max, out_len);
 	pthread_mutex_unlock(&r->lock);
 	return rc;
 }
 
-/* ---- opening and closing ----------------------------------------------------- */
+/* ---- opening, resetting and closing ------------------------------------------ */
 
 int rot_open_inproc(const char *otp_path, struct rot **out)
 {
@@ -179,7 +212,7 @@ int rot_open_inproc(const char *otp_path, struct rot **out)
 	if (!otp_path || !out)
 		goto out;
 	rc = SPH_ERR_NOMEM;
-	r = rot_alloc();
+	r = rot_alloc(false, otp_path);
 	if (!r)
 		goto out;
 	rc = rot_core_new(otp_path, &r->core);
@@ -192,38 +225,94 @@ out:
 	return rc;
 }
 
-/* The sphere-rot binary: $SPHERE_ROT_BIN, else next to the running executable. */
+/* Text that can go into a log line as is (no quotes, no control characters). */
+static bool rot_loggable(const char *s)
+{
+	for (; *s; s++) {
+		if (*s < 0x20 || *s > 0x7e || *s == '"' || *s == '\\')
+			return false;
+	}
+	return true;
+}
+
+/* A RoT binary must be named by an absolute path and be a regular, executable
+ * file. Returns 0, SPH_ERR_NOT_FOUND (no such file) or SPH_ERR_INVALID_ARG,
+ * logged with the reason. */
+static int rot_check_bin(const char *path, const char *source)
+{
+	struct stat st;
+	const char *why = "not an absolute path";
+	int rc = SPH_ERR_INVALID_ARG;
+
+	if (path[0] != '/')
+		goto out;
+	if (stat(path, &st) != 0) {
+		bool missing = errno == ENOENT || errno == ENOTDIR;
+		why = missing ? "no such file" : "cannot stat it";
+		rc = missing ? SPH_ERR_NOT_FOUND : SPH_ERR_INVALID_ARG;
+		goto out;
+	}
+	why = "not a regular file";
+	if (!S_ISREG(st.st_mode))
+		goto out;
+	why = "not executable";
+	if (access(path, X_OK) != 0)
+		goto out;
+	rc = 0;
+out:
+	if (rc != 0)
+		sph_log(SPH_LOG_ERROR, "rot", "binary_refused",
+		        "source=%s reason=\"%s\" path=\"%s\"", source, why,
+		        rot_loggable(path) ? path : "(unprintable)");
+	return rc;
+}
+
+/* The sphere-rot binary: $SPHERE_ROT_BIN (for tests and development; ignored
+ * in set-id programs), else `sphere-rot` next to the running executable.
+ * Returns 0 and *out (malloc'd), or SPH_ERR_NOT_FOUND / SPH_ERR_INVALID_ARG /
+ * SPH_ERR_NOMEM. */
 static int rot_find_bin(char **out)
 {
-	const char *env = getenv("SPHERE_ROT_BIN");
+	const char *env = secure_getenv(ROT_BIN_ENV);
 	char self[PATH_MAX];
 	char *slash, *bin = NULL;
 	ssize_t n;
+	int rc;
 
 	*out = NULL;
 	if (env && *env) {
+		rc = rot_check_bin(env, ROT_BIN_ENV);
+		if (rc != 0)
+			goto out;
+		rc = SPH_ERR_NOMEM;
 		bin = strdup(env);
+		if (!bin)
+			goto out;
 	} else {
+		rc = SPH_ERR_NOT_FOUND;
 		n = readlink("/proc/self/exe", self, sizeof(self) - 1);
 		if (n <= 0 || (size_t)n >= sizeof(self) - 1)
-			return SPH_ERR_NOT_FOUND;
+			goto out;
 		self[n] = '\0';
 		slash = strrchr(self, '/');
 		if (!slash)
-			return SPH_ERR_NOT_FOUND;
+			goto out;
 		slash[1] = '\0';
-		if (asprintf(&bin, "%ssphere-rot", self) < 0)
+		rc = SPH_ERR_NOMEM;
+		if (asprintf(&bin, "%ssphere-rot", self) < 0) {
 			bin = NULL;
-	}
-	if (!bin)
-		return SPH_ERR_NOMEM;
-	if (access(bin, X_OK) != 0) {
-		sph_log(SPH_LOG_ERROR, "rot", "binary_missing", "path=\"%s\" errno=%d", bin, errno);
-		free(bin);
-		return SPH_ERR_NOT_FOUND;
+			goto out;
+		}
+		rc = rot_check_bin(bin, "beside_executable");
+		if (rc != 0)
+			goto out;
 	}
 	*out = bin;
-	return 0;
+	bin = NULL; /* transferred */
+	rc = 0;
+out:
+	free(bin);
+	return rc;
 }
 
 /* In the forked child: only async-signal-safe calls until execv. */
@@ -251,68 +340,64 @@ static void rot_reap(pid_t pid)
 {
 	const struct timespec tick = {0, 2 * 1000 * 1000};
 	int status = 0;
-	pid_t w;
+	pid_t w = 0;
 
-	for (int waited = 0; waited < ROT_REAP_TIMEOUT_MS; waited += 2) {
+	for (int waited = 0; waited < ROT_REAP_TIMEOUT_MS && w == 0; waited += 2) {
 		w = waitpid(pid, &status, WNOHANG);
-		if (w == pid)
-			goto reaped;
-		if (w < 0 && errno != EINTR)
-			return; /* not our child any more (e.g. SIGCHLD ignored) */
-		nanosleep(&tick, NULL);
+		if (w < 0 && errno == EINTR)
+			w = 0;
+		if (w == 0)
+			nanosleep(&tick, NULL);
 	}
-	sph_log(SPH_LOG_WARN, "rot", "rot_killed", "pid=%d", (int)pid);
-	kill(pid, SIGKILL);
-	do
-		w = waitpid(pid, &status, 0);
-	while (w < 0 && errno == EINTR);
-	if (w != pid)
-		return;
-reaped:
-	sph_log(SPH_LOG_DEBUG, "rot", "rot_stopped", "pid=%d exit=%d signal=%d", (int)pid,
-	        WIFEXITED(status) ? WEXITSTATUS(status) : -1,
-	        WIFSIGNALED(status) ? WTERMSIG(status) : 0);
+	/* w < 0: not our child any more (e.g. SIGCHLD ignored: the kernel reaped it). */
+	if (w == 0) {
+		sph_log(SPH_LOG_WARN, "rot", "rot_killed", "pid=%d", (int)pid);
+		kill(pid, SIGKILL);
+		do
+			w = waitpid(pid, &status, 0);
+		while (w < 0 && errno == EINTR);
+	}
+	if (w == pid)
+		sph_log(SPH_LOG_DEBUG, "rot", "rot_stopped", "pid=%d exit=%d signal=%d", (int)pid,
+		        WIFEXITED(status) ? WEXITSTATUS(status) : -1,
+		        WIFSIGNALED(status) ? WTERMSIG(status) : 0);
 }
 
-int rot_open_mailbox(const char *otp_path, struct rot **out)
+/* Hangs up on the RoT process and reaps it: it wipes its keys, closes (and so
+ * unlocks) its OTP file and exits. Accepts a handle without a process. */
+static void rot_mb_stop(struct rot *r)
 {
-	struct rot *r = NULL;
-	char *bin = NULL;
+	if (r->fd >= 0)
+		close(r->fd);
+	r->fd = -1;
+	if (r->pid > 0)
+		rot_reap(r->pid);
+	r->pid = 0;
+}
+
+/*
+ * Powers up a RoT process over r->otp_path from r->bin and connects r to it,
+ * for rot_open_mailbox and every chip reset; r->lock is held (or r not yet
+ * shared). The first request (LIFECYCLE) is the handshake: a RoT that cannot
+ * start answers why. Returns 0, or a negative status with no RoT attached.
+ */
+static int rot_mb_start(struct rot *r)
+{
 	int sv[2] = {-1, -1};
 	const struct timeval tmo = {ROT_IO_TIMEOUT_S, 0};
-	enum rot_lifecycle lc;
+	uint8_t lc[4];
 	pid_t pid;
-	int rc = SPH_ERR_INVALID_ARG;
+	int rc = SPH_ERR_IO;
 
-	if (out)
-		*out = NULL;
-	if (!otp_path || !out)
-		goto out;
-	/* Clear errors for a missing or bad OTP file, without reading its secret here. */
-	rc = rot_otp_probe(otp_path);
-	if (rc != 0)
-		goto out;
-	rc = rot_find_bin(&bin);
-	if (rc != 0)
-		goto out;
-	rc = SPH_ERR_NOMEM;
-	r = rot_alloc();
-	if (!r)
-		goto out;
-	rc = SPH_ERR_IO;
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0)
 		goto out;
 	{
-		char *const argv[] = {bin,
-		                      (char *)"serve",
-		                      (char *)"--otp",
-		                      (char *)otp_path,
-		                      (char *)"--fd",
-		                      (char *)ROT_CHILD_FD_STR,
+		char *const argv[] = {r->bin,      (char *)"serve", (char *)"--otp",
+		                      r->otp_path, (char *)"--fd",  (char *)ROT_CHILD_FD_STR,
 		                      NULL};
 		pid = fork();
 		if (pid == 0)
-			rot_child_exec(sv[1], bin, argv);
+			rot_child_exec(sv[1], r->bin, argv);
 	}
 	if (pid < 0)
 		goto out;
@@ -324,23 +409,90 @@ int rot_open_mailbox(const char *otp_path, struct rot **out)
 	if (setsockopt(r->fd, SOL_SOCKET, SO_RCVTIMEO, &tmo, sizeof(tmo)) != 0 ||
 	    setsockopt(r->fd, SOL_SOCKET, SO_SNDTIMEO, &tmo, sizeof(tmo)) != 0)
 		goto out;
-	/* Handshake: the RoT answers once its keys are derived, or answers why it could not. */
-	rc = rot_lifecycle(r, &lc);
+	rc = rot_call_locked(r, ROT_OP_LIFECYCLE, NULL, 0, lc, sizeof(lc), sizeof(lc), sizeof(lc),
+	                     NULL);
+	if (rc == 0 && rot_get_le32(lc) > ROT_LC_DECOMMISSIONED)
+		rc = SPH_ERR_TRANSPORT;
 	if (rc != 0) {
 		sph_log(SPH_LOG_ERROR, "rot", "mailbox_start_failed", "pid=%d status=%d", (int)pid,
 		        rc);
 		goto out;
 	}
 	sph_log(SPH_LOG_DEBUG, "rot", "mailbox_started", "pid=%d", (int)pid);
-	*out = r;
-	r = NULL; /* transferred */
 out:
 	if (sv[0] >= 0)
 		close(sv[0]);
 	if (sv[1] >= 0)
 		close(sv[1]);
+	if (rc != 0)
+		rot_mb_stop(r);
+	return rc;
+}
+
+int rot_open_mailbox(const char *otp_path, struct rot **out)
+{
+	struct rot *r = NULL;
+	int rc = SPH_ERR_INVALID_ARG;
+
+	if (out)
+		*out = NULL;
+	if (!otp_path || !out)
+		goto out;
+	/* Clear errors for a missing or bad OTP file, without reading its secret here. */
+	rc = rot_otp_probe(otp_path);
+	if (rc != 0)
+		goto out;
+	rc = SPH_ERR_NOMEM;
+	r = rot_alloc(true, otp_path);
+	if (!r)
+		goto out;
+	rc = rot_find_bin(&r->bin);
+	if (rc != 0)
+		goto out;
+	rc = rot_mb_start(r);
+	if (rc != 0)
+		goto out;
+	*out = r;
+	r = NULL; /* transferred */
+out:
 	rot_close(r);
-	free(bin);
+	return rc;
+}
+
+int rot_reset(struct rot *r)
+{
+	bool locked = false;
+	int rc = SPH_ERR_INVALID_ARG;
+
+	if (!r)
+		goto out;
+	rc = SPH_ERR_STATE;
+	if (pthread_mutex_lock(&r->lock) != 0)
+		goto out;
+	locked = true;
+	/* A broken handle stays broken (the caller closes it and opens anew). */
+	rc = SPH_ERR_TRANSPORT;
+	if (r->broken)
+		goto out;
+	/* Power off: the old RoT wipes its keys and releases the OTP file; then
+	 * power on over the same file: fresh registers, new seed, boot count + 1. */
+	if (r->mailbox) {
+		rot_mb_stop(r);
+		rc = rot_mb_start(r);
+	} else {
+		rot_core_free(r->core);
+		r->core = NULL;
+		rc = rot_core_new(r->otp_path, &r->core);
+	}
+	if (rc != 0) {
+		r->broken = true;
+		sph_log(SPH_LOG_ERROR, "rot", "reset_failed", "status=%d", rc);
+		goto out;
+	}
+	sph_log(SPH_LOG_DEBUG, "rot", "reset", "pid=%d", (int)r->pid);
+out:
+	if (locked)
+		pthread_mutex_unlock(&r->lock);
 	return rc;
 }
 
@@ -348,11 +500,10 @@ void rot_close(struct rot *r)
 {
 	if (!r)
 		return;
-	if (r->fd >= 0)
-		close(r->fd); /* the RoT sees the hang-up, wipes its keys and exits */
-	if (r->pid > 0)
-		rot_reap(r->pid);
+	rot_mb_stop(r); /* the RoT sees the hang-up, wipes its keys and exits */
 	rot_core_free(r->core);
+	free(r->otp_path);
+	free(r->bin);
 	pthread_mutex_destroy(&r->lock);
 	OPENSSL_cleanse(r, sizeof(*r));
 	free(r);
@@ -607,6 +758,10 @@ int rot_attest(struct rot *r, const uint8_t *nonce, size_t nonce_len, uint8_t *o
 	*out_len = 0;
 	if (!nonce || nonce_len < EAT_NONCE_MIN || nonce_len > EAT_NONCE_MAX || !out)
 		return SPH_ERR_INVALID_ARG;
+	/* Refused before the request: the RoT would load the nonce register and
+	 * sign, only for the token to find no room here. */
+	if (cap < EAT_MAX_TOKEN)
+		return SPH_ERR_BUFFER_TOO_SMALL;
 	return rot_call(r, ROT_OP_ATTEST, in, 1, out, cap, 1, EAT_MAX_TOKEN, out_len);
 }
 
@@ -670,9 +825,4 @@ int rot_boot_count(struct rot *r, uint64_t *count)
 	if (rc == 0)
 		*count = rot_get_le64(v);
 	return rc;
-}
-
-int rot_reset(struct rot *r)
-{
-	return rot_call(r, ROT_OP_RESET, NULL, 0, NULL, 0, 0, 0, NULL);
 }

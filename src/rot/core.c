@@ -2,7 +2,9 @@
  * rot: the core, i.e. the RoT's state and its request handler. This is the only
  * code that holds private keys. It runs inside `sphere-rot` (mailbox) or inside
  * the caller's process (in-process transport); either way every request
- * arrives as a mailbox frame through rot_core_handle().
+ * arrives as a mailbox frame through rot_core_handle(). No request resets it:
+ * a chip reset is rot_core_free() + rot_core_new() by the owner of the core
+ * (rot_reset() in client.c), i.e. a fresh core with fresh registers.
  *
  * Keys (docs/formats.md §4.4): HKDF-SHA256 from the OTP device secret, one
  * label per key; the private scalars live in OpenSSL's secure heap when the
@@ -31,12 +33,10 @@
 #define ROT_LABEL_IDENTITY "identity"
 #define ROT_LABEL_ATTEST   "attestation"
 #define ROT_LABEL_SEALING  "sealing"
-#define ROT_HKDF_MAX_TRIES 256 /* attempt 0 plus counter bytes 1..255 */
 #define ROT_SEAL_KEY_LEN   32
 #define ROT_SEAL_VERSION   0x01
 #define ROT_SEAL_IV_LEN    12
 #define ROT_SEAL_TAG_LEN   16
-#define ROT_SCALAR_LEN     32
 /* Generated key handles: generation << 16 | (ROT_KEY_GENERATED_BASE + slot). */
 #define ROT_HANDLE_SLOT_MASK 0xffffu
 #define ROT_HANDLE_GEN_SHIFT 16
@@ -50,6 +50,13 @@ _Static_assert(4 + ROT_SEAL_AAD_MAX + ROT_SEAL_MAX + ROT_SEAL_OVERHEAD <= ROT_MB
 _Static_assert(EAT_MAX_TOKEN <= ROT_MB_MAX_PAYLOAD, "tokens fit a frame");
 _Static_assert(ROT_KEY_GENERATED_BASE + ROT_MAX_GENERATED_KEYS <= ROT_HANDLE_SLOT_MASK,
                "slot numbers fit the low half of a handle");
+_Static_assert(ROT_HKDF_MAX_TRIES - 1 <= 0xff, "the retry counter is one byte of info");
+
+/* The order n of the P-256 group, big-endian (SEC 2, secp256r1). */
+static const uint8_t rot_p256_order[ROT_SCALAR_LEN] = {
+        0xff, 0xff, 0xff, 0xff, 0x00, 0x00, 0x00, 0x00, 0xff, 0xff, 0xff,
+        0xff, 0xff, 0xff, 0xff, 0xff, 0xbc, 0xe6, 0xfa, 0xad, 0xa7, 0x17,
+        0x9e, 0x84, 0xf3, 0xb9, 0xca, 0xc2, 0xfc, 0x63, 0x25, 0x51};
 
 struct rot_key {
 	EVP_PKEY *pkey;     /* NULL: empty slot */
@@ -62,6 +69,7 @@ struct rot_core {
 	struct rot_otp otp;
 	uint8_t *seal_key; /* ROT_SEAL_KEY_LEN bytes, secure heap */
 	EVP_CIPHER *gcm;
+	EC_GROUP *group; /* P-256 */
 	struct rot_key identity;
 	struct rot_key attest;
 	uint8_t attest_kid[EAT_KID_LEN];
@@ -71,7 +79,7 @@ struct rot_core {
 	 * one key imports it once. */
 	uint8_t verify_pub[ROT_PUB_LEN];
 	EVP_PKEY *verify_key;
-	/* Volatile chip state, cleared by a chip reset. */
+	/* Volatile chip state: a chip reset frees the core and starts a new one. */
 	uint8_t acc[ROT_DIGEST_LEN];
 	struct eat_component log[EAT_MAX_COMPONENTS];
 	size_t n_log;
@@ -82,12 +90,20 @@ struct rot_core {
 	uint64_t n_refused; /* malformed frames, for rate-limited logging */
 };
 
+/* getrandom(2); tests may swap it for a failing stub (rot_test_set_getrandom). */
+static rot_getrandom_fn rot_getrandom_src = getrandom;
+
+void rot_test_set_getrandom(rot_getrandom_fn fn)
+{
+	rot_getrandom_src = fn ? fn : getrandom;
+}
+
 int rot_random_bytes(uint8_t *buf, size_t len)
 {
 	size_t done = 0;
 
 	while (done < len) {
-		ssize_t n = getrandom(buf + done, len - done, 0);
+		ssize_t n = rot_getrandom_src(buf + done, len - done, 0);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0) {
@@ -137,6 +153,81 @@ out:
 	return rc;
 }
 
+int rot_hkdf_label(const uint8_t secret[ROT_SECRET_LEN], const char *label, unsigned ctr,
+                   uint8_t *out, size_t out_len)
+{
+	EVP_KDF *kdf = NULL;
+	int rc = SPH_ERR_INVALID_ARG;
+
+	if (!secret || !label || !out || ctr >= ROT_HKDF_MAX_TRIES)
+		goto out;
+	rc = SPH_ERR_CRYPTO;
+	kdf = EVP_KDF_fetch(NULL, "HKDF", NULL);
+	if (!kdf)
+		goto out;
+	rc = rot_hkdf(kdf, secret, label, ctr, out, out_len);
+out:
+	EVP_KDF_free(kdf);
+	return rc;
+}
+
+/* 1 <= d < n for a big-endian d, in constant time: the borrow out of d - n. */
+static bool rot_scalar_in_range(const uint8_t d[ROT_SCALAR_LEN])
+{
+	unsigned borrow = 0, any = 0;
+
+	for (size_t i = ROT_SCALAR_LEN; i-- > 0;) {
+		unsigned diff = (unsigned)d[i] - rot_p256_order[i] - borrow;
+		borrow = (diff >> 8) & 1u;
+		any |= d[i];
+	}
+	return (borrow & ((0u - any) >> 31)) != 0;
+}
+
+int rot_scalar_derive(rot_okm_fn okm, void *ctx, uint8_t scalar[ROT_SCALAR_LEN], unsigned *ctr)
+{
+	int rc = SPH_ERR_INVALID_ARG;
+
+	if (ctr)
+		*ctr = 0;
+	if (!okm || !scalar || !ctr)
+		goto out;
+	for (unsigned i = 0; i < ROT_HKDF_MAX_TRIES; i++) {
+		rc = okm(ctx, i, scalar);
+		if (rc != 0)
+			goto out;
+		if (rot_scalar_in_range(scalar)) {
+			*ctr = i;
+			goto out; /* rc == 0 */
+		}
+	}
+	rc = SPH_ERR_CRYPTO; /* 256 rejections: about 2^-8192, or a broken source */
+out:
+	if (rc != 0 && scalar)
+		OPENSSL_cleanse(scalar, ROT_SCALAR_LEN);
+	return rc;
+}
+
+/* The okm sources: HKDF for derived keys, getrandom(2) for generated ones. */
+struct rot_hkdf_src {
+	EVP_KDF *kdf;
+	const uint8_t *secret;
+	const char *label;
+};
+
+static int rot_okm_hkdf(void *ctx, unsigned ctr, uint8_t okm[ROT_SCALAR_LEN])
+{
+	const struct rot_hkdf_src *src = ctx;
+	return rot_hkdf(src->kdf, src->secret, src->label, ctr, okm, ROT_SCALAR_LEN);
+}
+
+static int rot_okm_random(void *ctx, unsigned ctr, uint8_t okm[ROT_SCALAR_LEN])
+{
+	(void)ctx;
+	(void)ctr;
+	return rot_random_bytes(okm, ROT_SCALAR_LEN);
+}
+
 static void rot_key_clear(struct rot_key *k)
 {
 	EVP_PKEY_CTX_free(k->sign);
@@ -167,12 +258,11 @@ out:
 	return rc;
 }
 
-/* Derives a P-256 key from the device secret: d = HKDF(label), retried with
- * info = label || ctr (ctr = 1, 2, ...) while d is 0 or >= the group order. */
-static int rot_derive_key(EVP_KDF *kdf, const EC_GROUP *group, const uint8_t *secret,
-                          const char *label, struct rot_key *k)
+/* Makes the P-256 key pair for a private scalar (already checked: 1 <= d < n)
+ * and installs it in k. Returns 0 or SPH_ERR_NOMEM / SPH_ERR_CRYPTO. */
+static int rot_key_from_scalar(const EC_GROUP *group, const uint8_t scalar[ROT_SCALAR_LEN],
+                               struct rot_key *k)
 {
-	uint8_t *scalar = NULL;
 	uint8_t pub[ROT_PUB_LEN];
 	BIGNUM *d = NULL;
 	BN_CTX *bn = NULL;
@@ -181,28 +271,16 @@ static int rot_derive_key(EVP_KDF *kdf, const EC_GROUP *group, const uint8_t *se
 	OSSL_PARAM *params = NULL;
 	EVP_PKEY_CTX *pctx = NULL;
 	EVP_PKEY *pkey = NULL;
-	unsigned ctr;
 	int rc = SPH_ERR_NOMEM;
 
-	scalar = OPENSSL_secure_zalloc(ROT_SCALAR_LEN);
 	d = BN_secure_new();
 	bn = BN_CTX_secure_new();
 	point = EC_POINT_new(group);
 	bld = OSSL_PARAM_BLD_new();
-	if (!scalar || !d || !bn || !point || !bld)
+	if (!d || !bn || !point || !bld)
 		goto out;
-	for (ctr = 0; ctr < ROT_HKDF_MAX_TRIES; ctr++) {
-		rc = rot_hkdf(kdf, secret, label, ctr, scalar, ROT_SCALAR_LEN);
-		if (rc != 0)
-			goto out;
-		rc = SPH_ERR_CRYPTO;
-		if (!BN_bin2bn(scalar, ROT_SCALAR_LEN, d))
-			goto out;
-		if (!BN_is_zero(d) && BN_cmp(d, EC_GROUP_get0_order(group)) < 0)
-			break;
-	}
 	rc = SPH_ERR_CRYPTO;
-	if (ctr == ROT_HKDF_MAX_TRIES)
+	if (!BN_bin2bn(scalar, ROT_SCALAR_LEN, d))
 		goto out;
 	if (EC_POINT_mul(group, point, d, NULL, NULL, bn) != 1)
 		goto out;
@@ -232,8 +310,34 @@ out:
 	EC_POINT_free(point);
 	BN_CTX_free(bn);
 	BN_clear_free(d);
+	return rc;
+}
+
+/* Makes a key from the first acceptable scalar okm offers (rot_scalar_derive). */
+static int rot_key_make(const EC_GROUP *group, rot_okm_fn okm, void *ctx, struct rot_key *k)
+{
+	uint8_t *scalar = OPENSSL_secure_zalloc(ROT_SCALAR_LEN);
+	unsigned ctr = 0;
+	int rc = SPH_ERR_NOMEM;
+
+	if (!scalar)
+		goto out;
+	rc = rot_scalar_derive(okm, ctx, scalar, &ctr);
+	if (rc != 0)
+		goto out;
+	rc = rot_key_from_scalar(group, scalar, k);
+out:
 	OPENSSL_secure_clear_free(scalar, ROT_SCALAR_LEN);
 	return rc;
+}
+
+/* Derives a P-256 key from the device secret: d = HKDF(label), retried with
+ * info = label || ctr (ctr = 1, 2, ...) while d is 0 or >= the group order. */
+static int rot_derive_key(EVP_KDF *kdf, const EC_GROUP *group, const uint8_t *secret,
+                          const char *label, struct rot_key *k)
+{
+	struct rot_hkdf_src src = {kdf, secret, label};
+	return rot_key_make(group, rot_okm_hkdf, &src, k);
 }
 
 static int rot_key_sign(struct rot_key *k, const uint8_t digest[ROT_DIGEST_LEN],
@@ -282,36 +386,18 @@ static int rot_key_lookup(struct rot_core *c, uint32_t handle, bool allow_attest
 	return 0;
 }
 
-/* ---- the chip's volatile state ----------------------------------------------- */
+/* ---- power-up ---------------------------------------------------------------- */
 
-static void rot_clear_volatile(struct rot_core *c)
-{
-	for (size_t i = 0; i < ROT_MAX_GENERATED_KEYS; i++)
-		rot_key_clear(&c->generated[i]); /* generations survive: old handles stay stale */
-	memset(c->acc, 0, sizeof(c->acc));
-	memset(c->log, 0, sizeof(c->log));
-	c->n_log = 0;
-	memset(c->nonce, 0, sizeof(c->nonce));
-	c->nonce_len = 0;
-}
-
-/* Power-on or reset: a new boot seed and one more boot in OTP, then cleared state. */
+/* A boot: a new boot seed and one more boot in OTP. The volatile state (the
+ * accumulator, log, nonce register, generated keys) starts zeroed with the core. */
 static int rot_boot(struct rot_core *c)
 {
-	uint8_t seed[sizeof(c->boot_seed)];
-	uint64_t count;
 	int rc;
 
-	rc = rot_random_bytes(seed, sizeof(seed));
+	rc = rot_random_bytes(c->boot_seed, sizeof(c->boot_seed));
 	if (rc != 0)
 		return rc;
-	rc = rot_otp_boot(&c->otp, &count);
-	if (rc != 0)
-		return rc;
-	rot_clear_volatile(c);
-	memcpy(c->boot_seed, seed, sizeof(seed));
-	c->boot_count = count;
-	return 0;
+	return rot_otp_boot(&c->otp, &c->boot_count);
 }
 
 int rot_core_new(const char *otp_path, struct rot_core **out)
@@ -319,7 +405,6 @@ int rot_core_new(const char *otp_path, struct rot_core **out)
 	struct rot_core *c = NULL;
 	uint8_t *secret = NULL;
 	EVP_KDF *kdf = NULL;
-	EC_GROUP *group = NULL;
 	int rc = SPH_ERR_INVALID_ARG;
 
 	if (out)
@@ -340,14 +425,14 @@ int rot_core_new(const char *otp_path, struct rot_core **out)
 		goto out;
 	rc = SPH_ERR_CRYPTO;
 	kdf = EVP_KDF_fetch(NULL, "HKDF", NULL);
-	group = EC_GROUP_new_by_curve_name(NID_X9_62_prime256v1);
+	c->group = EC_GROUP_new_by_curve_name(NID_X9_62_prime256v1);
 	c->gcm = EVP_CIPHER_fetch(NULL, "AES-256-GCM", NULL);
-	if (!kdf || !group || !c->gcm)
+	if (!kdf || !c->group || !c->gcm)
 		goto out;
-	rc = rot_derive_key(kdf, group, secret, ROT_LABEL_IDENTITY, &c->identity);
+	rc = rot_derive_key(kdf, c->group, secret, ROT_LABEL_IDENTITY, &c->identity);
 	if (rc != 0)
 		goto out;
-	rc = rot_derive_key(kdf, group, secret, ROT_LABEL_ATTEST, &c->attest);
+	rc = rot_derive_key(kdf, c->group, secret, ROT_LABEL_ATTEST, &c->attest);
 	if (rc != 0)
 		goto out;
 	rc = rot_hkdf(kdf, secret, ROT_LABEL_SEALING, 0, c->seal_key, ROT_SEAL_KEY_LEN);
@@ -371,7 +456,6 @@ out:
 		sph_log(SPH_LOG_WARN, "rot", "core_failed", "status=%d reason=\"%s\"", rc,
 		        sph_strerror(rc));
 	OPENSSL_secure_clear_free(secret, ROT_SECRET_LEN);
-	EC_GROUP_free(group);
 	EVP_KDF_free(kdf);
 	rot_core_free(c);
 	return rc;
@@ -387,6 +471,7 @@ void rot_core_free(struct rot_core *c)
 		rot_key_clear(&c->generated[i]);
 	EVP_PKEY_free(c->verify_key);
 	EVP_CIPHER_free(c->gcm);
+	EC_GROUP_free(c->group);
 	OPENSSL_secure_clear_free(c->seal_key, ROT_SEAL_KEY_LEN);
 	rot_otp_close(&c->otp);
 	OPENSSL_clear_free(c, sizeof(*c));
@@ -457,6 +542,7 @@ static int rot_op_verify(struct rot_core *c, const uint8_t *in, size_t in_len, u
 static int rot_op_ecdh(struct rot_core *c, const uint8_t *in, size_t in_len, uint8_t *out,
                        size_t *out_len)
 {
+	uint32_t handle = rot_get_le32(in);
 	struct rot_key *k;
 	EVP_PKEY *peer = NULL;
 	EVP_PKEY_CTX *dctx = NULL;
@@ -464,7 +550,12 @@ static int rot_op_ecdh(struct rot_core *c, const uint8_t *in, size_t in_len, uin
 	int rc;
 
 	(void)in_len;
-	rc = rot_key_lookup(c, rot_get_le32(in), false, &k);
+	/* Raw static DH with a long-term key would be an oracle on it: only keys
+	 * made by KEYGEN do ECDH. */
+	rc = SPH_ERR_PERMISSION;
+	if (handle == ROT_KEY_IDENTITY || handle == ROT_KEY_ATTEST)
+		goto out;
+	rc = rot_key_lookup(c, handle, false, &k);
 	if (rc != 0)
 		goto out;
 	rc = SPH_ERR_MALFORMED;
@@ -488,9 +579,7 @@ static int rot_op_keygen(struct rot_core *c, const uint8_t *in, size_t in_len, u
                          size_t *out_len)
 {
 	struct rot_key *k = NULL;
-	EVP_PKEY *pkey = NULL;
-	uint8_t pub[ROT_PUB_LEN];
-	size_t pub_len = 0, slot;
+	size_t slot;
 	int rc;
 
 	(void)in;
@@ -504,25 +593,17 @@ static int rot_op_keygen(struct rot_core *c, const uint8_t *in, size_t in_len, u
 	if (slot == ROT_MAX_GENERATED_KEYS)
 		goto out;
 	k = &c->generated[slot];
-	rc = SPH_ERR_CRYPTO;
-	pkey = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
-	if (!pkey)
-		goto out;
-	if (EVP_PKEY_get_octet_string_param(pkey, OSSL_PKEY_PARAM_PUB_KEY, pub, sizeof(pub),
-	                                    &pub_len) != 1 ||
-	    pub_len != ROT_PUB_LEN || pub[0] != 0x04)
-		goto out;
-	rc = rot_key_install(k, pkey, pub);
-	pkey = NULL; /* transferred (or freed) */
+	/* The scalar comes from getrandom(2) through the same rejection loop as
+	 * derived keys: no other random source, and SPH_ERR_RANDOM if it fails. */
+	rc = rot_key_make(c->group, rot_okm_random, NULL, k);
 	if (rc != 0)
 		goto out;
 	k->generation++;
 	rot_put_le32(out, k->generation << ROT_HANDLE_GEN_SHIFT |
 	                          (uint32_t)(ROT_KEY_GENERATED_BASE + slot));
-	memcpy(out + 4, pub, ROT_PUB_LEN);
+	memcpy(out + 4, k->pub, ROT_PUB_LEN);
 	*out_len = 4 + ROT_PUB_LEN;
 out:
-	EVP_PKEY_free(pkey);
 	return rc;
 }
 
@@ -758,18 +839,23 @@ static int rot_op_attest(struct rot_core *c, const uint8_t *in, size_t in_len, u
                          size_t *out_len)
 {
 	struct eat_claims claims;
+	enum rot_lifecycle lc;
 	int rc;
 
 	/* Evidence with nothing measured would attest to nothing: refuse it. */
 	if (c->n_log == 0)
 		return SPH_ERR_STATE;
+	/* Nor does the RoT sign a lifecycle whose fuses were tampered with. */
+	rc = rot_otp_lifecycle(&c->otp, &lc);
+	if (rc != 0)
+		return rc;
 	rot_op_nonce_load(c, in, in_len, NULL, NULL);
 	/* Every claim comes from the RoT's own state, never from the request. */
 	memset(&claims, 0, sizeof(claims));
 	memcpy(claims.nonce, c->nonce, c->nonce_len);
 	claims.nonce_len = c->nonce_len;
 	memcpy(claims.ueid, c->ueid, sizeof(claims.ueid));
-	claims.lifecycle = rot_psa_lifecycle(c->otp.lifecycle);
+	claims.lifecycle = rot_psa_lifecycle(lc);
 	memcpy(claims.implementation_id, eat_implementation_id, sizeof(claims.implementation_id));
 	memcpy(claims.boot_seed, c->boot_seed, sizeof(claims.boot_seed));
 	claims.boot_count = c->boot_count;
@@ -821,9 +907,15 @@ static int rot_op_counter_advance(struct rot_core *c, const uint8_t *in, size_t 
 static int rot_op_lifecycle(struct rot_core *c, const uint8_t *in, size_t in_len, uint8_t *out,
                             size_t *out_len)
 {
+	enum rot_lifecycle lc;
+	int rc;
+
 	(void)in;
 	(void)in_len;
-	rot_put_le32(out, (uint32_t)c->otp.lifecycle);
+	rc = rot_otp_lifecycle(&c->otp, &lc);
+	if (rc != 0)
+		return rc;
+	rot_put_le32(out, (uint32_t)lc);
 	*out_len = 4;
 	return 0;
 }
@@ -838,23 +930,8 @@ static int rot_op_boot_count(struct rot_core *c, const uint8_t *in, size_t in_le
 	return 0;
 }
 
-static int rot_op_reset(struct rot_core *c, const uint8_t *in, size_t in_len, uint8_t *out,
-                        size_t *out_len)
-{
-	int rc;
-
-	(void)in;
-	(void)in_len;
-	(void)out;
-	(void)out_len;
-	rc = rot_boot(c);
-	if (rc == 0)
-		sph_log(SPH_LOG_DEBUG, "rot", "reset", "boot_count=%llu",
-		        (unsigned long long)c->boot_count);
-	return rc;
-}
-
-/* The op table: handler and the exact request payload length range. */
+/* The op table: handler and the exact request payload length range. An op
+ * without a handler is refused as malformed. */
 static const struct {
 	rot_op_fn fn;
 	size_t min, max;
@@ -879,7 +956,7 @@ static const struct {
         [ROT_OP_COUNTER_ADVANCE] = {rot_op_counter_advance, 8, 8},
         [ROT_OP_LIFECYCLE] = {rot_op_lifecycle, 0, 0},
         [ROT_OP_BOOT_COUNT] = {rot_op_boot_count, 0, 0},
-        [ROT_OP_RESET] = {rot_op_reset, 0, 0},
+        /* ROT_OP_RETIRED_RESET (19) is beyond ROT_OP_MAX: refused like any unknown op. */
 };
 
 /* Logs a refused frame: the first few, then at powers of two, so a flood of
@@ -916,7 +993,7 @@ size_t rot_core_handle(struct rot_core *c, const uint8_t *req, size_t req_len, u
 	}
 	hdr.op = in.op;
 	hdr.seq = in.seq;
-	if (in.status != 0 || in.op == 0 || in.len < rot_ops[in.op].min ||
+	if (in.status != 0 || in.op == 0 || !rot_ops[in.op].fn || in.len < rot_ops[in.op].min ||
 	    in.len > rot_ops[in.op].max) {
 		rot_log_refused(c, req_len, &in);
 		goto out;

@@ -56,6 +56,38 @@ int rot_mb_hdr_decode(const uint8_t *frame, size_t frame_len, struct rot_mb_hdr 
 	return 0;
 }
 
+int rot_mb_check_response(uint16_t op, uint32_t seq, const uint8_t *resp, size_t resp_len,
+                          size_t want_min, size_t want_max, const uint8_t **payload,
+                          size_t *payload_len)
+{
+	struct rot_mb_hdr h;
+
+	if (payload)
+		*payload = NULL;
+	if (payload_len)
+		*payload_len = 0;
+	if (!payload || !payload_len || op == 0 || op > ROT_OP_MAX || want_min > want_max ||
+	    want_max > ROT_MB_MAX_PAYLOAD)
+		return SPH_ERR_INVALID_ARG;
+	/* Size, magic, op range and len; an oversize record (MSG_TRUNC) fails here too. */
+	if (!resp || rot_mb_hdr_decode(resp, resp_len, &h) != 0)
+		return SPH_ERR_TRANSPORT;
+	if (h.op != op || h.seq != seq)
+		return SPH_ERR_TRANSPORT;
+	if (h.status != 0) {
+		/* The RoT answers failures with a negative status and nothing else;
+		 * SPH_ERR_TRANSPORT is the requester's own verdict, never the RoT's. */
+		if (h.status > 0 || h.len != 0 || h.status == SPH_ERR_TRANSPORT)
+			return SPH_ERR_TRANSPORT;
+		return h.status;
+	}
+	if (h.len < want_min || h.len > want_max)
+		return SPH_ERR_TRANSPORT;
+	*payload = h.len > 0 ? resp + ROT_MB_HDR_LEN : NULL;
+	*payload_len = h.len;
+	return 0;
+}
+
 static int64_t rot_now_ns(void)
 {
 	struct timespec ts;

@@ -3,9 +3,17 @@
  *
  * The file is a fixed-size image. Fuse regions (lifecycle, counters) are only
  * ever OR-ed: every change reads the region, sets bits, writes it back with
- * pwrite and fsyncs, under an exclusive flock so two RoTs over one file cannot
- * write back a stale copy. The boot count is the one field that is rewritten:
- * it models the chip's persistent boot register, not a fuse.
+ * pwrite and fsyncs. The RoT holds the file's flock LOCK_EX from open to close,
+ * so a second RoT over the same file is refused ("OTP in use") instead of
+ * writing back a stale copy. The boot count is the one field that is
+ * rewritten: it models the chip's persistent boot register, not a fuse.
+ *
+ * A file is not silicon: a process of the same uid can still read the secret
+ * and clear bits. What the RoT can do, it does: it remembers every fuse bit it
+ * has seen set since it opened the file and, before every counter or lifecycle
+ * operation, checks that the file still has them all; if one vanished it fails
+ * closed (SPH_ERR_STATE, event=otp_tamper) rather than count from the lowered
+ * value. Real isolation needs the RoT under its own uid (the virtual chip).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -54,11 +62,18 @@ static int rot_pwrite_all(int fd, const void *buf, size_t len, off_t off)
 	return 0;
 }
 
-static int rot_lock(int fd, int how)
+/* Takes the file's exclusive lock without waiting: one RoT per OTP file. */
+static int rot_lock_exclusive(int fd)
 {
-	while (flock(fd, how) != 0) {
-		if (errno != EINTR)
-			return SPH_ERR_IO;
+	while (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+		if (errno == EINTR)
+			continue;
+		if (errno == EWOULDBLOCK) {
+			sph_log(SPH_LOG_ERROR, "rot", "otp_in_use",
+			        "reason=\"another RoT holds this OTP file\"");
+			return SPH_ERR_STATE;
+		}
+		return SPH_ERR_IO;
 	}
 	return 0;
 }
@@ -231,6 +246,9 @@ int rot_otp_open(const char *path, struct rot_otp *otp, uint8_t secret[ROT_SECRE
 	rc = rot_otp_open_fd(path, O_RDWR, &otp->fd);
 	if (rc != 0)
 		goto out;
+	rc = rot_lock_exclusive(otp->fd); /* held until rot_otp_close */
+	if (rc != 0)
+		goto out;
 	rc = rot_pread_all(otp->fd, img, ROT_OTP_SIZE, 0);
 	if (rc != 0)
 		goto out;
@@ -242,7 +260,9 @@ int rot_otp_open(const char *path, struct rot_otp *otp, uint8_t secret[ROT_SECRE
 		goto out;
 	memcpy(secret, img + ROT_OTP_OFF_SECRET, ROT_SECRET_LEN);
 	memcpy(otp->root_key_hash, img + ROT_OTP_OFF_ROOT_KEY_HASH, sizeof(otp->root_key_hash));
-	otp->lifecycle = rot_lifecycle_from_bits(rot_get_le32(img + ROT_OTP_OFF_LIFECYCLE));
+	otp->seen_lifecycle = rot_get_le32(img + ROT_OTP_OFF_LIFECYCLE);
+	otp->lifecycle = rot_lifecycle_from_bits(otp->seen_lifecycle);
+	memcpy(otp->seen_counters, img + ROT_OTP_OFF_COUNTERS, sizeof(otp->seen_counters));
 	rc = 0;
 out:
 	OPENSSL_secure_clear_free(img, ROT_OTP_SIZE);
@@ -258,30 +278,82 @@ void rot_otp_close(struct rot_otp *otp)
 	if (!otp)
 		return;
 	if (otp->fd >= 0)
-		close(otp->fd);
+		close(otp->fd); /* releases the flock */
 	otp->fd = -1;
+}
+
+/*
+ * Re-reads the fuse regions (lifecycle and counters) and checks that every bit
+ * seen set since open is still set, and that no undefined lifecycle bit
+ * appeared. On success the remembered bits take in any newly burned ones and
+ * counters (may be NULL) receives the counter region. Returns 0, SPH_ERR_STATE
+ * (tampered, logged as event=otp_tamper) or SPH_ERR_IO.
+ */
+static int rot_otp_check_fuses(struct rot_otp *otp,
+                               uint8_t counters[ROT_COUNTERS * ROT_OTP_COUNTER_BYTES])
+{
+	uint8_t lc[4], bits[ROT_COUNTERS * ROT_OTP_COUNTER_BYTES];
+	uint32_t lc_bits;
+	int rc;
+
+	if (otp->fd < 0)
+		return SPH_ERR_STATE;
+	rc = rot_pread_all(otp->fd, lc, sizeof(lc), ROT_OTP_OFF_LIFECYCLE);
+	if (rc == 0)
+		rc = rot_pread_all(otp->fd, bits, sizeof(bits), ROT_OTP_OFF_COUNTERS);
+	if (rc != 0)
+		return rc;
+	lc_bits = rot_get_le32(lc);
+	if ((lc_bits & otp->seen_lifecycle) != otp->seen_lifecycle ||
+	    (lc_bits & ~ROT_OTP_LIFECYCLE_MASK) != 0) {
+		sph_log(SPH_LOG_ERROR, "rot", "otp_tamper", "region=lifecycle");
+		return SPH_ERR_STATE;
+	}
+	for (size_t i = 0; i < sizeof(bits); i++) {
+		if ((bits[i] & otp->seen_counters[i]) != otp->seen_counters[i]) {
+			sph_log(SPH_LOG_ERROR, "rot", "otp_tamper",
+			        "region=counter counter=%zu reason=\"burned bits vanished\"",
+			        i / ROT_OTP_COUNTER_BYTES);
+			return SPH_ERR_STATE;
+		}
+	}
+	/* Bits burned behind the RoT's back only move fuses forward: remember them. */
+	otp->seen_lifecycle |= lc_bits;
+	for (size_t i = 0; i < sizeof(bits); i++)
+		otp->seen_counters[i] |= bits[i];
+	if (counters)
+		memcpy(counters, bits, sizeof(bits));
+	return 0;
+}
+
+int rot_otp_lifecycle(struct rot_otp *otp, enum rot_lifecycle *lc)
+{
+	int rc;
+
+	*lc = ROT_LC_BLANK;
+	rc = rot_otp_check_fuses(otp, NULL);
+	if (rc == 0)
+		*lc = otp->lifecycle;
+	return rc;
 }
 
 int rot_otp_counter_read(struct rot_otp *otp, unsigned idx, uint32_t *value)
 {
-	uint8_t bits[ROT_OTP_COUNTER_BYTES];
+	uint8_t bits[ROT_COUNTERS * ROT_OTP_COUNTER_BYTES];
 	int rc;
 
 	*value = 0;
 	if (idx >= ROT_COUNTERS)
 		return SPH_ERR_INVALID_ARG;
-	if (otp->fd < 0)
-		return SPH_ERR_STATE;
-	rc = rot_pread_all(otp->fd, bits, sizeof(bits),
-	                   ROT_OTP_OFF_COUNTERS + (off_t)idx * ROT_OTP_COUNTER_BYTES);
+	rc = rot_otp_check_fuses(otp, bits);
 	if (rc == 0)
-		*value = rot_popcount(bits, sizeof(bits));
+		*value = rot_popcount(bits + idx * ROT_OTP_COUNTER_BYTES, ROT_OTP_COUNTER_BYTES);
 	return rc;
 }
 
 int rot_otp_counter_advance(struct rot_otp *otp, unsigned idx, uint32_t value)
 {
-	uint8_t bits[ROT_OTP_COUNTER_BYTES];
+	uint8_t all[ROT_COUNTERS * ROT_OTP_COUNTER_BYTES], *bits;
 	off_t off = ROT_OTP_OFF_COUNTERS + (off_t)idx * ROT_OTP_COUNTER_BYTES;
 	uint32_t cur;
 	int rc;
@@ -290,21 +362,16 @@ int rot_otp_counter_advance(struct rot_otp *otp, unsigned idx, uint32_t value)
 		return SPH_ERR_INVALID_ARG;
 	if (value > ROT_COUNTER_MAX)
 		return SPH_ERR_EXHAUSTED;
-	if (otp->fd < 0)
-		return SPH_ERR_STATE;
-	rc = rot_lock(otp->fd, LOCK_EX);
+	/* The lock is held for the RoT's lifetime: no other RoT writes in between. */
+	rc = rot_otp_check_fuses(otp, all);
 	if (rc != 0)
 		return rc;
-	rc = rot_pread_all(otp->fd, bits, sizeof(bits), off);
-	if (rc != 0)
-		goto out;
-	cur = rot_popcount(bits, sizeof(bits));
-	rc = SPH_ERR_ROLLBACK;
+	bits = all + idx * ROT_OTP_COUNTER_BYTES;
+	cur = rot_popcount(bits, ROT_OTP_COUNTER_BYTES);
 	if (value < cur)
-		goto out;
-	rc = 0;
+		return SPH_ERR_ROLLBACK;
 	if (value == cur)
-		goto out;
+		return 0;
 	/* Burn the lowest unburned bits until value bits are set. */
 	for (unsigned bit = 0; bit < ROT_COUNTER_MAX && cur < value; bit++) {
 		uint8_t mask = (uint8_t)(1u << (bit % 8));
@@ -313,14 +380,12 @@ int rot_otp_counter_advance(struct rot_otp *otp, unsigned idx, uint32_t value)
 			cur++;
 		}
 	}
-	rc = rot_pwrite_all(otp->fd, bits, sizeof(bits), off);
+	rc = rot_pwrite_all(otp->fd, bits, ROT_OTP_COUNTER_BYTES, off);
 	if (rc != 0)
-		goto out;
-	if (fsync(otp->fd) != 0)
-		rc = SPH_ERR_IO;
-out:
-	(void)rot_lock(otp->fd, LOCK_UN);
-	return rc;
+		return rc;
+	for (size_t i = 0; i < ROT_OTP_COUNTER_BYTES; i++)
+		otp->seen_counters[idx * ROT_OTP_COUNTER_BYTES + i] |= bits[i];
+	return fsync(otp->fd) == 0 ? 0 : SPH_ERR_IO;
 }
 
 int rot_otp_boot(struct rot_otp *otp, uint64_t *count)
@@ -332,26 +397,18 @@ int rot_otp_boot(struct rot_otp *otp, uint64_t *count)
 	*count = 0;
 	if (otp->fd < 0)
 		return SPH_ERR_STATE;
-	rc = rot_lock(otp->fd, LOCK_EX);
-	if (rc != 0)
-		return rc;
 	rc = rot_pread_all(otp->fd, buf, sizeof(buf), ROT_OTP_OFF_BOOT_COUNT);
 	if (rc != 0)
-		goto out;
+		return rc;
 	n = rot_get_le64(buf);
-	rc = SPH_ERR_EXHAUSTED;
 	if (n == UINT64_MAX)
-		goto out;
+		return SPH_ERR_EXHAUSTED;
 	rot_put_le64(buf, n + 1);
 	rc = rot_pwrite_all(otp->fd, buf, sizeof(buf), ROT_OTP_OFF_BOOT_COUNT);
 	if (rc != 0)
-		goto out;
-	rc = SPH_ERR_IO;
+		return rc;
 	if (fsync(otp->fd) != 0)
-		goto out;
+		return SPH_ERR_IO;
 	*count = n + 1;
-	rc = 0;
-out:
-	(void)rot_lock(otp->fd, LOCK_UN);
-	return rc;
+	return 0;
 }

@@ -45,8 +45,12 @@ enum rot_op {
 	ROT_OP_COUNTER_ADVANCE = 16, /* idx u32, value u32 -> (empty) */
 	ROT_OP_LIFECYCLE = 17,       /* (empty) -> lifecycle u32 */
 	ROT_OP_BOOT_COUNT = 18,      /* (empty) -> count u64 */
-	ROT_OP_RESET = 19,           /* (empty) -> (empty) */
-	ROT_OP_MAX = 19,
+	/* 19 was RESET. It is retired, never to be reused: a chip reset is not a
+	 * request any mailbox caller may make, but rot_reset() by the owner of the
+	 * struct rot, which restarts the RoT (docs/formats.md §4.2, §4.7). A frame
+	 * with op 19 is refused like any unknown op. */
+	ROT_OP_RETIRED_RESET = 19,
+	ROT_OP_MAX = 18,
 };
 
 /* A component as it crosses the mailbox: type[16] NUL-padded, component_id[16],
@@ -107,6 +111,19 @@ int rot_mb_hdr_decode(const uint8_t *frame, size_t frame_len, struct rot_mb_hdr 
  * in an error response). Returns 0, or SPH_ERR_TRUNCATED (*h zeroed). */
 int rot_mb_hdr_peek(const uint8_t *frame, size_t frame_len, struct rot_mb_hdr *h);
 
+/* Checks a response record against the request it answers (docs/formats.md
+ * §4.1): the record decodes (size, magic, len; rot_mb_hdr_decode), its op and
+ * seq equal the request's, its status is 0 or negative, an error response has
+ * an empty payload and is not SPH_ERR_TRANSPORT (a status the RoT never sends),
+ * and a successful one carries want_min..want_max payload bytes.
+ * Returns 0 with *payload (pointing into resp; NULL when empty) and
+ * *payload_len; or the RoT's own negative status; or SPH_ERR_TRANSPORT when the
+ * response is refused (SPH_ERR_INVALID_ARG for a caller bug). *payload and
+ * *payload_len are cleared on entry and stay cleared on every failure. */
+int rot_mb_check_response(uint16_t op, uint32_t seq, const uint8_t *resp, size_t resp_len,
+                          size_t want_min, size_t want_max, const uint8_t **payload,
+                          size_t *payload_len);
+
 /* Receives one record into buf (cap bytes) with MSG_TRUNC, so the return value
  * is the record's real size (> cap: oversize). Polls without blocking for up to
  * spin_ns nanoseconds first, then blocks. Returns the size, 0 on hang-up (or
@@ -120,8 +137,11 @@ ssize_t rot_mb_recv(int fd, uint8_t *buf, size_t cap, int64_t spin_ns);
 /* ---- the core: the RoT's state and request handler ------------------------- */
 struct rot_core;
 
-/* Loads OTP, derives keys, starts a boot (new seed, boot count + 1).
- * Returns 0 and *out (free with rot_core_free), or a negative status. */
+/* Power-up: opens and locks the OTP file (held until rot_core_free), derives
+ * the keys, starts a boot (new seed, boot count + 1). A chip reset is
+ * rot_core_free + rot_core_new: there is no other way to clear the volatile
+ * state. Returns 0 and *out (free with rot_core_free), or a negative status
+ * (SPH_ERR_STATE "OTP in use" when another RoT holds the file). */
 int rot_core_new(const char *otp_path, struct rot_core **out);
 /* Wipes every secret and frees. Accepts NULL. */
 void rot_core_free(struct rot_core *c);
@@ -132,10 +152,47 @@ size_t rot_core_handle(struct rot_core *c, const uint8_t *req, size_t req_len, u
                        size_t cap);
 
 /* Fills buf with len bytes from getrandom(2), looping over partial reads and
- * EINTR. Fails closed: SPH_ERR_RANDOM, never a weaker source. */
+ * EINTR. Fails closed: SPH_ERR_RANDOM (buf wiped), never a weaker source.
+ * Returns 0 or SPH_ERR_RANDOM. */
 int rot_random_bytes(uint8_t *buf, size_t len);
 
+/* ---- key derivation (core.c, docs/formats.md §4.4) ------------------------- */
+#define ROT_SCALAR_LEN     32
+#define ROT_HKDF_MAX_TRIES 256 /* attempt 0 plus counter bytes 1..255 */
+
+/* OKM = HKDF-SHA256(IKM = secret, salt "sphere-rot-v1", info = label, or
+ * label || one byte ctr when ctr > 0), out_len bytes. Returns 0 or
+ * SPH_ERR_INVALID_ARG / SPH_ERR_CRYPTO (out wiped). */
+int rot_hkdf_label(const uint8_t secret[ROT_SECRET_LEN], const char *label, unsigned ctr,
+                   uint8_t *out, size_t out_len);
+
+/* One candidate P-256 private scalar for attempt ctr, written to okm. */
+typedef int (*rot_okm_fn)(void *ctx, unsigned ctr, uint8_t okm[ROT_SCALAR_LEN]);
+/* The rejection loop of §4.4: asks okm for attempts ctr = 0, 1, ...,
+ * ROT_HKDF_MAX_TRIES - 1 and keeps the first candidate d (big-endian) with
+ * 1 <= d < n, the P-256 group order (compared in constant time). Derived keys
+ * and rot_keygen both go through it. Returns 0 with the scalar and *ctr (the
+ * attempt that was taken), okm's own failure, or SPH_ERR_CRYPTO when every
+ * attempt was rejected; scalar is wiped on failure. */
+int rot_scalar_derive(rot_okm_fn okm, void *ctx, uint8_t scalar[ROT_SCALAR_LEN], unsigned *ctr);
+
+/* ---- test seams --------------------------------------------------------------
+ * Internal, never in rot.h, for tests/test_rot.c only: nothing in the library or
+ * in sphere-rot calls them, and they reach only the calling process (a mailbox
+ * RoT is another process and keeps getrandom(2)).
+ */
+typedef ssize_t (*rot_getrandom_fn)(void *buf, size_t len, unsigned int flags);
+/* Replaces the random source behind rot_random_bytes (NULL: getrandom(2) again),
+ * so tests can make it fail and check that every consumer fails closed. */
+void rot_test_set_getrandom(rot_getrandom_fn fn);
+
 /* ---- OTP (otp.c): a fixed-size file of one-way fuses -----------------------
+ * Until the virtual chip owns it, OTP is a file of the same uid: a same-uid
+ * process can read the device secret and edit the file. The RoT holds the
+ * file's flock LOCK_EX for its lifetime (one RoT per chip) and remembers every
+ * fuse bit it has seen set since it opened the file; a fuse bit that later
+ * disappears from the file is tampering, and counter and lifecycle operations
+ * then fail closed (SPH_ERR_STATE, event=otp_tamper).
  * Layout (docs/formats.md §4.3), all integers little-endian:
  *   0   magic "SPHOTP01"            8
  *   8   lifecycle fuse bits u32     4   bit n-1 burned = state n reached
@@ -159,28 +216,40 @@ int rot_random_bytes(uint8_t *buf, size_t len);
 #define ROT_OTP_LIFECYCLE_MASK    0x7u
 
 struct rot_otp {
-	int fd; /* -1 when closed */
-	enum rot_lifecycle lifecycle;
+	int fd;                       /* -1 when closed; holds the file's flock LOCK_EX */
+	enum rot_lifecycle lifecycle; /* latched at open: fuses take effect at power-up */
 	uint8_t root_key_hash[32];
+	/* Every fuse bit seen set since open (the file must stay a superset). */
+	uint32_t seen_lifecycle;
+	uint8_t seen_counters[ROT_COUNTERS * ROT_OTP_COUNTER_BYTES];
 };
 
 /* Checks that path is a well-formed OTP file (size, magic, reserved bits)
  * without reading the device secret. Returns 0, SPH_ERR_NOT_FOUND,
  * SPH_ERR_MALFORMED or SPH_ERR_IO. */
 int rot_otp_probe(const char *path);
-/* Opens and checks the OTP file; copies the device secret into secret (the
- * caller wipes it). Returns 0, SPH_ERR_NOT_FOUND, SPH_ERR_MALFORMED,
- * SPH_ERR_STATE (no secret fused) or SPH_ERR_IO; on failure otp->fd is -1 and
- * secret is zeroed. */
+/* Opens and checks the OTP file and takes its flock LOCK_EX without waiting;
+ * copies the device secret into secret (the caller wipes it). Returns 0,
+ * SPH_ERR_NOT_FOUND, SPH_ERR_MALFORMED, SPH_ERR_STATE (no secret fused, or
+ * "OTP in use": another RoT holds the lock) or SPH_ERR_IO; on failure otp->fd
+ * is -1 and secret is zeroed. */
 int rot_otp_open(const char *path, struct rot_otp *otp, uint8_t secret[ROT_SECRET_LEN]);
-/* Closes the file. Accepts a closed otp. */
+/* Closes the file, which releases the lock. Accepts a closed otp. */
 void rot_otp_close(struct rot_otp *otp);
-/* Counter idx = number of burned bits. Returns 0, SPH_ERR_INVALID_ARG or SPH_ERR_IO. */
+/* Counter idx = number of burned bits, after the tamper check of every fuse
+ * region. Returns 0, SPH_ERR_INVALID_ARG, SPH_ERR_STATE (fuse bits vanished:
+ * *value stays 0) or SPH_ERR_IO. */
 int rot_otp_counter_read(struct rot_otp *otp, unsigned idx, uint32_t *value);
-/* Burns bits until counter idx equals value. Returns 0 (also when value is the
- * current value), SPH_ERR_ROLLBACK (value below; nothing written),
- * SPH_ERR_EXHAUSTED (value > ROT_COUNTER_MAX), SPH_ERR_INVALID_ARG or SPH_ERR_IO. */
+/* Burns bits until counter idx equals value, after the tamper check. Returns 0
+ * (also when value is the current value), SPH_ERR_ROLLBACK (value below;
+ * nothing written), SPH_ERR_EXHAUSTED (value > ROT_COUNTER_MAX),
+ * SPH_ERR_INVALID_ARG, SPH_ERR_STATE (fuse bits vanished; nothing written) or
+ * SPH_ERR_IO. */
 int rot_otp_counter_advance(struct rot_otp *otp, unsigned idx, uint32_t value);
+/* The lifecycle latched at open, after the tamper check (lifecycle bits that
+ * were set must still be set, and no undefined bit may appear). Returns 0,
+ * SPH_ERR_STATE (tampered: *lc is ROT_LC_BLANK) or SPH_ERR_IO. */
+int rot_otp_lifecycle(struct rot_otp *otp, enum rot_lifecycle *lc);
 /* Counts a boot: boot count + 1, persisted. Returns 0 and the new count, or
  * SPH_ERR_EXHAUSTED (at UINT64_MAX) / SPH_ERR_IO. */
 int rot_otp_boot(struct rot_otp *otp, uint64_t *count);
