@@ -33,6 +33,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		check_within(data, size, s.payload, s.payload_len);
 		check_within(data, size, s.signature, s.signature_len);
 		check_within(data, size, s.kid, s.kid_len);
+		check_within(data, size, s.x5chain, s.x5chain_len);
+		if (s.x5_count > COSE_MAX_X5CHAIN)
+			abort();
+		for (size_t i = 0; i < s.x5_count; i++)
+			check_within(data, size, s.x5[i].der, s.x5[i].len);
 		if (s.signature_len != COSE_ES256_SIG_LEN)
 			abort();
 		/* A random key never verifies fuzzer-made bytes: success would mean forgery. */

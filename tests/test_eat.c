@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/bn.h>
 #include <openssl/evp.h>
 
 #include "common/common.h"
@@ -1236,6 +1237,46 @@ static void test_sign_verify(void **state)
 	assert_claims_equal(&c, &out);
 }
 
+/* (r, s) and (r, n - s) are both valid ECDSA signatures: tokens must carry the
+ * low-s form only, and a verifier must refuse the high-s twin. */
+static void test_signature_malleability(void **state)
+{
+	struct keys *k = *state;
+	static const char *n_hex =
+	        "FFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551";
+	BIGNUM *n = NULL, *half = NULL, *sv = NULL;
+	struct eat_claims c;
+	uint8_t tok[EAT_MAX_TOKEN];
+	size_t len;
+
+	assert_true(BN_hex2bn(&n, n_hex) > 0);
+	half = BN_dup(n);
+	assert_non_null(half);
+	assert_int_equal(BN_rshift1(half, n), 1);
+	device_claims(k, &c, 2);
+	/* ECDSA draws s at random: about half of raw signatures are high-s. */
+	for (int i = 0; i < 32; i++) {
+		EVP_PKEY *attest_key;
+		sign_claims(k, &c, tok, &len);
+		sv = BN_bin2bn(tok + len - 32, 32, sv);
+		assert_non_null(sv);
+		assert_true(BN_cmp(sv, half) <= 0);
+
+		/* The twin verifies as ECDSA (so the check below is what refuses it). */
+		assert_int_equal(BN_sub(sv, n, sv), 1);
+		assert_int_equal(BN_bn2binpad(sv, tok + len - 32, 32), 32);
+		assert_int_equal(cose_p256_import(k->attest_pub, &attest_key), 0);
+		assert_int_equal(cose_sign1_verify(tok, len, NULL, 0, attest_key, NULL), 0);
+		EVP_PKEY_free(attest_key);
+		assert_int_equal(
+		        eat_verify(tok, len, c.nonce, c.nonce_len, k->attest_pub, NULL, NULL),
+		        SPH_ERR_MALFORMED);
+	}
+	BN_free(n);
+	BN_free(half);
+	BN_free(sv);
+}
+
 static void test_sign_errors(void **state)
 {
 	struct keys *k = *state;
@@ -1568,6 +1609,8 @@ int main(void)
 	        cmocka_unit_test(test_decode_component_count),
 	        cmocka_unit_test_setup_teardown(test_sign_verify, keys_setup, keys_teardown),
 	        cmocka_unit_test_setup_teardown(test_sign_errors, keys_setup, keys_teardown),
+	        cmocka_unit_test_setup_teardown(test_signature_malleability, keys_setup,
+	                                        keys_teardown),
 	        cmocka_unit_test_setup_teardown(test_verify_wrong_nonce, keys_setup, keys_teardown),
 	        cmocka_unit_test_setup_teardown(test_verify_every_bit_flip, keys_setup,
 	                                        keys_teardown),

@@ -1,8 +1,10 @@
 /*
  * COSE_Sign1 with ES256 (RFC 9052 §4.2, RFC 9053 §2.1).
  */
+#include <stdlib.h>
 #include <string.h>
 
+#include <openssl/bn.h>
 #include <openssl/core_names.h>
 #include <openssl/crypto.h>
 #include <openssl/ec.h>
@@ -48,7 +50,56 @@ static int record_tstr_label(struct hdr_state *hs, const uint8_t *s, size_t len)
 /* Labels this implementation understands, so may appear in crit. */
 static bool label_understood(int64_t label)
 {
-	return label == COSE_HDR_ALG || label == COSE_HDR_CONTENT_TYPE || label == COSE_HDR_KID;
+	return label == COSE_HDR_ALG || label == COSE_HDR_CONTENT_TYPE || label == COSE_HDR_KID ||
+	       label == COSE_HDR_X5CHAIN;
+}
+
+/* One x5chain certificate: a bstr of 1..COSE_MAX_CERT bytes. */
+static int parse_x5_cert(struct sph_cbr *r, struct cose_x5 *c)
+{
+	int rc = sph_cbr_bstr(r, &c->der, &c->len);
+
+	if (rc)
+		return rc;
+	if (c->len == 0)
+		return SPH_ERR_MALFORMED;
+	if (c->len > COSE_MAX_CERT)
+		return SPH_ERR_TOO_LARGE;
+	return 0;
+}
+
+/* x5chain (RFC 9360): COSE_X509 = bstr / [2*certs: bstr]. One certificate is
+ * a bare bstr; an array holds 2..COSE_MAX_X5CHAIN of them. */
+static int parse_x5chain(struct sph_cbr *r, bool is_protected, struct cose_sign1 *out)
+{
+	struct sph_cbor_item it;
+	size_t start = r->off, n;
+	int rc = sph_cbr_peek(r, &it);
+
+	if (rc)
+		return rc;
+	if (it.type == SPH_CBOR_BSTR) {
+		n = 1;
+		rc = parse_x5_cert(r, &out->x5[0]);
+	} else if (it.type == SPH_CBOR_ARRAY) {
+		(void)sph_cbr_next(r, &it);
+		if (it.u < 2)
+			return SPH_ERR_MALFORMED;
+		if (it.u > COSE_MAX_X5CHAIN)
+			return SPH_ERR_TOO_LARGE;
+		n = (size_t)it.u;
+		for (size_t i = 0; i < n && rc == 0; i++)
+			rc = parse_x5_cert(r, &out->x5[i]);
+	} else {
+		return SPH_ERR_MALFORMED;
+	}
+	if (rc)
+		return rc;
+	out->x5_count = n;
+	out->x5chain = r->buf + start;
+	out->x5chain_len = r->off - start;
+	out->x5chain_protected = is_protected;
+	return 0;
 }
 
 static int parse_crit(struct sph_cbr *r, struct hdr_state *hs)
@@ -73,6 +124,9 @@ static int parse_crit(struct sph_cbr *r, struct hdr_state *hs)
 			return rc;
 		if (!label_understood(hs->crit[i]))
 			return SPH_ERR_UNSUPPORTED;
+		for (size_t j = 0; j < i; j++)
+			if (hs->crit[j] == hs->crit[i])
+				return SPH_ERR_DUPLICATE;
 	}
 	hs->n_crit = n;
 	hs->crit_seen = true;
@@ -142,10 +196,13 @@ static int parse_header_map(struct sph_cbr *r, bool is_protected, struct hdr_sta
 			rc = sph_cbr_next(r, &v);
 			if (rc)
 				return rc;
-			if (v.type == SPH_CBOR_UINT && v.u <= UINT16_MAX)
-				out->content_type = (int64_t)v.u;
-			else if (v.type != SPH_CBOR_TSTR)
+			if (v.type != SPH_CBOR_TSTR &&
+			    (v.type != SPH_CBOR_UINT || v.u > UINT16_MAX))
 				return SPH_ERR_MALFORMED;
+			/* Only a signed content type is reported: an unprotected one
+			 * is a hint anyone could have changed. */
+			if (v.type == SPH_CBOR_UINT && is_protected)
+				out->content_type = (int64_t)v.u;
 			break;
 		}
 		case COSE_HDR_KID:
@@ -154,6 +211,11 @@ static int parse_header_map(struct sph_cbr *r, bool is_protected, struct hdr_sta
 				return rc;
 			if (out->kid_len > COSE_MAX_KID)
 				return SPH_ERR_TOO_LARGE;
+			break;
+		case COSE_HDR_X5CHAIN:
+			rc = parse_x5chain(r, is_protected, out);
+			if (rc)
+				return rc;
 			break;
 		default:
 			/* Not understood and not critical: ignored (RFC 9052 §3). */
@@ -349,37 +411,70 @@ int cose_sign1_verify(const uint8_t *msg, size_t len, const uint8_t *external_aa
 	return 0;
 }
 
+/* Bytes the protected bucket needs for p's x5chain (0 without one), or 0 with
+ * *ok false when the x5chain breaks its bounds. */
+static size_t x5chain_cap(const struct cose_sign1_params *p, bool *ok)
+{
+	size_t cap = 0;
+
+	*ok = p->x5chain_count <= COSE_MAX_X5CHAIN && (p->x5chain_count == 0 || p->x5chain);
+	for (size_t i = 0; *ok && i < p->x5chain_count; i++) {
+		const struct cose_x5 *c = &p->x5chain[i];
+		*ok = c->der && c->len > 0 && c->len <= COSE_MAX_CERT;
+		cap += 9 + c->len; /* bstr head + contents */
+	}
+	return *ok && p->x5chain_count ? cap + 2 + 9 : 0; /* label 33, array head */
+}
+
 int cose_sign1_create(const struct cose_sign1_params *p, cose_sign_fn sign, void *sign_ctx,
                       uint8_t *out, size_t cap, size_t *out_len)
 {
-	uint8_t prot[MAX_PROTECTED];
+	uint8_t prot_small[MAX_PROTECTED];
+	uint8_t *prot = prot_small;
 	uint8_t digest[COSE_DIGEST_LEN];
 	uint8_t sig[COSE_ES256_SIG_LEN];
 	struct sph_cbw w;
-	size_t prot_len;
-	int rc;
+	size_t prot_len, prot_cap = sizeof(prot_small), x5_cap = 0;
+	bool x5_ok = true;
+	int rc = SPH_ERR_INVALID_ARG;
 
 	if (out_len)
 		*out_len = 0;
+	if (p)
+		x5_cap = x5chain_cap(p, &x5_ok);
 	if (!p || !sign || !out || !out_len || (p->kid_len && !p->kid) ||
 	    (p->payload_len && !p->payload) || p->kid_len > COSE_MAX_KID ||
-	    p->content_type > UINT16_MAX)
+	    p->content_type > UINT16_MAX || !x5_ok)
 		return SPH_ERR_INVALID_ARG;
+	if (x5_cap) {
+		prot_cap += x5_cap;
+		prot = malloc(prot_cap);
+		if (!prot)
+			return SPH_ERR_NOMEM;
+	}
 
-	sph_cbw_init(&w, prot, sizeof(prot));
-	sph_cbw_map(&w, p->content_type >= 0 ? 2 : 1);
+	sph_cbw_init(&w, prot, prot_cap);
+	sph_cbw_map(&w, 1 + (p->content_type >= 0) + (p->x5chain_count > 0));
 	sph_cbw_uint(&w, COSE_HDR_ALG);
 	sph_cbw_int(&w, COSE_ALG_ES256);
 	if (p->content_type >= 0) {
 		sph_cbw_uint(&w, COSE_HDR_CONTENT_TYPE);
 		sph_cbw_uint(&w, (uint64_t)p->content_type);
 	}
+	if (p->x5chain_count > 0) {
+		sph_cbw_uint(&w, COSE_HDR_X5CHAIN);
+		/* RFC 9360: one certificate as a bstr, several as an array. */
+		if (p->x5chain_count > 1)
+			sph_cbw_array(&w, p->x5chain_count);
+		for (size_t i = 0; i < p->x5chain_count; i++)
+			sph_cbw_bstr(&w, p->x5chain[i].der, p->x5chain[i].len);
+	}
 	if ((rc = sph_cbw_finish(&w, &prot_len)))
-		return rc;
+		goto out;
 
 	if ((rc = cose_sign1_tbs_digest(prot, prot_len, p->external_aad, p->external_aad_len,
 	                                p->payload, p->payload_len, digest)))
-		return rc;
+		goto out;
 	if ((rc = sign(sign_ctx, digest, sig)))
 		goto out;
 
@@ -405,6 +500,8 @@ int cose_sign1_create(const struct cose_sign1_params *p, cose_sign_fn sign, void
 	rc = 0;
 out:
 	OPENSSL_cleanse(digest, sizeof(digest));
+	if (prot != prot_small)
+		free(prot);
 	return rc;
 }
 
@@ -467,6 +564,42 @@ out:
 	return rc;
 }
 
+/* (n - 1) / 2 for the P-256 group order n: an ES256 s above it is "high". */
+static const uint8_t p256_half_order[32] = {0x7f, 0xff, 0xff, 0xff, 0x80, 0x00, 0x00, 0x00,
+                                            0x7f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+                                            0xde, 0x73, 0x7d, 0x56, 0xd3, 0x8b, 0xcf, 0x42,
+                                            0x79, 0xdc, 0xe5, 0x61, 0x7e, 0x31, 0x92, 0xa8};
+
+/* s is public, so a plain big-endian comparison is fine. */
+bool cose_es256_is_low_s(const uint8_t sig[COSE_ES256_SIG_LEN])
+{
+	return memcmp(sig + 32, p256_half_order, sizeof(p256_half_order)) <= 0;
+}
+
+int cose_es256_make_low_s(uint8_t sig[COSE_ES256_SIG_LEN])
+{
+	BIGNUM *half = NULL, *n = NULL, *s = NULL;
+	int rc = SPH_ERR_CRYPTO;
+
+	if (cose_es256_is_low_s(sig))
+		return 0;
+	half = BN_bin2bn(p256_half_order, sizeof(p256_half_order), NULL);
+	n = BN_new();
+	s = BN_bin2bn(sig + 32, 32, NULL);
+	if (!half || !n || !s)
+		goto out;
+	/* n = 2 * half + 1 */
+	if (!BN_lshift1(n, half) || !BN_add_word(n, 1) || !BN_sub(s, n, s) ||
+	    BN_bn2binpad(s, sig + 32, 32) != 32)
+		goto out;
+	rc = 0;
+out:
+	BN_free(half);
+	BN_free(n);
+	BN_free(s);
+	return rc;
+}
+
 int cose_pkey_signer(void *pkey, const uint8_t digest[COSE_DIGEST_LEN],
                      uint8_t sig[COSE_ES256_SIG_LEN])
 {
@@ -484,6 +617,8 @@ int cose_pkey_signer(void *pkey, const uint8_t digest[COSE_DIGEST_LEN],
 	if (EVP_PKEY_sign(ctx, der, &der_len, digest, COSE_DIGEST_LEN) != 1)
 		goto out;
 	rc = cose_sig_der_to_raw(der, der_len, sig);
+	if (rc == 0)
+		rc = cose_es256_make_low_s(sig);
 	if (rc)
 		rc = SPH_ERR_CRYPTO;
 out:

@@ -30,6 +30,22 @@ out:
 	return rc;
 }
 
+struct eat_signer {
+	cose_sign_fn sign;
+	void *ctx;
+};
+
+static int eat_low_s_signer(void *ctx, const uint8_t digest[COSE_DIGEST_LEN],
+                            uint8_t sig[COSE_ES256_SIG_LEN])
+{
+	const struct eat_signer *inner = ctx;
+	int rc = inner->sign(inner->ctx, digest, sig);
+
+	if (rc == 0)
+		rc = cose_es256_make_low_s(sig);
+	return rc;
+}
+
 int eat_sign(const struct eat_claims *claims, cose_sign_fn sign, void *sign_ctx, const uint8_t *kid,
              size_t kid_len, uint8_t *out, size_t cap, size_t *out_len)
 {
@@ -52,7 +68,8 @@ int eat_sign(const struct eat_claims *claims, cose_sign_fn sign, void *sign_ctx,
 	p.kid_len = kid_len;
 	p.content_type = -1;
 	p.untagged = false;
-	rc = cose_sign1_create(&p, sign, sign_ctx, out, cap, out_len);
+	rc = cose_sign1_create(&p, eat_low_s_signer, &(struct eat_signer){sign, sign_ctx}, out, cap,
+	                       out_len);
 	if (rc)
 		goto out;
 	if (*out_len > EAT_MAX_TOKEN) {
@@ -128,6 +145,10 @@ int eat_verify(const uint8_t *token, size_t len, const uint8_t *nonce, size_t no
 		goto out;
 	rc = check_envelope(token, len, &msg, attest_pub);
 	if (rc)
+		goto out;
+	/* One valid encoding per token: the high-s twin of a signature is refused. */
+	rc = SPH_ERR_MALFORMED;
+	if (!cose_es256_is_low_s(msg.signature))
 		goto out;
 
 	/* 2. The claim set. */
