@@ -1229,6 +1229,63 @@ static void write_file(const char *path, const uint8_t *data, size_t len)
 	assert_int_equal(fclose(fp), 0);
 }
 
+/* ---- platform-root key hash (the boot chain's trust anchor) --------------------- */
+
+static void test_otp_root_hash(void **state)
+{
+	char *dir = tu_mkdtemp(), *p = tu_path(dir, "otp"), *missing = tu_path(dir, "none");
+	uint8_t h1[ROT_DIGEST_LEN], h2[ROT_DIGEST_LEN], zero[ROT_DIGEST_LEN] = {0};
+	uint8_t out[ROT_DIGEST_LEN], before[ROT_OTP_SIZE], after[ROT_OTP_SIZE];
+	struct rot *r = NULL;
+	uint32_t v;
+
+	(void)state;
+	memset(h1, 0x11, sizeof(h1));
+	memset(h2, 0x22, sizeof(h2));
+	assert_int_equal(rot_otp_fuse(p, secret_a, ROT_LC_PRODUCTION), 0);
+	/* Unfused: the ROM finds no trust anchor. */
+	memset(out, 0xee, sizeof(out));
+	assert_int_equal(rot_otp_read_root_hash(p, out), SPH_ERR_NOT_FOUND);
+	assert_memory_equal(out, zero, sizeof(out));
+	assert_int_equal(rot_otp_read_root_hash(missing, out), SPH_ERR_NOT_FOUND);
+	assert_int_equal(rot_otp_fuse_root_hash(missing, h1), SPH_ERR_NOT_FOUND);
+	assert_int_equal(rot_otp_fuse_root_hash(p, zero), SPH_ERR_INVALID_ARG);
+	assert_int_equal(rot_otp_fuse_root_hash(NULL, h1), SPH_ERR_INVALID_ARG);
+	assert_int_equal(rot_otp_read_root_hash(NULL, out), SPH_ERR_INVALID_ARG);
+	/* Burn once; only that region changes, and only by burning bits. */
+	read_otp(p, before);
+	assert_int_equal(rot_otp_fuse_root_hash(p, h1), 0);
+	read_otp(p, after);
+	assert_memory_equal(after + ROT_OTP_OFF_ROOT_KEY_HASH, h1, sizeof(h1));
+	assert_memory_equal(after, before, ROT_OTP_OFF_ROOT_KEY_HASH);
+	assert_memory_equal(after + ROT_OTP_OFF_COUNTERS, before + ROT_OTP_OFF_COUNTERS,
+	                    ROT_OTP_SIZE - ROT_OTP_OFF_COUNTERS);
+	assert_int_equal(rot_otp_read_root_hash(p, out), 0);
+	assert_memory_equal(out, h1, sizeof(h1));
+	/* One-way: the same hash is a no-op, another one is refused. */
+	assert_int_equal(rot_otp_fuse_root_hash(p, h1), 0);
+	assert_int_equal(rot_otp_fuse_root_hash(p, h2), SPH_ERR_STATE);
+	read_otp(p, before);
+	assert_memory_equal(before, after, ROT_OTP_SIZE);
+	/* The RoT still opens over it; while it runs the ROM can read the fuse but
+	 * nobody can burn (the file is locked). */
+	assert_int_equal(rot_open_inproc(p, &r), 0);
+	assert_int_equal(rot_counter_read(r, 0, &v), 0);
+	assert_int_equal(rot_otp_read_root_hash(p, out), 0);
+	assert_memory_equal(out, h1, sizeof(h1));
+	assert_int_equal(rot_otp_fuse_root_hash(p, h1), SPH_ERR_STATE);
+	rot_close(r);
+	/* A malformed OTP file is refused by both. */
+	after[ROT_OTP_OFF_RESERVED] = 1;
+	write_file(missing, after, sizeof(after));
+	assert_int_equal(rot_otp_read_root_hash(missing, out), SPH_ERR_MALFORMED);
+	assert_int_equal(rot_otp_fuse_root_hash(missing, h2), SPH_ERR_MALFORMED);
+	tu_rmtree(dir);
+	free(dir);
+	free(p);
+	free(missing);
+}
+
 static void test_bad_otp_files(void **state)
 {
 	struct fx *f = *state;
@@ -2728,6 +2785,7 @@ int main(int argc, char **argv)
 	        cmocka_unit_test_teardown(test_random_source_fails, restore_getrandom),
 	        cmocka_unit_test(test_server_sigterm),
 	        cmocka_unit_test(test_cli),
+	        cmocka_unit_test(test_otp_root_hash),
 	};
 	const char *fake = getenv(FAKE_ROT_ENV);
 	int failed = 0;

@@ -412,3 +412,74 @@ int rot_otp_boot(struct rot_otp *otp, uint64_t *count)
 	*count = n + 1;
 	return 0;
 }
+
+int rot_otp_fuse_root_hash(const char *path, const uint8_t hash[ROT_DIGEST_LEN])
+{
+	uint8_t hdr[ROT_OTP_OFF_SECRET], cur[ROT_DIGEST_LEN];
+	int fd = -1, rc = SPH_ERR_INVALID_ARG;
+
+	if (!path || !hash || rot_all_zero(hash, ROT_DIGEST_LEN))
+		goto out; /* an all-zero hash reads as "not fused" */
+	rc = rot_otp_open_fd(path, O_RDWR, &fd);
+	if (rc != 0)
+		goto out;
+	rc = rot_lock_exclusive(fd); /* no RoT may hold the file meanwhile */
+	if (rc != 0)
+		goto out;
+	rc = rot_pread_all(fd, hdr, sizeof(hdr), 0);
+	if (rc == 0)
+		rc = rot_otp_check_header(hdr);
+	if (rc == 0)
+		rc = rot_pread_all(fd, cur, sizeof(cur), ROT_OTP_OFF_ROOT_KEY_HASH);
+	if (rc != 0)
+		goto out;
+	if (!rot_all_zero(cur, sizeof(cur))) {
+		/* One-way: the same value again is a no-op, another one is refused. */
+		rc = memcmp(cur, hash, sizeof(cur)) == 0 ? 0 : SPH_ERR_STATE;
+		if (rc != 0)
+			sph_log(SPH_LOG_ERROR, "rot", "otp_root_hash_refused",
+			        "reason=\"root hash already fused\"");
+		goto out;
+	}
+	rc = rot_pwrite_all(fd, hash, ROT_DIGEST_LEN, ROT_OTP_OFF_ROOT_KEY_HASH);
+	if (rc != 0)
+		goto out;
+	rc = fsync(fd) == 0 ? 0 : SPH_ERR_IO;
+	if (rc == 0)
+		sph_log(SPH_LOG_INFO, "rot", "otp_root_hash_fused", "ok=1");
+out:
+	if (fd >= 0)
+		close(fd);
+	return rc;
+}
+
+int rot_otp_read_root_hash(const char *path, uint8_t out[ROT_DIGEST_LEN])
+{
+	uint8_t hdr[ROT_OTP_OFF_SECRET], buf[ROT_DIGEST_LEN];
+	int fd = -1, rc = SPH_ERR_INVALID_ARG;
+
+	if (out)
+		memset(out, 0, ROT_DIGEST_LEN);
+	if (!path || !out)
+		goto out;
+	/* The ROM reads the fuses directly: no lock, the secret is not read. */
+	rc = rot_otp_open_fd(path, O_RDONLY, &fd);
+	if (rc != 0)
+		goto out;
+	rc = rot_pread_all(fd, hdr, sizeof(hdr), 0);
+	if (rc == 0)
+		rc = rot_otp_check_header(hdr);
+	if (rc == 0)
+		rc = rot_pread_all(fd, buf, sizeof(buf), ROT_OTP_OFF_ROOT_KEY_HASH);
+	if (rc != 0)
+		goto out;
+	rc = SPH_ERR_NOT_FOUND;
+	if (rot_all_zero(buf, sizeof(buf)))
+		goto out;
+	memcpy(out, buf, ROT_DIGEST_LEN);
+	rc = 0;
+out:
+	if (fd >= 0)
+		close(fd);
+	return rc;
+}

@@ -80,6 +80,20 @@ struct rot;
 int rot_otp_fuse(const char *path, const uint8_t *secret /* ROT_SECRET_LEN or NULL */,
                  enum rot_lifecycle lifecycle);
 
+/* Fuses the platform-root key hash (SHA-256 of the root certificate's DER
+ * SubjectPublicKeyInfo, img_root_hash) into the OTP file at path. One-way: it
+ * is burned only while the field is all zero; the same hash again returns 0,
+ * another one SPH_ERR_STATE (nothing written). Takes the file's lock, so it
+ * fails with SPH_ERR_STATE while a RoT holds the file. Returns 0,
+ * SPH_ERR_INVALID_ARG (NULL, all-zero hash), SPH_ERR_NOT_FOUND,
+ * SPH_ERR_MALFORMED (not an OTP image), SPH_ERR_STATE or SPH_ERR_IO. */
+int rot_otp_fuse_root_hash(const char *path, const uint8_t hash[ROT_DIGEST_LEN]);
+/* Reads the fused platform-root key hash the way a boot ROM reads fuses:
+ * directly from the file (no RoT, no lock; the secret is not read). Returns 0,
+ * SPH_ERR_NOT_FOUND (no file, or the field is unfused: all zero),
+ * SPH_ERR_MALFORMED, SPH_ERR_INVALID_ARG or SPH_ERR_IO; out is zeroed unless 0. */
+int rot_otp_read_root_hash(const char *path, uint8_t out[ROT_DIGEST_LEN]);
+
 /* ---- opening --------------------------------------------------------------- */
 
 /* Opens an in-process RoT over the OTP file (a power-up: counts a boot). The

@@ -198,7 +198,7 @@ void rot_test_set_getrandom(rot_getrandom_fn fn);
  *   8   lifecycle fuse bits u32     4   bit n-1 burned = state n reached
  *   12  reserved, zero              4
  *   16  device secret               32
- *   48  platform-root key hash      32  all zero = unfused (next issue)
+ *   48  platform-root key hash      32  all zero = unfused; rot_otp_fuse_root_hash
  *   80  counters                    ROT_COUNTERS x ROT_COUNTER_MAX bits
  *   592 boot count u64              8   not a fuse: the chip's boot register
  * Fuse regions are only ever OR-ed ("burned"), each write pwrite + fsync.

@@ -1,0 +1,35 @@
+/* boot: private state shared by the module's files. */
+#ifndef SPHERE_BOOT_INTERNAL_H
+#define SPHERE_BOOT_INTERNAL_H
+
+#include "boot.h"
+
+struct boot_device {
+	struct chip *chip;
+	struct rot *rot;
+	struct chip_flash_geometry geo;
+	struct boot_report last; /* the last boot_run's report */
+};
+
+/* Sets up the boot firewall grants (§7.3 step 2). Returns 0 or a chip status. */
+int boot_fw_setup(struct boot_device *d);
+/* Reads the fused platform-root key hash (the ROM's view). Returns 0 or a status. */
+int boot_root_hash(struct boot_device *d, uint8_t hash[32]);
+/* Formats a reason into why (may be NULL). */
+void boot_why(char *why, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/* The state of comp as compartment comp_as reads it through the firewall:
+ * the valid record with the higher sequence (seq 0: none). Returns 0 or a
+ * flash status other than SPH_ERR_IO (an unreadable block holds no record). */
+int boot_state_get(struct boot_device *d, uint32_t comp_as, unsigned comp, struct boot_state *s);
+/* Writes s as the next record of comp (s->seq and s->component are set here),
+ * as compartment comp_as: erase the other record's block, program. Returns 0
+ * or a status. */
+int boot_state_put(struct boot_device *d, uint32_t comp_as, unsigned comp, struct boot_state *s);
+/* Reads and verifies a slot as compartment comp_as (§7.3 "trying"). Returns 0
+ * and m (may be NULL), or the refusal status and why. */
+int boot_slot_try(struct boot_device *d, uint32_t comp_as, unsigned comp, unsigned slot,
+                  uint32_t len, const uint8_t root_hash[32], struct eat_component *m, char *why,
+                  size_t why_cap);
+
+#endif

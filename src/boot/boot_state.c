@@ -1,0 +1,193 @@
+/*
+ * boot: the flash layout and the slot-state record (docs/formats.md §7.1, §7.2).
+ * The record decoder reads untrusted flash bytes: fixed length, checked.
+ */
+#include <string.h>
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+
+#include "boot.h"
+#include "common/common.h"
+
+#define BOOT_OFF_MAGIC     0
+#define BOOT_OFF_SEQ       8
+#define BOOT_OFF_COMP      12
+#define BOOT_OFF_CONFIRMED 13
+#define BOOT_OFF_TRIAL     14
+#define BOOT_OFF_TRIALS    15
+#define BOOT_OFF_SVN       16
+#define BOOT_OFF_LEN_A     20
+#define BOOT_OFF_LEN_B     24
+#define BOOT_OFF_RESERVED  28
+#define BOOT_OFF_CHECK     32
+#define BOOT_CHECKED_LEN   32
+
+_Static_assert(BOOT_OFF_CHECK + 32 == BOOT_RECORD_LEN, "record is 64 bytes");
+_Static_assert(sizeof(BOOT_RECORD_MAGIC) - 1 == 8, "magic is 8 bytes");
+
+static void boot_put_le32(uint8_t *p, uint32_t v)
+{
+	p[0] = (uint8_t)v;
+	p[1] = (uint8_t)(v >> 8);
+	p[2] = (uint8_t)(v >> 16);
+	p[3] = (uint8_t)(v >> 24);
+}
+
+static uint32_t boot_get_le32(const uint8_t *p)
+{
+	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+static int boot_check_digest(const uint8_t *rec, uint8_t out[32])
+{
+	return EVP_Digest(rec, BOOT_CHECKED_LEN, out, NULL, EVP_sha256(), NULL) == 1
+	               ? 0
+	               : SPH_ERR_CRYPTO;
+}
+
+/* The §7.2 rules on decoded fields. */
+static bool boot_state_valid(const struct boot_state *s)
+{
+	if (s->seq == 0 || s->seq > BOOT_SEQ_MAX || s->component >= BOOT_COMPONENTS)
+		return false;
+	if (s->confirmed != 0 && s->confirmed != 1 && s->confirmed != BOOT_NO_SLOT)
+		return false;
+	if (s->trial != 0 && s->trial != 1 && s->trial != BOOT_NO_SLOT)
+		return false;
+	if (s->trial != BOOT_NO_SLOT && s->trial == s->confirmed)
+		return false;
+	if (s->trials_left > BOOT_TRIALS || (s->trial == BOOT_NO_SLOT && s->trials_left != 0))
+		return false;
+	if (s->confirmed_svn > BOOT_MAX_SVN)
+		return false;
+	for (unsigned i = 0; i < BOOT_SLOTS; i++)
+		if (s->len[i] > BOOT_SLOT_SIZE)
+			return false;
+	if (s->confirmed != BOOT_NO_SLOT && s->len[s->confirmed] == 0)
+		return false;
+	if (s->trial != BOOT_NO_SLOT && s->len[s->trial] == 0)
+		return false;
+	return true;
+}
+
+int boot_state_encode(const struct boot_state *s, uint8_t rec[BOOT_RECORD_LEN])
+{
+	int rc = SPH_ERR_INVALID_ARG;
+
+	if (!s || !rec || !boot_state_valid(s))
+		goto out;
+	memset(rec, 0, BOOT_RECORD_LEN);
+	memcpy(rec + BOOT_OFF_MAGIC, BOOT_RECORD_MAGIC, 8);
+	boot_put_le32(rec + BOOT_OFF_SEQ, s->seq);
+	rec[BOOT_OFF_COMP] = s->component;
+	rec[BOOT_OFF_CONFIRMED] = s->confirmed;
+	rec[BOOT_OFF_TRIAL] = s->trial;
+	rec[BOOT_OFF_TRIALS] = s->trials_left;
+	boot_put_le32(rec + BOOT_OFF_SVN, s->confirmed_svn);
+	boot_put_le32(rec + BOOT_OFF_LEN_A, s->len[0]);
+	boot_put_le32(rec + BOOT_OFF_LEN_B, s->len[1]);
+	rc = boot_check_digest(rec, rec + BOOT_OFF_CHECK);
+out:
+	return rc;
+}
+
+int boot_state_decode(const uint8_t *rec, size_t len, unsigned want, struct boot_state *s)
+{
+	struct boot_state tmp;
+	uint8_t check[32];
+	int rc = SPH_ERR_INVALID_ARG;
+
+	if (s)
+		memset(s, 0, sizeof(*s));
+	if (!rec || !s)
+		goto out;
+	rc = len < BOOT_RECORD_LEN ? SPH_ERR_TRUNCATED : SPH_ERR_TRAILING;
+	if (len != BOOT_RECORD_LEN)
+		goto out;
+	rc = SPH_ERR_MALFORMED;
+	if (memcmp(rec + BOOT_OFF_MAGIC, BOOT_RECORD_MAGIC, 8) != 0)
+		goto out;
+	rc = boot_check_digest(rec, check);
+	if (rc != 0)
+		goto out;
+	rc = SPH_ERR_MALFORMED;
+	if (CRYPTO_memcmp(check, rec + BOOT_OFF_CHECK, sizeof(check)) != 0)
+		goto out;
+	if (boot_get_le32(rec + BOOT_OFF_RESERVED) != 0)
+		goto out;
+	memset(&tmp, 0, sizeof(tmp));
+	tmp.seq = boot_get_le32(rec + BOOT_OFF_SEQ);
+	tmp.component = rec[BOOT_OFF_COMP];
+	tmp.confirmed = rec[BOOT_OFF_CONFIRMED];
+	tmp.trial = rec[BOOT_OFF_TRIAL];
+	tmp.trials_left = rec[BOOT_OFF_TRIALS];
+	tmp.confirmed_svn = boot_get_le32(rec + BOOT_OFF_SVN);
+	tmp.len[0] = boot_get_le32(rec + BOOT_OFF_LEN_A);
+	tmp.len[1] = boot_get_le32(rec + BOOT_OFF_LEN_B);
+	if (!boot_state_valid(&tmp))
+		goto out;
+	rc = SPH_ERR_CLAIM;
+	if (tmp.component != want)
+		goto out;
+	*s = tmp;
+	rc = 0;
+out:
+	return rc;
+}
+
+static uint32_t boot_slot_blocks(const struct chip_flash_geometry *g)
+{
+	return BOOT_SLOT_SIZE / g->block_size;
+}
+
+int boot_layout_check(const struct chip_flash_geometry *g)
+{
+	uint64_t need;
+
+	if (!g || g->block_size == 0 || g->block_size > BOOT_SLOT_SIZE ||
+	    BOOT_SLOT_SIZE % g->block_size != 0)
+		return SPH_ERR_UNSUPPORTED;
+	need = BOOT_STATE_BLOCKS +
+	       (uint64_t)BOOT_COMPONENTS * BOOT_SLOTS * (uint64_t)boot_slot_blocks(g);
+	return need <= g->block_count ? 0 : SPH_ERR_UNSUPPORTED;
+}
+
+uint64_t boot_slot_offset(const struct chip_flash_geometry *g, unsigned comp, unsigned slot)
+{
+	uint64_t block = BOOT_STATE_BLOCKS + (uint64_t)(2u * comp + slot) * boot_slot_blocks(g);
+	return block * g->block_size;
+}
+
+uint64_t boot_record_offset(const struct chip_flash_geometry *g, unsigned comp, unsigned rec)
+{
+	return (uint64_t)(2u * comp + rec) * g->block_size;
+}
+
+const char *boot_comp_name(unsigned comp)
+{
+	static const char *const names[BOOT_COMPONENTS] = {"BL", "SECMON", "OS"};
+	return comp < BOOT_COMPONENTS ? names[comp] : "?";
+}
+
+int boot_comp_from_name(const char *name, unsigned *comp)
+{
+	static const struct {
+		const char *name;
+		unsigned comp;
+	} map[] = {{"bl", BOOT_BL},
+	           {"bootloader", BOOT_BL},
+	           {"secmon", BOOT_SECMON},
+	           {"security-monitor", BOOT_SECMON},
+	           {"os", BOOT_OS}};
+
+	if (!name || !comp)
+		return SPH_ERR_INVALID_ARG;
+	for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++) {
+		if (strcmp(name, map[i].name) == 0) {
+			*comp = map[i].comp;
+			return 0;
+		}
+	}
+	return SPH_ERR_INVALID_ARG;
+}

@@ -1,0 +1,172 @@
+/*
+ * boot: installing an image into the inactive slot and confirming a trial
+ * (docs/formats.md §7.4), both as the security monitor. The slot is written
+ * before the state record that points at it, so a power cut at any operation
+ * leaves either the old state or the new one.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/crypto.h>
+
+#include "boot_internal.h"
+#include "common/common.h"
+#include "image/image.h"
+
+/* Verifies pkg for comp as a boot would, plus the confirmed security version. */
+static int boot_install_check(struct boot_device *d, unsigned comp, const uint8_t *pkg, size_t len,
+                              const uint8_t hash[32], const struct boot_state *s, char *why,
+                              size_t why_cap)
+{
+	struct img_trust trust = {.root_hash = hash, .time_policy = IMG_TIME_NONE};
+	struct img_package p;
+	uint32_t counter = 0;
+	int rc;
+
+	rc = img_verify(pkg, len, &trust, &p, why, why_cap);
+	if (rc != 0)
+		return rc;
+	if (p.manifest.type != comp + 1) {
+		boot_why(why, why_cap, "a %s image is not a %s",
+		         img_type_name(p.manifest.type) ? img_type_name(p.manifest.type) : "?",
+		         boot_comp_name(comp));
+		return SPH_ERR_CLAIM;
+	}
+	rc = rot_counter_read(d->rot, comp, &counter);
+	if (rc != 0) {
+		boot_why(why, why_cap, "anti-rollback counter: %s", sph_strerror(rc));
+		return rc;
+	}
+	if (p.manifest.security_version < counter ||
+	    (s->confirmed != BOOT_NO_SLOT && p.manifest.security_version < s->confirmed_svn)) {
+		boot_why(why, why_cap, "security version %u below the device's %u",
+		         (unsigned)p.manifest.security_version,
+		         (unsigned)(counter > s->confirmed_svn ? counter : s->confirmed_svn));
+		return SPH_ERR_ROLLBACK;
+	}
+	return 0;
+}
+
+int boot_install(struct boot_device *d, unsigned comp, const uint8_t *pkg, size_t len, char *why,
+                 size_t why_cap)
+{
+	struct boot_state s;
+	uint8_t hash[32], *back = NULL;
+	uint64_t off;
+	uint32_t first, blocks;
+	unsigned slot;
+	int rc = SPH_ERR_INVALID_ARG;
+
+	boot_why(why, why_cap, "%s", "");
+	if (!d || comp >= BOOT_COMPONENTS || !pkg || len == 0)
+		goto out;
+	rc = SPH_ERR_TOO_LARGE;
+	if (len > BOOT_SLOT_SIZE) {
+		boot_why(why, why_cap, "package of %zu bytes exceeds a slot (%u)", len,
+		         BOOT_SLOT_SIZE);
+		goto out;
+	}
+	rc = boot_root_hash(d, hash);
+	if (rc != 0) {
+		boot_why(why, why_cap, "no platform-root key hash fused");
+		goto out;
+	}
+	rc = boot_state_get(d, CHIP_COMP_SECMON, comp, &s);
+	if (rc != 0)
+		goto out;
+	rc = boot_install_check(d, comp, pkg, len, hash, &s, why, why_cap);
+	if (rc != 0)
+		goto out;
+	if (s.seq == 0) {
+		s.confirmed = BOOT_NO_SLOT;
+		s.trial = BOOT_NO_SLOT;
+	}
+	slot = s.confirmed == BOOT_NO_SLOT ? 0u : 1u - s.confirmed;
+	off = boot_slot_offset(&d->geo, comp, slot);
+	first = (uint32_t)(off / d->geo.block_size);
+	blocks = (uint32_t)((len + d->geo.block_size - 1) / d->geo.block_size);
+	for (uint32_t b = 0; b < blocks; b++) {
+		rc = chip_erase(d->chip, CHIP_COMP_SECMON, first + b);
+		if (rc != 0)
+			goto out;
+	}
+	for (size_t done = 0; done < len;) {
+		size_t n = len - done < BOOT_PROGRAM_CHUNK ? len - done : BOOT_PROGRAM_CHUNK;
+		rc = chip_program(d->chip, CHIP_COMP_SECMON, off + done, pkg + done, n);
+		if (rc != 0)
+			goto out;
+		done += n;
+	}
+	rc = SPH_ERR_NOMEM;
+	back = malloc(len);
+	if (!back)
+		goto out;
+	rc = chip_read(d->chip, CHIP_COMP_SECMON, off, back, len);
+	if (rc != 0)
+		goto out;
+	rc = SPH_ERR_IO;
+	if (memcmp(back, pkg, len) != 0) {
+		boot_why(why, why_cap, "read-back differs from what was programmed");
+		goto out;
+	}
+	/* Last: the record that makes the new slot a trial. */
+	if (s.trial != BOOT_NO_SLOT && s.trial != slot)
+		s.len[s.trial] = 0;
+	s.trial = (uint8_t)slot;
+	s.trials_left = BOOT_TRIALS;
+	s.len[slot] = (uint32_t)len;
+	rc = boot_state_put(d, CHIP_COMP_SECMON, comp, &s);
+	if (rc != 0)
+		goto out;
+	sph_log(SPH_LOG_INFO, "boot", "installed", "component=%s slot=%c len=%zu",
+	        boot_comp_name(comp), 'A' + slot, len);
+out:
+	free(back);
+	return rc;
+}
+
+int boot_confirm(struct boot_device *d)
+{
+	struct eat_component m;
+	struct boot_state s;
+	char why[BOOT_REASON_MAX];
+	int rc = SPH_ERR_INVALID_ARG, n = 0;
+
+	if (!d)
+		goto out;
+	for (unsigned c = 0; c < BOOT_COMPONENTS; c++) {
+		const struct boot_stage *st = &d->last.stage[c];
+		rc = boot_state_get(d, CHIP_COMP_SECMON, c, &s);
+		if (rc != 0)
+			goto out;
+		if (s.trial != BOOT_NO_SLOT && s.trials_left < BOOT_TRIALS &&
+		    (d->last.result == BOOT_RESULT_NONE || (st->booted && st->slot == s.trial))) {
+			rc = boot_slot_check(d, c, s.trial, s.len[s.trial], &m, why, sizeof(why));
+			if (rc != 0) {
+				sph_log(SPH_LOG_WARN, "boot", "confirm_refused",
+				        "component=%s reason=\"%s\"", boot_comp_name(c), why);
+			} else {
+				s.confirmed = s.trial;
+				s.trial = BOOT_NO_SLOT;
+				s.trials_left = 0;
+				s.confirmed_svn = m.security_version;
+				rc = boot_state_put(d, CHIP_COMP_SECMON, c, &s);
+				if (rc != 0)
+					goto out;
+				n++;
+				sph_log(SPH_LOG_INFO, "boot", "confirmed",
+				        "component=%s slot=%c svn=%u", boot_comp_name(c),
+				        'A' + s.confirmed, (unsigned)s.confirmed_svn);
+			}
+		}
+		/* Only after the record: the counter follows the confirmed image. */
+		if (s.confirmed != BOOT_NO_SLOT) {
+			rc = rot_counter_advance(d->rot, c, s.confirmed_svn);
+			if (rc != 0 && rc != SPH_ERR_ROLLBACK)
+				goto out;
+		}
+	}
+	rc = n;
+out:
+	return rc;
+}

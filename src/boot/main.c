@@ -1,0 +1,531 @@
+/*
+ * sphere-device: an emulated device (virtual chip + RoT + boot chain).
+ * provision, install, boot, confirm, status. One RoT per invocation: each
+ * command opens the device (a power-up) and closes it at the end.
+ *
+ * Exit codes: 0 success, 1 failure (a refused image, RECOVERY), 2 usage.
+ */
+#include <getopt.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "boot/boot.h"
+#include "common/common.h"
+#include "image/image.h"
+
+#define DEV_EXIT_USAGE 2
+
+static const char dev_usage[] =
+        "usage: sphere-device COMMAND --dir DIR [OPTIONS]\n"
+        "\n"
+        "An emulated Sphere device: virtual chip (flash, firewall), RoT, and the\n"
+        "verified A/B boot chain ROM -> bootloader -> security monitor -> OS.\n"
+        "\n"
+        "commands:\n"
+        "  provision --dir DIR [--lifecycle development|production]\n"
+        "            (--root-hash HEX | --root-cert PEM)\n"
+        "      Create the device directory: an erased flash and the OTP fused with a\n"
+        "      fresh device secret, the lifecycle and the platform-root key hash\n"
+        "      (SHA-256 of the root certificate's SubjectPublicKeyInfo).\n"
+        "  install --dir DIR PKG\n"
+        "      Verify an image package (bootloader, security monitor or OS, by its\n"
+        "      manifest) and write it into that component's inactive slot as a\n"
+        "      trial (3 boots until it is confirmed or reverted).\n"
+        "  boot --dir DIR [--faults SPEC]\n"
+        "      Reset the chip and run the boot chain; print every stage. Exits 1\n"
+        "      in RECOVERY (no valid image for a stage). SPEC: docs/formats.md §6.3\n"
+        "      (or $SPHERE_FAULTS).\n"
+        "  confirm --dir DIR\n"
+        "      Confirm the booted trial images and advance the anti-rollback\n"
+        "      counters to their security versions.\n"
+        "  status --dir DIR [--boot] [--json]\n"
+        "      Slots (versions, trial state), security versions, counters, firewall\n"
+        "      and boot log. The RoT's accumulator lives in its RAM: a new process\n"
+        "      starts from zero, so --boot boots first and reports what it measured.\n"
+        "\n"
+        "options:\n"
+        "  -d, --dir DIR           the device directory\n"
+        "  -l, --lifecycle STATE   development (default) or production (provision)\n"
+        "  -r, --root-hash HEX     the 64-hex-digit platform-root key hash (provision)\n"
+        "  -c, --root-cert PEM     the platform root certificate (provision)\n"
+        "  -f, --faults SPEC       a fault plan for the flash (boot)\n"
+        "  -b, --boot              boot before reporting (status)\n"
+        "  -j, --json              JSON output (status)\n"
+        "  -h, --help              show this help\n"
+        "\n"
+        "exit status: 0 success, 1 failure, 2 usage error\n";
+
+struct dev_opts {
+	const char *dir, *root_hash, *root_cert, *faults, *pkg;
+	enum rot_lifecycle lifecycle;
+	bool boot, json;
+};
+
+static int dev_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int dev_usage_error(const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("sphere-device: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputs("\n(see sphere-device --help)\n", stderr);
+	return DEV_EXIT_USAGE;
+}
+
+static int dev_fail(const char *what, int rc, const char *why)
+{
+	fprintf(stderr, "sphere-device: %s: %s%s%s\n", what, sph_strerror(rc),
+	        why && *why ? ": " : "", why && *why ? why : "");
+	return 1;
+}
+
+static int dev_cmd_provision(const struct dev_opts *o)
+{
+	uint8_t hash[32];
+	STACK_OF(X509) *certs = NULL;
+	int rc;
+
+	if (!!o->root_hash == !!o->root_cert)
+		return dev_usage_error(
+		        "provision needs exactly one of --root-hash and --root-cert");
+	if (o->root_hash) {
+		if (strlen(o->root_hash) != 64 ||
+		    sph_hex_decode(o->root_hash, hash, sizeof(hash)) != 0)
+			return dev_usage_error("--root-hash must be 64 hex digits");
+	} else {
+		rc = img_load_certs(o->root_cert, &certs);
+		if (rc == 0)
+			rc = img_root_hash(sk_X509_value(certs, 0), hash);
+		sk_X509_pop_free(certs, X509_free);
+		if (rc != 0)
+			return dev_fail("root certificate", rc, o->root_cert);
+	}
+	rc = boot_provision(o->dir, NULL, o->lifecycle, NULL, hash);
+	if (rc != 0)
+		return dev_fail("provision", rc, o->dir);
+	printf("provisioned %s (lifecycle %s)\n", o->dir,
+	       o->lifecycle == ROT_LC_PRODUCTION ? "production" : "development");
+	return 0;
+}
+
+static int dev_cmd_install(const struct dev_opts *o)
+{
+	struct boot_device *d = NULL;
+	struct img_package p;
+	uint8_t *pkg = NULL;
+	size_t len = 0;
+	char why[BOOT_REASON_MAX] = "";
+	int rc, ret = 1;
+
+	rc = img_read_file(o->pkg, BOOT_SLOT_SIZE, &pkg, &len);
+	if (rc != 0) {
+		ret = dev_fail("read package", rc, o->pkg);
+		goto out;
+	}
+	rc = img_parse(pkg, len, &p);
+	if (rc != 0) {
+		ret = dev_fail("package", rc, o->pkg);
+		goto out;
+	}
+	if (p.manifest.type < 1 || p.manifest.type > BOOT_COMPONENTS) {
+		ret = dev_fail("package", SPH_ERR_CLAIM,
+		               "not a bootloader, security monitor or OS");
+		goto out;
+	}
+	rc = boot_open(o->dir, NULL, &d);
+	if (rc != 0) {
+		ret = dev_fail("open device", rc, o->dir);
+		goto out;
+	}
+	rc = boot_install(d, p.manifest.type - 1, pkg, len, why, sizeof(why));
+	if (rc != 0) {
+		ret = dev_fail("install refused", rc, why);
+		goto out;
+	}
+	printf("installed %s %s (security version %u) as a trial\n",
+	       boot_comp_name(p.manifest.type - 1), p.manifest.version,
+	       (unsigned)p.manifest.security_version);
+	ret = 0;
+out:
+	boot_close(d);
+	free(pkg);
+	return ret;
+}
+
+static void dev_print_report(const struct boot_report *r)
+{
+	char hex[65];
+
+	for (unsigned c = 0; c < BOOT_COMPONENTS; c++) {
+		const struct boot_stage *st = &r->stage[c];
+		if (st->booted)
+			printf("%-6s slot %c%s: verified %s security version %u\n",
+			       boot_comp_name(c), 'A' + st->slot, st->was_trial ? " (trial)" : "",
+			       st->measured.version, (unsigned)st->measured.security_version);
+		else
+			printf("%-6s: not booted: %s\n", boot_comp_name(c),
+			       st->reason[0] ? st->reason : "an earlier stage failed");
+	}
+	(void)sph_hex_encode(r->accumulator, sizeof(r->accumulator), hex, sizeof(hex));
+	printf("result: %s\naccumulator: %s\n",
+	       r->result == BOOT_RESULT_BOOTED ? "booted" : "RECOVERY", hex);
+}
+
+static int dev_cmd_boot(const struct dev_opts *o)
+{
+	struct chip_faults plan;
+	struct boot_device *d = NULL;
+	struct boot_report r;
+	char err[CHIP_FAULTS_ERR_MAX];
+	int rc, ret = 1;
+
+	rc = chip_faults_from_flag_or_env(o->faults, &plan, err, sizeof(err));
+	if (rc != 0)
+		return dev_usage_error("--faults: %s", err);
+	rc = boot_open(o->dir, &plan, &d);
+	if (rc != 0) {
+		ret = dev_fail("open device", rc, o->dir);
+		goto out;
+	}
+	rc = boot_run(d, CHIP_RESET_POWER_ON, &r);
+	dev_print_report(&r);
+	if (rc != 0 && rc != SPH_ERR_STATE)
+		ret = dev_fail("boot", rc, NULL);
+	else
+		ret = rc == 0 ? 0 : 1;
+out:
+	boot_close(d);
+	return ret;
+}
+
+static int dev_cmd_confirm(const struct dev_opts *o)
+{
+	struct boot_device *d = NULL;
+	int rc, ret = 1;
+
+	rc = boot_open(o->dir, NULL, &d);
+	if (rc != 0) {
+		ret = dev_fail("open device", rc, o->dir);
+		goto out;
+	}
+	rc = boot_confirm(d);
+	if (rc < 0) {
+		ret = dev_fail("confirm", rc, NULL);
+		goto out;
+	}
+	printf("confirmed %d component(s)\n", rc);
+	ret = 0;
+out:
+	boot_close(d);
+	return ret;
+}
+
+static json_t *dev_hex_json(const uint8_t *b, size_t len)
+{
+	char hex[65];
+
+	if (len > 32 || sph_hex_encode(b, len, hex, sizeof(hex)) != 0)
+		return json_null();
+	return json_string(hex);
+}
+
+static const char *dev_slot_name(uint8_t s)
+{
+	return s == 0 ? "A" : s == 1 ? "B" : "none";
+}
+
+/* Builds the status document; NULL on failure. */
+static json_t *dev_status_json(struct boot_device *d, const struct boot_report *r)
+{
+	json_t *root = json_object(), *comps = json_array(), *log = json_array();
+	struct chip_bootlog_entry e;
+	struct chip_fw_stats fw;
+	enum rot_lifecycle lc = ROT_LC_BLANK;
+	uint64_t boots = 0;
+	uint8_t acc[32];
+
+	if (!root || !comps || !log)
+		goto fail;
+	for (unsigned c = 0; c < BOOT_COMPONENTS; c++) {
+		struct boot_state s;
+		json_t *jc = json_object(), *slots = json_array();
+		uint32_t counter = 0;
+		if (!jc || !slots || json_array_append_new(comps, jc) != 0) {
+			json_decref(jc);
+			json_decref(slots);
+			goto fail;
+		}
+		(void)boot_state_read(d, c, &s);
+		(void)rot_counter_read(boot_rot(d), c, &counter);
+		json_object_set_new(jc, "component", json_string(boot_comp_name(c)));
+		json_object_set_new(jc, "confirmed_slot", json_string(dev_slot_name(s.confirmed)));
+		json_object_set_new(jc, "trial_slot", json_string(dev_slot_name(s.trial)));
+		json_object_set_new(jc, "trials_left", json_integer(s.trials_left));
+		json_object_set_new(jc, "confirmed_security_version",
+		                    json_integer(s.confirmed_svn));
+		json_object_set_new(jc, "rollback_counter", json_integer(counter));
+		json_object_set_new(jc, "record_sequence", json_integer(s.seq));
+		json_object_set_new(jc, "slots", slots);
+		for (unsigned sl = 0; sl < BOOT_SLOTS; sl++) {
+			struct eat_component m;
+			char why[BOOT_REASON_MAX] = "";
+			json_t *js = json_object();
+			int rc;
+			if (!js || json_array_append_new(slots, js) != 0)
+				goto fail;
+			json_object_set_new(js, "slot", json_string(dev_slot_name((uint8_t)sl)));
+			json_object_set_new(js, "length", json_integer(s.len[sl]));
+			if (s.len[sl] == 0) {
+				json_object_set_new(js, "state", json_string("empty"));
+				continue;
+			}
+			rc = boot_slot_check(d, c, sl, s.len[sl], &m, why, sizeof(why));
+			json_object_set_new(js, "state",
+			                    json_string(rc == 0 ? "valid" : "refused"));
+			if (rc == 0) {
+				json_object_set_new(js, "version", json_string(m.version));
+				json_object_set_new(js, "security_version",
+				                    json_integer(m.security_version));
+				json_object_set_new(js, "digest", dev_hex_json(m.digest, 32));
+			} else {
+				json_object_set_new(js, "reason", json_string(why));
+			}
+		}
+	}
+	json_object_set_new(root, "components", comps);
+	comps = NULL;
+	(void)rot_lifecycle(boot_rot(d), &lc);
+	(void)rot_boot_count(boot_rot(d), &boots);
+	json_object_set_new(root, "lifecycle",
+	                    json_string(lc == ROT_LC_PRODUCTION    ? "production"
+	                                : lc == ROT_LC_DEVELOPMENT ? "development"
+	                                                           : "other"));
+	json_object_set_new(root, "boot_count", json_integer((json_int_t)boots));
+	if (rot_accumulator(boot_rot(d), acc) == 0)
+		json_object_set_new(root, "accumulator", dev_hex_json(acc, 32));
+	if (r->result != BOOT_RESULT_NONE) {
+		json_t *ms = json_array();
+		json_object_set_new(
+		        root, "boot_result",
+		        json_string(r->result == BOOT_RESULT_BOOTED ? "booted" : "recovery"));
+		for (unsigned c = 0; ms && c < BOOT_COMPONENTS; c++) {
+			json_t *jm;
+			if (!r->stage[c].booted)
+				continue;
+			jm = json_object();
+			if (!jm || json_array_append_new(ms, jm) != 0)
+				break;
+			json_object_set_new(jm, "type", json_string(r->stage[c].measured.type));
+			json_object_set_new(jm, "version",
+			                    json_string(r->stage[c].measured.version));
+			json_object_set_new(jm, "security_version",
+			                    json_integer(r->stage[c].measured.security_version));
+			json_object_set_new(jm, "slot",
+			                    json_string(dev_slot_name(r->stage[c].slot)));
+			json_object_set_new(jm, "digest",
+			                    dev_hex_json(r->stage[c].measured.digest, 32));
+			json_object_set_new(jm, "signer_id",
+			                    dev_hex_json(r->stage[c].measured.signer_id, 32));
+		}
+		json_object_set_new(root, "measurements", ms ? ms : json_null());
+	}
+	if (chip_fw_stats(chip_fw(boot_chip(d)), &fw) == 0) {
+		json_object_set_new(root, "firewall_locked", json_boolean(fw.locked));
+		json_object_set_new(root, "firewall_grants", json_integer((json_int_t)fw.grants));
+		json_object_set_new(root, "firewall_refusals",
+		                    json_integer((json_int_t)fw.refused_total));
+	}
+	for (size_t i = 0; chip_bootlog_get(boot_chip(d), i, &e) == 0; i++) {
+		json_t *je = json_pack("{s:i, s:s}", "status", (int)e.status, "event", e.event);
+		if (!je || json_array_append_new(log, je) != 0)
+			break;
+	}
+	json_object_set_new(root, "boot_log", log);
+	return root;
+fail:
+	json_decref(root);
+	json_decref(comps);
+	json_decref(log);
+	return NULL;
+}
+
+static void dev_print_status_text(json_t *st)
+{
+	size_t i, j;
+	json_t *c, *s, *e;
+
+	printf("lifecycle: %s, boot count: %" JSON_INTEGER_FORMAT "\n",
+	       json_string_value(json_object_get(st, "lifecycle")),
+	       json_integer_value(json_object_get(st, "boot_count")));
+	json_array_foreach(json_object_get(st, "components"), i, c)
+	{
+		printf("%-6s confirmed %s, trial %s (%" JSON_INTEGER_FORMAT
+		       " left), security version %" JSON_INTEGER_FORMAT
+		       ", counter %" JSON_INTEGER_FORMAT "\n",
+		       json_string_value(json_object_get(c, "component")),
+		       json_string_value(json_object_get(c, "confirmed_slot")),
+		       json_string_value(json_object_get(c, "trial_slot")),
+		       json_integer_value(json_object_get(c, "trials_left")),
+		       json_integer_value(json_object_get(c, "confirmed_security_version")),
+		       json_integer_value(json_object_get(c, "rollback_counter")));
+		json_array_foreach(json_object_get(c, "slots"), j, s)
+		{
+			const char *v = json_string_value(json_object_get(s, "version"));
+			const char *why = json_string_value(json_object_get(s, "reason"));
+			printf("       slot %s: %s%s%s\n",
+			       json_string_value(json_object_get(s, "slot")),
+			       json_string_value(json_object_get(s, "state")),
+			       v     ? " "
+			       : why ? ": "
+			             : "",
+			       v     ? v
+			       : why ? why
+			             : "");
+		}
+	}
+	if (json_object_get(st, "boot_result"))
+		printf("boot: %s\n", json_string_value(json_object_get(st, "boot_result")));
+	json_array_foreach(json_object_get(st, "measurements"), i, e) printf(
+	        "measured: %s %s security version %" JSON_INTEGER_FORMAT " slot %s digest %s\n",
+	        json_string_value(json_object_get(e, "type")),
+	        json_string_value(json_object_get(e, "version")),
+	        json_integer_value(json_object_get(e, "security_version")),
+	        json_string_value(json_object_get(e, "slot")),
+	        json_string_value(json_object_get(e, "digest")));
+	printf("accumulator: %s\nfirewall: %s\n",
+	       json_string_value(json_object_get(st, "accumulator")),
+	       json_is_true(json_object_get(st, "firewall_locked")) ? "locked" : "unlocked");
+	json_array_foreach(json_object_get(st, "boot_log"), i, e)
+	        printf("log: [%" JSON_INTEGER_FORMAT "] %s\n",
+	               json_integer_value(json_object_get(e, "status")),
+	               json_string_value(json_object_get(e, "event")));
+}
+
+static int dev_cmd_status(const struct dev_opts *o)
+{
+	struct boot_device *d = NULL;
+	struct boot_report r;
+	json_t *st = NULL;
+	char *txt = NULL;
+	int rc, ret = 1;
+
+	memset(&r, 0, sizeof(r));
+	rc = boot_open(o->dir, NULL, &d);
+	if (rc != 0) {
+		ret = dev_fail("open device", rc, o->dir);
+		goto out;
+	}
+	if (o->boot) {
+		rc = boot_run(d, CHIP_RESET_POWER_ON, &r);
+		if (rc != 0 && rc != SPH_ERR_STATE) {
+			ret = dev_fail("boot", rc, NULL);
+			goto out;
+		}
+	}
+	st = dev_status_json(d, &r);
+	if (!st) {
+		ret = dev_fail("status", SPH_ERR_NOMEM, NULL);
+		goto out;
+	}
+	if (o->json) {
+		txt = json_dumps(st, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+		if (!txt) {
+			ret = dev_fail("status", SPH_ERR_NOMEM, NULL);
+			goto out;
+		}
+		printf("%s\n", txt);
+	} else {
+		dev_print_status_text(st);
+	}
+	ret = 0;
+out:
+	free(txt);
+	json_decref(st);
+	boot_close(d);
+	return ret;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {{"dir", required_argument, NULL, 'd'},
+	                                     {"lifecycle", required_argument, NULL, 'l'},
+	                                     {"root-hash", required_argument, NULL, 'r'},
+	                                     {"root-cert", required_argument, NULL, 'c'},
+	                                     {"faults", required_argument, NULL, 'f'},
+	                                     {"boot", no_argument, NULL, 'b'},
+	                                     {"json", no_argument, NULL, 'j'},
+	                                     {"help", no_argument, NULL, 'h'},
+	                                     {NULL, 0, NULL, 0}};
+	struct dev_opts o = {.lifecycle = ROT_LC_DEVELOPMENT};
+	const char *cmd;
+	int ch;
+
+	if (argc < 2)
+		return dev_usage_error("a command is required");
+	cmd = argv[1];
+	if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0 || strcmp(cmd, "help") == 0) {
+		fputs(dev_usage, stdout);
+		return 0;
+	}
+	optind = 2;
+	while ((ch = getopt_long(argc, argv, "d:l:r:c:f:bjh", opts, NULL)) != -1) {
+		switch (ch) {
+		case 'd':
+			o.dir = optarg;
+			break;
+		case 'l':
+			if (strcmp(optarg, "development") == 0)
+				o.lifecycle = ROT_LC_DEVELOPMENT;
+			else if (strcmp(optarg, "production") == 0)
+				o.lifecycle = ROT_LC_PRODUCTION;
+			else
+				return dev_usage_error("--lifecycle: development or production");
+			break;
+		case 'r':
+			o.root_hash = optarg;
+			break;
+		case 'c':
+			o.root_cert = optarg;
+			break;
+		case 'f':
+			o.faults = optarg;
+			break;
+		case 'b':
+			o.boot = true;
+			break;
+		case 'j':
+			o.json = true;
+			break;
+		case 'h':
+			fputs(dev_usage, stdout);
+			return 0;
+		default:
+			return dev_usage_error("bad option");
+		}
+	}
+	if (!o.dir)
+		return dev_usage_error("--dir is required");
+	if (strcmp(cmd, "install") == 0) {
+		if (optind != argc - 1)
+			return dev_usage_error("install takes exactly one package");
+		o.pkg = argv[optind];
+		return dev_cmd_install(&o);
+	}
+	if (optind != argc)
+		return dev_usage_error("unexpected argument '%s'", argv[optind]);
+	if (strcmp(cmd, "provision") == 0)
+		return dev_cmd_provision(&o);
+	if (strcmp(cmd, "boot") == 0)
+		return dev_cmd_boot(&o);
+	if (strcmp(cmd, "confirm") == 0)
+		return dev_cmd_confirm(&o);
+	if (strcmp(cmd, "status") == 0)
+		return dev_cmd_status(&o);
+	return dev_usage_error("unknown command '%s'", cmd);
+}

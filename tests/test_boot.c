@@ -1,0 +1,851 @@
+/* Tests for the boot chain: slots, verification, rollback, trials, recovery,
+ * firewall, and power loss at every flash operation of an install. */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include <openssl/evp.h>
+#include <openssl/x509.h>
+
+#include "boot/boot.h"
+#include "common/common.h"
+#include "image/image.h"
+#include "testutil.h"
+
+struct party {
+	EVP_PKEY *key;
+	X509 *cert;
+};
+
+static struct {
+	struct party proot, psigner;       /* platform root -> OS signer */
+	struct party pinter, tsigner;      /* platform root -> intermediate -> tenant signer */
+	struct party oroot, osigner;       /* another platform */
+	uint8_t root_hash[IMG_DIGEST_LEN]; /* fused in every test device */
+	char *dir;                         /* per test */
+	char *tmpl;                        /* a device with v1 of everything confirmed */
+} fx;
+
+static const struct chip_flash_geometry test_geo = {.block_size = 4096, .block_count = 390};
+
+static void make(struct party *out, enum img_cert_kind kind, struct party *issuer, unsigned roles)
+{
+	struct img_cert_params p = {.kind = kind, .roles = roles};
+	if (issuer) {
+		p.issuer_key = issuer->key;
+		p.issuer_cert = issuer->cert;
+	}
+	assert_int_equal(img_cert_make(&p, &out->key, &out->cert), 0);
+}
+
+static void party_free(struct party *p)
+{
+	EVP_PKEY_free(p->key);
+	X509_free(p->cert);
+}
+
+/* The payload of a component at a version: plen bytes derived from both. */
+static uint8_t *payload_for(unsigned comp, unsigned ver, size_t plen)
+{
+	uint8_t *p = malloc(plen);
+	assert_non_null(p);
+	for (size_t i = 0; i < plen; i++)
+		p[i] = (uint8_t)(i * 31u + comp * 7u + ver * 101u);
+	return p;
+}
+
+/* Packs component comp (its type is comp + 1) at version "<ver>.0.0". */
+static uint8_t *pack_as(unsigned comp, uint32_t type, unsigned ver, uint32_t svn, size_t plen,
+                        struct party *s, X509 *extra1, X509 *extra2, size_t *len)
+{
+	struct img_manifest m;
+	STACK_OF(X509) *chain = sk_X509_new_null();
+	uint8_t *pkg = NULL, *payload = payload_for(comp, ver, plen);
+
+	memset(&m, 0, sizeof(m));
+	for (size_t i = 0; i < IMG_COMPONENT_ID_LEN; i++)
+		m.component_id[i] = (uint8_t)(0x10 * (comp + 1) + i);
+	m.type = type;
+	snprintf(m.name, sizeof(m.name), "%s", boot_comp_name(comp));
+	snprintf(m.version, sizeof(m.version), "%u.0.0", ver);
+	m.security_version = svn;
+	snprintf(m.target, sizeof(m.target), "%s", IMG_TARGET_DEFAULT);
+	assert_non_null(chain);
+	if (extra1)
+		assert_true(sk_X509_push(chain, extra1) > 0);
+	if (extra2)
+		assert_true(sk_X509_push(chain, extra2) > 0);
+	assert_int_equal(img_pack(&m, payload, plen, s->key, s->cert, chain, &pkg, len), 0);
+	sk_X509_free(chain);
+	free(payload);
+	return pkg;
+}
+
+static uint8_t *pack(unsigned comp, unsigned ver, uint32_t svn, size_t plen, size_t *len)
+{
+	return pack_as(comp, comp + 1, ver, svn, plen, &fx.psigner, fx.proot.cert, NULL, len);
+}
+
+static void install(struct boot_device *d, unsigned comp, unsigned ver, uint32_t svn, size_t plen)
+{
+	size_t len;
+	uint8_t *pkg = pack(comp, ver, svn, plen, &len);
+	char why[BOOT_REASON_MAX];
+
+	assert_int_equal(boot_install(d, comp, pkg, len, why, sizeof(why)), 0);
+	free(pkg);
+}
+
+static struct boot_device *dev_open(const char *dir)
+{
+	struct boot_device *d = NULL;
+	assert_int_equal(boot_open(dir, NULL, &d), 0);
+	return d;
+}
+
+/* Checks a successful boot: versions per stage and the accumulator equals the
+ * replay of what booted. */
+static void assert_booted(const struct boot_report *r, unsigned bl, unsigned sm, unsigned os)
+{
+	const unsigned ver[BOOT_COMPONENTS] = {bl, sm, os};
+	struct eat_component c[BOOT_COMPONENTS];
+	uint8_t acc[32], digest[32];
+	char v[16];
+
+	assert_int_equal(r->result, BOOT_RESULT_BOOTED);
+	for (unsigned i = 0; i < BOOT_COMPONENTS; i++) {
+		uint8_t *p = payload_for(i, ver[i], i == BOOT_OS && ver[i] == 2 ? 6000 : 64);
+		assert_true(r->stage[i].booted);
+		snprintf(v, sizeof(v), "%u.0.0", ver[i]);
+		assert_string_equal(r->stage[i].measured.version, v);
+		assert_string_equal(r->stage[i].measured.type, boot_comp_name(i));
+		assert_int_equal(EVP_Digest(p, i == BOOT_OS && ver[i] == 2 ? 6000 : 64, digest,
+		                            NULL, EVP_sha256(), NULL),
+		                 1);
+		assert_memory_equal(r->stage[i].measured.digest, digest, 32);
+		free(p);
+		c[i] = r->stage[i].measured;
+	}
+	assert_int_equal(eat_accumulator_replay(c, BOOT_COMPONENTS, acc), 0);
+	assert_memory_equal(acc, r->accumulator, 32);
+}
+
+#define ANY_REFUSAL INT32_MIN
+
+/* True when the chip's boot log has an entry with status (ANY_REFUSAL: any
+ * non-zero) whose event contains needle. */
+static bool log_has(struct boot_device *d, int32_t status, const char *needle)
+{
+	struct chip_bootlog_entry e;
+
+	for (size_t i = 0; chip_bootlog_get(boot_chip(d), i, &e) == 0; i++)
+		if ((status == ANY_REFUSAL ? e.status != 0 : e.status == status) &&
+		    strstr(e.event, needle))
+			return true;
+	return false;
+}
+
+static void copy_file(const char *from_dir, const char *to_dir, const char *name)
+{
+	char *a = tu_path(from_dir, name), *b = tu_path(to_dir, name);
+	uint8_t *buf = NULL;
+	size_t len = 0;
+	FILE *fp;
+
+	assert_int_equal(tu_read_file(a, &buf, &len), 0);
+	fp = fopen(b, "wb");
+	assert_non_null(fp);
+	assert_int_equal(fwrite(buf, 1, len, fp), len);
+	assert_int_equal(fclose(fp), 0);
+	free(buf);
+	free(a);
+	free(b);
+}
+
+/* A fresh copy of the template device (v1 everywhere, confirmed) at path. */
+static void clone_template(const char *path)
+{
+	tu_rmtree(path);
+	assert_int_equal(mkdir(path, 0700), 0);
+	copy_file(fx.tmpl, path, "flash.bin");
+	copy_file(fx.tmpl, path, "flash.bin.meta");
+	copy_file(fx.tmpl, path, "otp");
+}
+
+static int group_setup(void **state)
+{
+	struct boot_device *d;
+	struct boot_report r;
+	char *base = tu_mkdtemp();
+
+	(void)state;
+	make(&fx.proot, IMG_CERT_PLATFORM_ROOT, NULL, 0);
+	make(&fx.psigner, IMG_CERT_PLATFORM_SIGNER, &fx.proot, 0);
+	make(&fx.pinter, IMG_CERT_INTERMEDIATE, &fx.proot,
+	     (1u << IMG_ROLE_PLATFORM_OS) | (1u << IMG_ROLE_TENANT_APP));
+	make(&fx.tsigner, IMG_CERT_TENANT_SIGNER, &fx.pinter, 0);
+	make(&fx.oroot, IMG_CERT_PLATFORM_ROOT, NULL, 0);
+	make(&fx.osigner, IMG_CERT_PLATFORM_SIGNER, &fx.oroot, 0);
+	assert_int_equal(img_root_hash(fx.proot.cert, fx.root_hash), 0);
+	fx.tmpl = tu_path(base, "template");
+	assert_int_equal(boot_provision(fx.tmpl, &test_geo, ROT_LC_PRODUCTION, NULL, fx.root_hash),
+	                 0);
+	d = dev_open(fx.tmpl);
+	for (unsigned c = 0; c < BOOT_COMPONENTS; c++)
+		install(d, c, 1, 1, 64);
+	assert_int_equal(boot_run(d, CHIP_RESET_SOFTWARE, &r), 0);
+	assert_booted(&r, 1, 1, 1);
+	assert_int_equal(boot_confirm(d), 3);
+	boot_close(d);
+	free(base);
+	return 0;
+}
+
+static int group_teardown(void **state)
+{
+	char *base;
+
+	(void)state;
+	base = strdup(fx.tmpl);
+	assert_non_null(base);
+	*strrchr(base, '/') = '\0';
+	tu_rmtree(base);
+	free(base);
+	free(fx.tmpl);
+	party_free(&fx.proot);
+	party_free(&fx.psigner);
+	party_free(&fx.pinter);
+	party_free(&fx.tsigner);
+	party_free(&fx.oroot);
+	party_free(&fx.osigner);
+	return 0;
+}
+
+static int setup(void **state)
+{
+	(void)state;
+	fx.dir = tu_mkdtemp();
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	tu_rmtree(fx.dir);
+	free(fx.dir);
+	fx.dir = NULL;
+	return 0;
+}
+
+/* A device with v1 of everything confirmed, opened. */
+static struct boot_device *good_device(void)
+{
+	char *p = tu_path(fx.dir, "dev");
+	struct boot_device *d;
+
+	clone_template(p);
+	d = dev_open(p);
+	free(p);
+	return d;
+}
+
+/* ---- the slot-state record ---------------------------------------------------- */
+
+static void test_state_record(void **state)
+{
+	struct boot_state s = {.seq = 7,
+	                       .component = BOOT_OS,
+	                       .confirmed = 0,
+	                       .trial = 1,
+	                       .trials_left = 2,
+	                       .confirmed_svn = 4,
+	                       .len = {100, 200}};
+	struct boot_state out;
+	uint8_t rec[BOOT_RECORD_LEN], bad[BOOT_RECORD_LEN + 1];
+
+	(void)state;
+	assert_int_equal(boot_state_encode(&s, rec), 0);
+	assert_int_equal(boot_state_decode(rec, sizeof(rec), BOOT_OS, &out), 0);
+	assert_memory_equal(&out, &s, sizeof(s));
+	assert_int_equal(boot_state_decode(rec, sizeof(rec), BOOT_BL, &out), SPH_ERR_CLAIM);
+	assert_int_equal(boot_state_decode(rec, sizeof(rec) - 1, BOOT_OS, &out), SPH_ERR_TRUNCATED);
+	memcpy(bad, rec, sizeof(rec));
+	bad[BOOT_RECORD_LEN] = 0;
+	assert_int_equal(boot_state_decode(bad, sizeof(bad), BOOT_OS, &out), SPH_ERR_TRAILING);
+	/* Every single bit flip is refused. */
+	for (size_t i = 0; i < 8 * sizeof(rec); i++) {
+		memcpy(bad, rec, sizeof(rec));
+		bad[i / 8] ^= (uint8_t)(1u << (i % 8));
+		assert_int_not_equal(boot_state_decode(bad, sizeof(rec), BOOT_OS, &out), 0);
+		assert_int_equal(out.seq, 0);
+	}
+	/* The encoder refuses what the decoder would. */
+	s.trial = 0;
+	assert_int_equal(boot_state_encode(&s, rec), SPH_ERR_INVALID_ARG);
+	s.trial = 1;
+	s.trials_left = 4;
+	assert_int_equal(boot_state_encode(&s, rec), SPH_ERR_INVALID_ARG);
+	s.trials_left = 1;
+	s.len[1] = 0;
+	assert_int_equal(boot_state_encode(&s, rec), SPH_ERR_INVALID_ARG);
+	s.len[1] = BOOT_SLOT_SIZE + 1;
+	assert_int_equal(boot_state_encode(&s, rec), SPH_ERR_INVALID_ARG);
+	s.len[1] = 5;
+	s.seq = 0;
+	assert_int_equal(boot_state_encode(&s, rec), SPH_ERR_INVALID_ARG);
+	/* Erased flash is no record. */
+	memset(rec, 0xff, sizeof(rec));
+	assert_int_equal(boot_state_decode(rec, sizeof(rec), BOOT_OS, &out), SPH_ERR_MALFORMED);
+}
+
+static void test_layout(void **state)
+{
+	struct chip_flash_geometry g = {.block_size = 4096, .block_count = 389};
+
+	(void)state;
+	assert_int_equal(boot_layout_check(&test_geo), 0);
+	assert_int_equal(boot_layout_check(&g), SPH_ERR_UNSUPPORTED);
+	g = (struct chip_flash_geometry){.block_size = 4096, .block_count = 1024};
+	assert_int_equal(boot_layout_check(&g), 0);
+	assert_int_equal(boot_slot_offset(&g, BOOT_OS, 1) + BOOT_SLOT_SIZE, 390u * 4096u);
+	assert_int_equal(boot_record_offset(&g, BOOT_OS, 1), 5u * 4096u);
+	g.block_size = 512u * 1024u;
+	assert_int_equal(boot_layout_check(&g), SPH_ERR_UNSUPPORTED);
+}
+
+/* ---- booting -------------------------------------------------------------------- */
+
+static void test_boot_verified(void **state)
+{
+	struct boot_device *d = good_device();
+	struct boot_report r;
+	struct chip_ram_info ri;
+	uint8_t acc[32];
+	uint32_t v;
+
+	(void)state;
+	assert_int_equal(boot_run(d, CHIP_RESET_SOFTWARE, &r), 0);
+	assert_booted(&r, 1, 1, 1);
+	for (unsigned c = 0; c < BOOT_COMPONENTS; c++) {
+		assert_false(r.stage[c].was_trial);
+		assert_int_equal(r.stage[c].slot, 0);
+		assert_int_equal(rot_counter_read(boot_rot(d), c, &v), 0);
+		assert_int_equal(v, 1);
+	}
+	assert_int_equal(rot_accumulator(boot_rot(d), acc), 0);
+	assert_memory_equal(acc, r.accumulator, 32);
+	assert_true(chip_fw_locked(chip_fw(boot_chip(d))));
+	assert_true(log_has(d, 0, "OS A booted 1.0.0"));
+	assert_int_equal(chip_ram_info(boot_chip(d), &ri), 0);
+	assert_int_equal(ri.log_count, 3);
+	boot_close(d);
+}
+
+static void test_firewall_after_boot(void **state)
+{
+	struct boot_device *d = good_device();
+	struct chip_flash_geometry g;
+	struct boot_report r;
+	struct chip_res res;
+	uint8_t zero[16] = {0}, buf[16];
+
+	(void)state;
+	assert_int_equal(boot_run(d, CHIP_RESET_SOFTWARE, &r), 0);
+	assert_int_equal(chip_flash_geometry(chip_flash(boot_chip(d)), &g), 0);
+	/* The OS can read its own slots but write nothing, anywhere. */
+	assert_int_equal(chip_read(boot_chip(d), CHIP_COMP_OS, boot_slot_offset(&g, BOOT_OS, 0),
+	                           buf, sizeof(buf)),
+	                 0);
+	assert_int_equal(chip_program(boot_chip(d), CHIP_COMP_OS, boot_slot_offset(&g, BOOT_OS, 1),
+	                              zero, sizeof(zero)),
+	                 SPH_ERR_PERMISSION);
+	assert_int_equal(chip_program(boot_chip(d), CHIP_COMP_OS,
+	                              boot_record_offset(&g, BOOT_OS, 0), zero, sizeof(zero)),
+	                 SPH_ERR_PERMISSION);
+	assert_int_equal(chip_erase(boot_chip(d), CHIP_COMP_OS, 0), SPH_ERR_PERMISSION);
+	assert_int_equal(chip_read(boot_chip(d), CHIP_COMP_OS, boot_slot_offset(&g, BOOT_BL, 0),
+	                           buf, sizeof(buf)),
+	                 SPH_ERR_PERMISSION);
+	assert_int_equal(chip_read(boot_chip(d), CHIP_COMP_APP0, boot_slot_offset(&g, BOOT_OS, 0),
+	                           buf, sizeof(buf)),
+	                 SPH_ERR_PERMISSION);
+	/* Grants after the lock are refused. */
+	res = chip_res_region(CHIP_RES_FLASH, 0, g.block_size);
+	assert_int_equal(chip_fw_grant(chip_fw(boot_chip(d)), CHIP_COMP_OS, &res, CHIP_FW_W),
+	                 SPH_ERR_STATE);
+	/* The security monitor still installs (its grant was made before the lock). */
+	install(d, BOOT_OS, 2, 2, 6000);
+	boot_close(d);
+}
+
+static void test_recovery_when_empty(void **state)
+{
+	char *p = tu_path(fx.dir, "blank");
+	struct boot_device *d = NULL;
+	struct boot_report r;
+	uint8_t zero[32] = {0};
+
+	(void)state;
+	assert_int_equal(boot_provision(p, &test_geo, ROT_LC_DEVELOPMENT, NULL, fx.root_hash), 0);
+	assert_int_equal(boot_provision(p, &test_geo, ROT_LC_DEVELOPMENT, NULL, fx.root_hash),
+	                 SPH_ERR_STATE);
+	d = dev_open(p);
+	assert_int_equal(boot_run(d, CHIP_RESET_SOFTWARE, &r), SPH_ERR_STATE);
+	assert_int_equal(r.result, BOOT_RESULT_RECOVERY);
+	assert_false(r.stage[BOOT_BL].booted);
+	assert_false(r.stage[BOOT_SECMON].booted);
+	assert_memory_equal(r.accumulator, zero, 32); /* nothing was measured */
+	assert_true(chip_fw_locked(chip_fw(boot_chip(d))));
+	assert_true(log_has(d, SPH_ERR_NOT_FOUND, "RECOVERY"));
+	/* Only the bootloader installed: the chain stops at SECMON. */
+	boot_close(d);
+	d = dev_open(p);
+	install(d, BOOT_BL, 1, 1, 64);
+	assert_int_equal(boot_run(d, CHIP_RESET_SOFTWARE, &r), SPH_ERR_STATE);
+	assert_true(r.stage[BOOT_BL].booted);
+	assert_false(r.stage[BOOT_SECMON].booted);
+	assert_false(r.stage[BOOT_OS].booted);
+	boot_close(d);
+	free(p);
+}
+
+static void test_recovery_corrupt_bootloader(void **state)
+{
+	struct boot_device *d = good_device();
+	struct chip_flash_geometry g;
+	struct chip_faults plan = {0};
+	struct boot_report r;
+
+	(void)state;
+	assert_int_equal(chip_flash_geometry(chip_flash(boot_chip(d)), &g), 0);
+	plan.nflips = 1;
+	plan.flips[0].offset = boot_slot_offset(&g, BOOT_BL, 0) + 60;
+	plan.flips[0].bit = 3;
+	assert_int_equal(chip_faults_set(chip_flash(boot_chip(d)), &plan), 0);
+	assert_int_equal(boot_run(d, CHIP_RESET_SOFTWARE, &r), SPH_ERR_STATE);
+	assert_int_equal(r.result, BOOT_RESULT_RECOVERY);
+	assert_false(r.stage[BOOT_BL].booted);
+	assert_false(r.stage[BOOT_SECMON].booted);
+	assert_true(strlen(r.stage[BOOT_BL].reason) > 0);
+	assert_true(log_has(d, r.stage[BOOT_BL].status, "BL A refused"));
+	boot_close(d);
+}
+
+static void test_recovery_without_root_hash(void **state)
+{
+	char *p = tu_path(fx.dir, "nohash");
+	struct chip_config cfg = {.create = true, .geometry = test_geo};
+	struct chip *c = NULL;
+	struct boot_device *d;
+	struct boot_report r;
+	size_t len;
+	uint8_t *pkg = pack(BOOT_BL, 1, 1, 64, &len);
+	char why[BOOT_REASON_MAX];
+
+	(void)state;
+	assert_int_equal(chip_open(p, &cfg, &c), 0);
+	assert_int_equal(rot_otp_fuse(chip_otp_path(c), NULL, ROT_LC_DEVELOPMENT), 0);
+	chip_close(c);
+	d = dev_open(p);
+	assert_int_equal(boot_install(d, BOOT_BL, pkg, len, why, sizeof(why)), SPH_ERR_NOT_FOUND);
+	assert_int_equal(boot_run(d, CHIP_RESET_SOFTWARE, &r), SPH_ERR_STATE);
+	assert_int_equal(r.result, BOOT_RESULT_RECOVERY);
+	assert_false(r.stage[BOOT_BL].booted);
+	boot_close(d);
+	free(pkg);
+	free(p);
+}
+
+/* ---- attacks: each refused, the good image still boots ----------------------- */
+
+/* Installs OS v2 as a trial, flips one bit of it at package offset at, boots:
+ * the trial is refused with want and the confirmed v1 boots. */
+static void flip_and_boot(size_t at_from_pkg_start, int want)
+{
+	struct boot_device *d = good_device();
+	struct chip_flash_geometry g;
+	struct chip_faults plan = {0};
+	struct boot_report r;
+	struct boot_state s;
+
+	install(d, BOOT_OS, 2, 2, 6000);
+	assert_int_equal(boot_state_read(d, BOOT_OS, &s), 0);
+	assert_int_equal(s.trial, 1);
+	assert_int_equal(chip_flash_geometry(chip_flash(boot_chip(d)), &g), 0);
+	plan.nflips = 1;
+	plan.flips[0].offset = boot_slot_offset(&g, BOOT_OS, 1) + at_from_pkg_start;
+	plan.flips[0].bit = 5;
+	assert_int_equal(chip_faults_set(chip_flash(boot_chip(d)), &plan), 0);
+	assert_int_equal(boot_run(d, CHIP_RESET_SOFTWARE, &r), 0);
+	assert_booted(&r, 1, 1, 1);
+	assert_int_equal(r.stage[BOOT_OS].slot, 0);
+	assert_int_equal(r.stage[BOOT_OS].status, 0);
+	assert_true(log_has(d, want, "OS B refused"));
+	/* A confirm now does not confirm the refused trial. */
+	assert_int_equal(boot_confirm(d), 0);
+	boot_close(d);
+}
+
+static void test_attack_bit_flips(void **state)
+{
+	size_t len;
+	uint8_t *pkg = pack(BOOT_OS, 2, 2, 6000, &len);
+	struct img_package p;
+
+	(void)state;
+	assert_int_equal(img_parse(pkg, len, &p), 0);
+	/* Payload: the digest no longer matches. */
+	flip_and_boot(len - 100, SPH_ERR_BAD_SIGNATURE);
+	/* Manifest: it no longer decodes, or its signature no longer verifies. */
+	flip_and_boot((size_t)(p.manifest_cbor - pkg) + p.manifest_cbor_len - 3, ANY_REFUSAL);
+	flip_and_boot((size_t)(p.manifest_cbor - pkg) + 2, ANY_REFUSAL);
+	/* Signature: the last bytes of the COSE_Sign1. */
+	flip_and_boot(IMG_HEADER_LEN + p.cose_len - 10, SPH_ERR_BAD_SIGNATURE);
+	free(pkg);
+}
+
+/* Writes pkg (len bytes, recorded as rec_len) raw into slot B of comp and
+ * makes it a trial, bypassing boot_install's checks: an attacker with flash. */
+static void stage_raw(struct boot_device *d, unsigned comp, const uint8_t *pkg, size_t len,
+                      uint32_t rec_len, unsigned slot)
+{
+	struct chip_flash *f = chip_flash(boot_chip(d));
+	struct chip_flash_geometry g;
+	struct boot_state s;
+	uint64_t off;
+
+	assert_int_equal(chip_flash_geometry(f, &g), 0);
+	off = boot_slot_offset(&g, comp, slot);
+	if (pkg) {
+		for (uint32_t b = 0; b < (len + g.block_size - 1) / g.block_size; b++)
+			assert_int_equal(chip_flash_erase(f, (uint32_t)(off / g.block_size) + b),
+			                 0);
+		assert_int_equal(chip_flash_program(f, off, pkg, len), 0);
+	}
+	assert_int_equal(boot_state_read(d, comp, &s), 0);
+	s.trial = (uint8_t)slot;
+	s.trials_left = BOOT_TRIALS;
+	s.len[slot] = rec_len;
+	assert_int_equal(boot_state_write(d, comp, &s), 0);
+}
+
+static void attack_staged(uint8_t *pkg, size_t len, uint32_t rec_len, int want_install,
+                          int want_boot)
+{
+	struct boot_device *d = good_device();
+	struct boot_report r;
+	char why[BOOT_REASON_MAX];
+
+	assert_int_equal(boot_install(d, BOOT_OS, pkg, len, why, sizeof(why)), want_install);
+	assert_true(strlen(why) > 0);
+	stage_raw(d, BOOT_OS, pkg, len, rec_len, 1);
+	assert_int_equal(boot_run(d, CHIP_RESET_SOFTWARE, &r), 0);
+	assert_booted(&r, 1, 1, 1);
+	assert_true(log_has(d, want_boot, "OS B refused"));
+	boot_close(d);
+	free(pkg);
+}
+
+static void test_attack_unknown_signer(void **state)
+{
+	size_t len;
+	uint8_t *pkg =
+	        pack_as(BOOT_OS, IMG_TYPE_OS, 2, 2, 64, &fx.osigner, fx.oroot.cert, NULL, &len);
+
+	(void)state;
+	attack_staged(pkg, len, (uint32_t)len, SPH_ERR_AUTH, SPH_ERR_AUTH);
+}
+
+static void test_attack_tenant_signer_for_os(void **state)
+{
+	size_t len;
+	uint8_t *pkg = pack_as(BOOT_OS, IMG_TYPE_OS, 2, 2, 64, &fx.tsigner, fx.pinter.cert,
+	                       fx.proot.cert, &len);
+
+	(void)state;
+	attack_staged(pkg, len, (uint32_t)len, SPH_ERR_PERMISSION, SPH_ERR_PERMISSION);
+}
+
+static void test_attack_wrong_component_type(void **state)
+{
+	size_t len;
+	uint8_t *pkg =
+	        pack_as(BOOT_OS, IMG_TYPE_SECMON, 2, 2, 64, &fx.psigner, fx.proot.cert, NULL, &len);
+
+	(void)state;
+	attack_staged(pkg, len, (uint32_t)len, SPH_ERR_CLAIM, SPH_ERR_CLAIM);
+}
+
+static void test_attack_truncated(void **state)
+{
+	size_t len;
+	uint8_t *pkg = pack(BOOT_OS, 2, 2, 64, &len);
+
+	(void)state;
+	/* Truncated by one byte: at install and as recorded on flash. */
+	attack_staged(pkg, len - 1, (uint32_t)(len - 1), SPH_ERR_TRUNCATED, SPH_ERR_TRUNCATED);
+}
+
+static void test_rollback_after_confirmed_update(void **state)
+{
+	struct boot_device *d = good_device();
+	struct boot_report r;
+	struct boot_state s;
+	size_t len;
+	uint8_t *old = pack(BOOT_OS, 1, 1, 64, &len);
+	char why[BOOT_REASON_MAX];
+	uint32_t v;
+
+	(void)state;
+	install(d, BOOT_OS, 2, 2, 6000);
+	assert_int_equal(boot_run(d, CHIP_RESET_SOFTWARE, &r), 0);
+	assert_booted(&r, 1, 1, 2);
+	assert_true(r.stage[BOOT_OS].was_trial);
+	/* Booted but not confirmed: the counter has not moved. */
+	assert_int_equal(rot_counter_read(boot_rot(d), BOOT_OS, &v), 0);
+	assert_int_equal(v, 1);
+	assert_int_equal(boot_confirm(d), 1);
+	assert_int_equal(rot_counter_read(boot_rot(d), BOOT_OS, &v), 0);
+	assert_int_equal(v, 2);
+	assert_int_equal(boot_state_read(d, BOOT_OS, &s), 0);
+	assert_int_equal(s.confirmed, 1);
+	assert_int_equal(s.trial, BOOT_NO_SLOT);
+	assert_int_equal(s.confirmed_svn, 2);
+	/* The old version is refused at install... */
+	assert_int_equal(boot_install(d, BOOT_OS, old, len, why, sizeof(why)), SPH_ERR_ROLLBACK);
+	/* ... and at boot, where slot A still holds it. */
+	stage_raw(d, BOOT_OS, NULL, 0, s.len[0], 0);
+	assert_int_equal(boot_run(d, CHIP_RESET_SOFTWARE, &r), 0);
+	assert_booted(&r, 1, 1, 2);
+	assert_int_equal(r.stage[BOOT_OS].slot, 1);
+	assert_true(log_has(d, SPH_ERR_ROLLBACK, "OS A refused"));
+	/* The counter survives a power cycle. */
+	boot_close(d);
+	{
+		char *p = tu_path(fx.dir, "dev");
+		d = dev_open(p);
+		free(p);
+	}
+	assert_int_equal(rot_counter_read(boot_rot(d), BOOT_OS, &v), 0);
+	assert_int_equal(v, 2);
+	boot_close(d);
+	free(old);
+}
+
+static void test_trial_reverts_after_three_boots(void **state)
+{
+	struct boot_device *d = good_device();
+	struct boot_report r;
+	struct boot_state s;
+	uint32_t v;
+
+	(void)state;
+	install(d, BOOT_OS, 2, 2, 6000);
+	for (unsigned i = 0; i < BOOT_TRIALS; i++) {
+		assert_int_equal(boot_run(d, CHIP_RESET_WATCHDOG, &r), 0);
+		assert_booted(&r, 1, 1, 2);
+		assert_true(r.stage[BOOT_OS].was_trial);
+		assert_int_equal(boot_state_read(d, BOOT_OS, &s), 0);
+		assert_int_equal(s.trials_left, BOOT_TRIALS - 1 - i);
+	}
+	/* Reopened between boots, as a real power cycle. */
+	boot_close(d);
+	{
+		char *p = tu_path(fx.dir, "dev");
+		d = dev_open(p);
+		free(p);
+	}
+	assert_int_equal(boot_run(d, CHIP_RESET_POWER_ON, &r), 0);
+	assert_booted(&r, 1, 1, 1);
+	assert_false(r.stage[BOOT_OS].was_trial);
+	assert_true(log_has(d, SPH_ERR_STATE, "OS B trial expired"));
+	assert_int_equal(boot_confirm(d), 0);
+	assert_int_equal(rot_counter_read(boot_rot(d), BOOT_OS, &v), 0);
+	assert_int_equal(v, 1);
+	assert_int_equal(boot_run(d, CHIP_RESET_SOFTWARE, &r), 0);
+	assert_booted(&r, 1, 1, 1);
+	boot_close(d);
+}
+
+static void test_update_every_stage(void **state)
+{
+	struct boot_device *d = good_device();
+	struct boot_report r;
+
+	(void)state;
+	install(d, BOOT_BL, 2, 1, 64);
+	install(d, BOOT_SECMON, 2, 3, 64);
+	assert_int_equal(boot_run(d, CHIP_RESET_SOFTWARE, &r), 0);
+	assert_booted(&r, 2, 2, 1);
+	assert_int_equal(boot_confirm(d), 2);
+	assert_int_equal(boot_run(d, CHIP_RESET_SOFTWARE, &r), 0);
+	assert_booted(&r, 2, 2, 1);
+	for (unsigned c = 0; c < 2; c++) {
+		assert_false(r.stage[c].was_trial);
+		assert_int_equal(r.stage[c].slot, 1);
+	}
+	boot_close(d);
+}
+
+/* ---- power loss at every flash operation of an install -------------------------- */
+
+static void test_power_loss_every_op(void **state)
+{
+	char *p = tu_path(fx.dir, "dev");
+	struct boot_device *d;
+	struct boot_report r;
+	struct chip_faults plan;
+	size_t len;
+	uint8_t *pkg = pack(BOOT_OS, 2, 2, 6000, &len);
+	char why[BOOT_REASON_MAX];
+	uint64_t n_ops, before;
+	unsigned saw_old = 0, saw_new = 0;
+	struct timespec t0, t1;
+
+	(void)state;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	/* Count the install's operations on a clean run. */
+	clone_template(p);
+	d = dev_open(p);
+	before = chip_flash_ops(chip_flash(boot_chip(d)));
+	assert_int_equal(boot_install(d, BOOT_OS, pkg, len, why, sizeof(why)), 0);
+	n_ops = chip_flash_ops(chip_flash(boot_chip(d))) - before;
+	assert_int_equal(boot_run(d, CHIP_RESET_SOFTWARE, &r), 0);
+	assert_booted(&r, 1, 1, 2);
+	boot_close(d);
+	assert_true(n_ops >= 4);
+	/* Every operation, each torn three ways (the seed picks how much landed). */
+	for (uint64_t i = 0; i < 3 * n_ops; i++) {
+		uint64_t n = i % n_ops + 1;
+		clone_template(p);
+		d = dev_open(p);
+		memset(&plan, 0, sizeof(plan));
+		plan.powercut = n;
+		plan.seed = i;
+		plan.has_seed = true;
+		assert_int_equal(chip_faults_set(chip_flash(boot_chip(d)), &plan), 0);
+		assert_int_equal(boot_install(d, BOOT_OS, pkg, len, why, sizeof(why)),
+		                 SPH_ERR_POWER_LOSS);
+		/* Power comes back: the boot must run a whole verified OS. */
+		assert_int_equal(boot_run(d, CHIP_RESET_POWER_LOSS, &r), 0);
+		assert_int_equal(r.result, BOOT_RESULT_BOOTED);
+		if (strcmp(r.stage[BOOT_OS].measured.version, "2.0.0") == 0) {
+			assert_booted(&r, 1, 1, 2);
+			saw_new++;
+		} else {
+			assert_booted(&r, 1, 1, 1);
+			saw_old++;
+		}
+		/* And after a full reopen, again. */
+		boot_close(d);
+		d = dev_open(p);
+		assert_int_equal(boot_run(d, CHIP_RESET_POWER_ON, &r), 0);
+		assert_int_equal(r.result, BOOT_RESULT_BOOTED);
+		boot_close(d);
+	}
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	print_message("power loss (install): N=%llu operations x 3 tears, %u booted old, %u booted "
+	              "new, %.2f s\n",
+	              (unsigned long long)n_ops, saw_old, saw_new,
+	              (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9);
+	assert_true(saw_old > 0);
+	free(pkg);
+	free(p);
+}
+
+/* Power lost while the boot counts a trial down, and while confirming. */
+static void test_power_loss_boot_and_confirm(void **state)
+{
+	char *p = tu_path(fx.dir, "dev");
+	struct boot_device *d;
+	struct boot_report r;
+	struct boot_state s;
+	struct chip_faults plan;
+	uint64_t n_boot, n_confirm, before;
+	uint32_t v;
+
+	(void)state;
+	/* Clean runs count the operations. */
+	clone_template(p);
+	d = dev_open(p);
+	install(d, BOOT_OS, 2, 2, 6000);
+	before = chip_flash_ops(chip_flash(boot_chip(d)));
+	assert_int_equal(boot_run(d, CHIP_RESET_SOFTWARE, &r), 0);
+	n_boot = chip_flash_ops(chip_flash(boot_chip(d))) - before;
+	before = chip_flash_ops(chip_flash(boot_chip(d)));
+	assert_int_equal(boot_confirm(d), 1);
+	n_confirm = chip_flash_ops(chip_flash(boot_chip(d))) - before;
+	boot_close(d);
+	assert_true(n_boot >= 2 && n_confirm >= 2);
+	for (uint64_t i = 0; i < 3 * n_boot; i++) {
+		clone_template(p);
+		d = dev_open(p);
+		install(d, BOOT_OS, 2, 2, 6000);
+		memset(&plan, 0, sizeof(plan));
+		plan.powercut = i % n_boot + 1;
+		plan.seed = i;
+		assert_int_equal(chip_faults_set(chip_flash(boot_chip(d)), &plan), 0);
+		assert_int_equal(boot_run(d, CHIP_RESET_SOFTWARE, &r), SPH_ERR_POWER_LOSS);
+		assert_int_not_equal(r.result, BOOT_RESULT_BOOTED);
+		assert_int_equal(boot_run(d, CHIP_RESET_POWER_LOSS, &r), 0);
+		if (strcmp(r.stage[BOOT_OS].measured.version, "2.0.0") == 0)
+			assert_booted(&r, 1, 1, 2);
+		else
+			assert_booted(&r, 1, 1, 1);
+		boot_close(d);
+	}
+	for (uint64_t i = 0; i < 3 * n_confirm; i++) {
+		clone_template(p);
+		d = dev_open(p);
+		install(d, BOOT_OS, 2, 2, 6000);
+		assert_int_equal(boot_run(d, CHIP_RESET_SOFTWARE, &r), 0);
+		memset(&plan, 0, sizeof(plan));
+		plan.powercut = i % n_confirm + 1;
+		plan.seed = i;
+		assert_int_equal(chip_faults_set(chip_flash(boot_chip(d)), &plan), 0);
+		assert_int_equal(boot_confirm(d), SPH_ERR_POWER_LOSS);
+		/* The counter never ran ahead of the confirmed image. */
+		assert_int_equal(rot_counter_read(boot_rot(d), BOOT_OS, &v), 0);
+		assert_int_equal(v, 1);
+		assert_int_equal(boot_run(d, CHIP_RESET_POWER_LOSS, &r), 0);
+		assert_booted(&r, 1, 1, 2); /* confirmed, or still a trial */
+		assert_int_equal(boot_confirm(d) >= 0, 1);
+		assert_int_equal(boot_state_read(d, BOOT_OS, &s), 0);
+		assert_int_equal(s.confirmed, 1);
+		assert_int_equal(rot_counter_read(boot_rot(d), BOOT_OS, &v), 0);
+		assert_int_equal(v, 2);
+		boot_close(d);
+	}
+	print_message("power loss (boot): N=%llu, (confirm): N=%llu, each torn 3 ways\n",
+	              (unsigned long long)n_boot, (unsigned long long)n_confirm);
+	free(p);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	        cmocka_unit_test(test_state_record),
+	        cmocka_unit_test(test_layout),
+	        cmocka_unit_test_setup_teardown(test_boot_verified, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_firewall_after_boot, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_recovery_when_empty, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_recovery_corrupt_bootloader, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_recovery_without_root_hash, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_attack_bit_flips, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_attack_unknown_signer, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_attack_tenant_signer_for_os, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_attack_wrong_component_type, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_attack_truncated, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_rollback_after_confirmed_update, setup,
+	                                        teardown),
+	        cmocka_unit_test_setup_teardown(test_trial_reverts_after_three_boots, setup,
+	                                        teardown),
+	        cmocka_unit_test_setup_teardown(test_update_every_stage, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_power_loss_every_op, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_power_loss_boot_and_confirm, setup, teardown),
+	};
+	return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}
