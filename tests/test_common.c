@@ -214,6 +214,66 @@ static void test_reader_outputs_cleared_on_error(void **state)
 	assert_int_equal(r.off, 0);
 }
 
+static void test_profile_readers(void **state)
+{
+	(void)state;
+	static const int64_t order[] = {1, 4, -75000};
+	/* {1: h'0102', 4: "ok", -75000: 7} then the same with keys 4 and 1 swapped,
+	 * an unknown key 2, and a repeated key 1 */
+	const uint8_t good[] = {0xa3, 0x01, 0x42, 0x01, 0x02, 0x04, 0x62, 'o',
+	                        'k',  0x3a, 0x00, 0x01, 0x24, 0xf7, 0x07};
+	const uint8_t swapped[] = {0xa2, 0x04, 0x00, 0x01, 0x00};
+	const uint8_t unknown[] = {0xa1, 0x02, 0x00};
+	const uint8_t repeated[] = {0xa2, 0x01, 0x00, 0x01, 0x00};
+	struct sph_keyset ks = {.n = 0};
+	struct sph_cbr r;
+	uint8_t two[2];
+	char text[3] = {0};
+	uint64_t v;
+	size_t n;
+	int last = -1, idx;
+
+	sph_cbr_init(&r, good, sizeof(good));
+	assert_int_equal(sph_cbr_map(&r, &n), 0);
+	assert_int_equal(sph_cbr_profile_key(&r, order, 3, &ks, &last, &idx), 0);
+	assert_int_equal(idx, 0);
+	assert_int_equal(sph_cbr_bstr_exact(&r, two, 2), 0);
+	assert_int_equal(sph_cbr_profile_key(&r, order, 3, &ks, &last, &idx), 0);
+	assert_int_equal(sph_cbr_text(&r, text, 2), 0);
+	assert_string_equal(text, "ok");
+	assert_int_equal(sph_cbr_profile_key(&r, order, 3, &ks, &last, &idx), 0);
+	assert_int_equal(idx, 2);
+	assert_int_equal(sph_cbr_uint_max(&r, 6, &v), SPH_ERR_CLAIM);
+
+	ks.n = 0;
+	last = -1;
+	sph_cbr_init(&r, swapped, sizeof(swapped));
+	assert_int_equal(sph_cbr_map(&r, &n), 0);
+	assert_int_equal(sph_cbr_profile_key(&r, order, 3, &ks, &last, &idx), 0);
+	assert_int_equal(sph_cbr_uint_max(&r, 0, &v), 0);
+	assert_int_equal(sph_cbr_profile_key(&r, order, 3, &ks, &last, &idx), SPH_ERR_MALFORMED);
+
+	ks.n = 0;
+	last = -1;
+	sph_cbr_init(&r, unknown, sizeof(unknown));
+	assert_int_equal(sph_cbr_map(&r, &n), 0);
+	assert_int_equal(sph_cbr_profile_key(&r, order, 3, &ks, &last, &idx), SPH_ERR_CLAIM);
+
+	ks.n = 0;
+	last = -1;
+	sph_cbr_init(&r, repeated, sizeof(repeated));
+	assert_int_equal(sph_cbr_map(&r, &n), 0);
+	assert_int_equal(sph_cbr_profile_key(&r, order, 3, &ks, &last, &idx), 0);
+	assert_int_equal(sph_cbr_uint_max(&r, 0, &v), 0);
+	assert_int_equal(sph_cbr_profile_key(&r, order, 3, &ks, &last, &idx), SPH_ERR_DUPLICATE);
+
+	assert_true(sph_text_ok((const uint8_t *)"a b~", 4, 4));
+	assert_false(sph_text_ok((const uint8_t *)"abc", 3, 2));
+	assert_false(sph_text_ok((const uint8_t *)"", 0, 2));
+	assert_false(sph_text_ok((const uint8_t *)"a\n", 2, 2));
+	assert_false(sph_text_ok((const uint8_t *)"a\x7f", 2, 2));
+}
+
 static void test_keyset(void **state)
 {
 	(void)state;
@@ -286,6 +346,7 @@ int main(void)
 	        cmocka_unit_test(test_reader_skip_bounds),
 	        cmocka_unit_test(test_reader_skip_refuses_duplicate_keys),
 	        cmocka_unit_test(test_reader_outputs_cleared_on_error),
+	        cmocka_unit_test(test_profile_readers),
 	        cmocka_unit_test(test_keyset),
 	        cmocka_unit_test(test_log_lines),
 	};

@@ -137,4 +137,27 @@ struct sph_keyset {
 /* Returns 0, SPH_ERR_DUPLICATE, or SPH_ERR_TOO_LARGE (more than SPH_CBOR_MAX_KEYS keys). */
 int sph_keyset_add(struct sph_keyset *ks, int64_t key);
 
+/* ---- strict profile maps ---------------------------------------------------
+ * For decoders of Sphere's own integer-keyed maps (EAT claims, image
+ * manifests): a fixed key set in deterministic order. A key outside the set,
+ * or a value of the wrong type, length or range, is SPH_ERR_CLAIM; a repeated
+ * key SPH_ERR_DUPLICATE; a key out of order SPH_ERR_MALFORMED.
+ */
+/* True if s is 1..max bytes of printable ASCII (0x20..0x7e). */
+bool sph_text_ok(const uint8_t *s, size_t len, size_t max);
+/* Reads the next map key: it must be one of order[0..n), not seen before (ks),
+ * and come after the previous one (*last: its index, -1 before the first).
+ * Sets *idx (and *last) to its index. Returns 0 or a status as above. */
+int sph_cbr_profile_key(struct sph_cbr *r, const int64_t *order, size_t n, struct sph_keyset *ks,
+                        int *last, int *idx);
+/* Reads one item that must be of type. Returns 0 or a status as above. */
+int sph_cbr_typed(struct sph_cbr *r, enum sph_cbor_type type, struct sph_cbor_item *it);
+/* Reads a bstr of exactly len bytes into dst. Returns 0 or a status as above. */
+int sph_cbr_bstr_exact(struct sph_cbr *r, uint8_t *dst, size_t len);
+/* Reads printable text (sph_text_ok) into dst, which holds max+1 zeroed bytes
+ * so the copy stays NUL-terminated. Returns 0 or a status as above. */
+int sph_cbr_text(struct sph_cbr *r, char *dst, size_t max);
+/* Reads an unsigned integer no larger than max. Returns 0 or a status as above. */
+int sph_cbr_uint_max(struct sph_cbr *r, uint64_t max, uint64_t *v);
+
 #endif

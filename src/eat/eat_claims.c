@@ -77,15 +77,6 @@ int eat_sha256(const uint8_t *data, size_t len, uint8_t out[32])
 	return 0;
 }
 
-/* Index of key in order[], or -1 if the profile does not define it. */
-static int key_index(const int64_t *order, size_t n, int64_t key)
-{
-	for (size_t i = 0; i < n; i++)
-		if (order[i] == key)
-			return (int)i;
-	return -1;
-}
-
 /* ---- value rules shared by the encoder and the decoder ---------------------- */
 
 /* Sphere emits exactly these four PSA lifecycle values (docs/formats.md §3);
@@ -97,23 +88,11 @@ static bool lifecycle_ok(uint64_t lc)
 	       lc == EAT_LC_NON_PSA_ROT_DEBUG || lc == EAT_LC_DECOMMISSIONED;
 }
 
-/* Text claims are 1..max bytes of printable ASCII (0x20..0x7e): no NUL, no
- * control characters, nothing a log line or a C string could misread. */
-static bool text_ok(const uint8_t *s, size_t len, size_t max)
-{
-	if (len == 0 || len > max)
-		return false;
-	for (size_t i = 0; i < len; i++)
-		if (s[i] < 0x20 || s[i] > 0x7e)
-			return false;
-	return true;
-}
-
 /* Length of a NUL-terminated text field of capacity max+1, if valid, else 0. */
 static size_t text_len(const char *s, size_t max)
 {
 	size_t len = strnlen(s, max + 1);
-	return text_ok((const uint8_t *)s, len, max) ? len : 0;
+	return sph_text_ok((const uint8_t *)s, len, max) ? len : 0;
 }
 
 static bool component_ok(const struct eat_component *c)
@@ -308,109 +287,17 @@ out:
  * deterministic order; SPH_ERR_TRAILING for bytes after the map.
  */
 
-/* Reads a map key; only integer keys are defined by the profile. */
-static int read_key(struct sph_cbr *r, int64_t *key)
-{
-	struct sph_cbor_item it;
-	int rc = sph_cbr_next(r, &it);
-
-	if (rc)
-		return rc;
-	if (it.type == SPH_CBOR_UINT && it.u <= (uint64_t)INT64_MAX)
-		*key = (int64_t)it.u;
-	else if (it.type == SPH_CBOR_NEGINT && it.u <= (uint64_t)INT64_MAX)
-		*key = -1 - (int64_t)it.u;
-	else
-		return SPH_ERR_CLAIM;
-	return 0;
-}
-
-/* Reads the next key of a map whose keys are listed, in deterministic order,
- * in order[]: refuses duplicates, unknown keys and keys out of order. *last is
- * the previous key's index (-1 before the first); *idx receives this one's. */
-static int read_map_key(struct sph_cbr *r, struct sph_keyset *ks, const int64_t *order, size_t n,
-                        int *last, int *idx)
-{
-	int64_t key = 0;
-	int rc = read_key(r, &key);
-
-	if (rc)
-		return rc;
-	rc = sph_keyset_add(ks, key);
-	if (rc)
-		return rc;
-	*idx = key_index(order, n, key);
-	if (*idx < 0)
-		return SPH_ERR_CLAIM;
-	if (*idx <= *last)
-		return SPH_ERR_MALFORMED;
-	*last = *idx;
-	return 0;
-}
-
-/* Reads an item that must be of the given type (else SPH_ERR_CLAIM). */
-static int read_typed(struct sph_cbr *r, enum sph_cbor_type type, struct sph_cbor_item *it)
-{
-	int rc = sph_cbr_next(r, it);
-
-	if (rc)
-		return rc;
-	return it->type == type ? 0 : SPH_ERR_CLAIM;
-}
-
-/* Reads a bstr of exactly len bytes into dst. */
-static int read_bstr_exact(struct sph_cbr *r, uint8_t *dst, size_t len)
-{
-	struct sph_cbor_item it;
-	int rc = read_typed(r, SPH_CBOR_BSTR, &it);
-
-	if (rc)
-		return rc;
-	if (it.len != len)
-		return SPH_ERR_CLAIM;
-	memcpy(dst, it.data, len);
-	return 0;
-}
-
-/* Reads a text claim (see text_ok) into dst, which holds max+1 bytes and is
- * zeroed, so the copy stays NUL-terminated. */
-static int read_text(struct sph_cbr *r, char *dst, size_t max)
-{
-	struct sph_cbor_item it;
-	int rc = read_typed(r, SPH_CBOR_TSTR, &it);
-
-	if (rc)
-		return rc;
-	if (!text_ok(it.data, it.len, max))
-		return SPH_ERR_CLAIM;
-	memcpy(dst, it.data, it.len);
-	return 0;
-}
-
 /* Reads a tstr that must equal want exactly. */
 static int read_text_equal(struct sph_cbr *r, const char *want)
 {
 	struct sph_cbor_item it;
 	size_t len = strlen(want);
-	int rc = read_typed(r, SPH_CBOR_TSTR, &it);
+	int rc = sph_cbr_typed(r, SPH_CBOR_TSTR, &it);
 
 	if (rc)
 		return rc;
 	if (it.len != len || memcmp(it.data, want, len) != 0)
 		return SPH_ERR_CLAIM;
-	return 0;
-}
-
-static int read_uint_max(struct sph_cbr *r, uint64_t max, uint64_t *v)
-{
-	struct sph_cbor_item it;
-	int rc = read_typed(r, SPH_CBOR_UINT, &it);
-
-	if (rc)
-		return rc;
-	if (it.u > max)
-		return SPH_ERR_CLAIM;
-	*v = it.u;
 	return 0;
 }
 
@@ -424,36 +311,36 @@ static int decode_component(struct sph_cbr *r, struct eat_component *c)
 	int last = -1, idx = -1;
 	int rc;
 
-	rc = read_typed(r, SPH_CBOR_MAP, &it);
+	rc = sph_cbr_typed(r, SPH_CBOR_MAP, &it);
 	if (rc)
 		return rc;
 	for (uint64_t i = 0; i < it.u; i++) {
-		rc = read_map_key(r, &ks, swc_order, N_SWC, &last, &idx);
+		rc = sph_cbr_profile_key(r, swc_order, N_SWC, &ks, &last, &idx);
 		if (rc)
 			return rc;
 		seen |= 1u << idx;
 		switch (swc_order[idx]) {
 		case EAT_SWC_TYPE:
-			rc = read_text(r, c->type, EAT_TYPE_MAX);
+			rc = sph_cbr_text(r, c->type, EAT_TYPE_MAX);
 			break;
 		case EAT_SWC_MEASUREMENT:
-			rc = read_bstr_exact(r, c->digest, sizeof(c->digest));
+			rc = sph_cbr_bstr_exact(r, c->digest, sizeof(c->digest));
 			break;
 		case EAT_SWC_VERSION:
-			rc = read_text(r, c->version, EAT_VERSION_MAX);
+			rc = sph_cbr_text(r, c->version, EAT_VERSION_MAX);
 			break;
 		case EAT_SWC_SIGNER_ID:
-			rc = read_bstr_exact(r, c->signer_id, sizeof(c->signer_id));
+			rc = sph_cbr_bstr_exact(r, c->signer_id, sizeof(c->signer_id));
 			break;
 		case EAT_SWC_DESCRIPTION:
 			rc = read_text_equal(r, EAT_DESCRIPTION);
 			break;
 		case EAT_SWC_SPHERE_SVN:
-			rc = read_uint_max(r, UINT32_MAX, &v);
+			rc = sph_cbr_uint_max(r, UINT32_MAX, &v);
 			c->security_version = (uint32_t)v;
 			break;
 		case EAT_SWC_SPHERE_COMPONENT_ID:
-			rc = read_bstr_exact(r, c->component_id, sizeof(c->component_id));
+			rc = sph_cbr_bstr_exact(r, c->component_id, sizeof(c->component_id));
 			break;
 		}
 		if (rc)
@@ -467,7 +354,7 @@ static int decode_component(struct sph_cbr *r, struct eat_component *c)
 static int decode_components(struct sph_cbr *r, struct eat_claims *out)
 {
 	struct sph_cbor_item it;
-	int rc = read_typed(r, SPH_CBOR_ARRAY, &it);
+	int rc = sph_cbr_typed(r, SPH_CBOR_ARRAY, &it);
 
 	if (rc)
 		return rc;
@@ -490,7 +377,7 @@ static int decode_claim(struct sph_cbr *r, int64_t key, struct eat_claims *out)
 
 	switch (key) {
 	case EAT_CLAIM_NONCE:
-		rc = read_typed(r, SPH_CBOR_BSTR, &it);
+		rc = sph_cbr_typed(r, SPH_CBOR_BSTR, &it);
 		if (rc)
 			break;
 		if (it.len < EAT_NONCE_MIN || it.len > EAT_NONCE_MAX) {
@@ -501,7 +388,7 @@ static int decode_claim(struct sph_cbr *r, int64_t key, struct eat_claims *out)
 		out->nonce_len = it.len;
 		break;
 	case EAT_CLAIM_UEID:
-		rc = read_bstr_exact(r, out->ueid, sizeof(out->ueid));
+		rc = sph_cbr_bstr_exact(r, out->ueid, sizeof(out->ueid));
 		if (rc == 0 && out->ueid[0] != EAT_UEID_TYPE_RAND)
 			rc = SPH_ERR_CLAIM;
 		break;
@@ -509,25 +396,25 @@ static int decode_claim(struct sph_cbr *r, int64_t key, struct eat_claims *out)
 		rc = read_text_equal(r, EAT_PROFILE);
 		break;
 	case EAT_CLAIM_BOOT_COUNT:
-		rc = read_uint_max(r, UINT64_MAX, &out->boot_count);
+		rc = sph_cbr_uint_max(r, UINT64_MAX, &out->boot_count);
 		break;
 	case EAT_CLAIM_LIFECYCLE:
-		rc = read_uint_max(r, UINT32_MAX, &v);
+		rc = sph_cbr_uint_max(r, UINT32_MAX, &v);
 		if (rc == 0 && !lifecycle_ok(v))
 			rc = SPH_ERR_CLAIM;
 		out->lifecycle = (uint32_t)v;
 		break;
 	case EAT_CLAIM_IMPLEMENTATION_ID:
-		rc = read_bstr_exact(r, out->implementation_id, sizeof(out->implementation_id));
+		rc = sph_cbr_bstr_exact(r, out->implementation_id, sizeof(out->implementation_id));
 		break;
 	case EAT_CLAIM_BOOT_SEED:
-		rc = read_bstr_exact(r, out->boot_seed, sizeof(out->boot_seed));
+		rc = sph_cbr_bstr_exact(r, out->boot_seed, sizeof(out->boot_seed));
 		break;
 	case EAT_CLAIM_SW_COMPONENTS:
 		rc = decode_components(r, out);
 		break;
 	case EAT_CLAIM_SPHERE_ACCUMULATOR:
-		rc = read_bstr_exact(r, out->accumulator, sizeof(out->accumulator));
+		rc = sph_cbr_bstr_exact(r, out->accumulator, sizeof(out->accumulator));
 		break;
 	}
 	return rc;
@@ -556,7 +443,7 @@ int eat_decode_claims(const uint8_t *buf, size_t len, struct eat_claims *out)
 	/* A count beyond N_CLAIMS fails at the first extra key (duplicate or
 	 * unknown), so this loop runs at most N_CLAIMS + 1 times. */
 	for (size_t i = 0; i < n; i++) {
-		rc = read_map_key(&r, &ks, claim_order, N_CLAIMS, &last, &idx);
+		rc = sph_cbr_profile_key(&r, claim_order, N_CLAIMS, &ks, &last, &idx);
 		if (rc)
 			goto out;
 		seen |= 1u << idx;

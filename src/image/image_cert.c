@@ -319,7 +319,7 @@ static int check_params(const struct img_cert_params *p, unsigned *roles, const 
 		return SPH_ERR_INVALID_ARG;
 	*cn = p->cn ? p->cn : default_cn(p->kind);
 	cn_len = strnlen(*cn, IMG_CN_MAX + 1);
-	if (!img_text_ok((const uint8_t *)*cn, cn_len, IMG_CN_MAX))
+	if (!sph_text_ok((const uint8_t *)*cn, cn_len, IMG_CN_MAX))
 		return SPH_ERR_INVALID_ARG;
 	*days = p->days            ? p->days
 	        : is_root(p->kind) ? IMG_ROOT_DAYS_DEFAULT

@@ -23,7 +23,5 @@ void img_why(char *why, size_t cap, const char *fmt, ...) __attribute__((format(
 /* The role's OID as a new ASN1_OBJECT (caller frees with ASN1_OBJECT_free), or NULL. */
 ASN1_OBJECT *img_role_obj(enum img_role role);
 
-/* True for 1..max bytes of printable ASCII (0x20..0x7e). */
-bool img_text_ok(const uint8_t *s, size_t len, size_t max);
 
 #endif

@@ -39,21 +39,11 @@ int img_sha256(const uint8_t *data, size_t len, uint8_t out[IMG_DIGEST_LEN])
 	return 0;
 }
 
-bool img_text_ok(const uint8_t *s, size_t len, size_t max)
-{
-	if (len == 0 || len > max)
-		return false;
-	for (size_t i = 0; i < len; i++)
-		if (s[i] < 0x20 || s[i] > 0x7e)
-			return false;
-	return true;
-}
-
 /* Length of a NUL-terminated text field of capacity max+1 if valid, else 0. */
 static size_t text_len(const char *s, size_t max)
 {
 	size_t len = strnlen(s, max + 1);
-	return img_text_ok((const uint8_t *)s, len, max) ? len : 0;
+	return sph_text_ok((const uint8_t *)s, len, max) ? len : 0;
 }
 
 static bool type_ok(uint64_t type)
@@ -155,85 +145,6 @@ out:
  * order; SPH_ERR_TRAILING for bytes after the map.
  */
 
-/* Reads the next key: an integer listed in key_order, after the previous one. */
-static int read_key(struct sph_cbr *r, struct sph_keyset *ks, int *last, int *idx)
-{
-	struct sph_cbor_item it;
-	int64_t key;
-	int rc = sph_cbr_next(r, &it);
-
-	if (rc)
-		return rc;
-	if (it.type == SPH_CBOR_UINT && it.u <= (uint64_t)INT64_MAX)
-		key = (int64_t)it.u;
-	else if (it.type == SPH_CBOR_NEGINT && it.u <= (uint64_t)INT64_MAX)
-		key = -1 - (int64_t)it.u;
-	else
-		return SPH_ERR_CLAIM;
-	rc = sph_keyset_add(ks, key);
-	if (rc)
-		return rc;
-	*idx = -1;
-	for (size_t i = 0; i < N_KEYS; i++)
-		if (key_order[i] == key)
-			*idx = (int)i;
-	if (*idx < 0)
-		return SPH_ERR_CLAIM;
-	if (*idx <= *last)
-		return SPH_ERR_MALFORMED;
-	*last = *idx;
-	return 0;
-}
-
-static int read_typed(struct sph_cbr *r, enum sph_cbor_type type, struct sph_cbor_item *it)
-{
-	int rc = sph_cbr_next(r, it);
-
-	if (rc)
-		return rc;
-	return it->type == type ? 0 : SPH_ERR_CLAIM;
-}
-
-static int read_bstr_exact(struct sph_cbr *r, uint8_t *dst, size_t len)
-{
-	struct sph_cbor_item it;
-	int rc = read_typed(r, SPH_CBOR_BSTR, &it);
-
-	if (rc)
-		return rc;
-	if (it.len != len)
-		return SPH_ERR_CLAIM;
-	memcpy(dst, it.data, len);
-	return 0;
-}
-
-/* Reads printable text into dst (max+1 bytes, zeroed: stays NUL-terminated). */
-static int read_text(struct sph_cbr *r, char *dst, size_t max)
-{
-	struct sph_cbor_item it;
-	int rc = read_typed(r, SPH_CBOR_TSTR, &it);
-
-	if (rc)
-		return rc;
-	if (!img_text_ok(it.data, it.len, max))
-		return SPH_ERR_CLAIM;
-	memcpy(dst, it.data, it.len);
-	return 0;
-}
-
-static int read_uint_max(struct sph_cbr *r, uint64_t max, uint64_t *v)
-{
-	struct sph_cbor_item it;
-	int rc = read_typed(r, SPH_CBOR_UINT, &it);
-
-	if (rc)
-		return rc;
-	if (it.u > max)
-		return SPH_ERR_CLAIM;
-	*v = it.u;
-	return 0;
-}
-
 static int read_value(struct sph_cbr *r, int64_t key, struct img_manifest *m)
 {
 	struct sph_cbor_item it;
@@ -242,41 +153,41 @@ static int read_value(struct sph_cbr *r, int64_t key, struct img_manifest *m)
 
 	switch (key) {
 	case IMG_KEY_COMPONENT_ID:
-		rc = read_bstr_exact(r, m->component_id, sizeof(m->component_id));
+		rc = sph_cbr_bstr_exact(r, m->component_id, sizeof(m->component_id));
 		if (rc == 0 && !uuid_ok(m->component_id))
 			rc = SPH_ERR_CLAIM;
 		break;
 	case IMG_KEY_TYPE:
-		rc = read_uint_max(r, IMG_TYPE_RTAPP, &v);
+		rc = sph_cbr_uint_max(r, IMG_TYPE_RTAPP, &v);
 		if (rc == 0 && !type_ok(v))
 			rc = SPH_ERR_CLAIM;
 		m->type = (uint32_t)v;
 		break;
 	case IMG_KEY_NAME:
-		rc = read_text(r, m->name, IMG_NAME_MAX);
+		rc = sph_cbr_text(r, m->name, IMG_NAME_MAX);
 		break;
 	case IMG_KEY_VERSION:
-		rc = read_text(r, m->version, IMG_VERSION_MAX);
+		rc = sph_cbr_text(r, m->version, IMG_VERSION_MAX);
 		break;
 	case IMG_KEY_SVN:
-		rc = read_uint_max(r, IMG_SVN_MAX, &v);
+		rc = sph_cbr_uint_max(r, IMG_SVN_MAX, &v);
 		m->security_version = (uint32_t)v;
 		break;
 	case IMG_KEY_PAYLOAD_SIZE:
-		rc = read_uint_max(r, IMG_MAX_PAYLOAD, &m->payload_size);
+		rc = sph_cbr_uint_max(r, IMG_MAX_PAYLOAD, &m->payload_size);
 		break;
 	case IMG_KEY_PAYLOAD_HASH:
-		rc = read_bstr_exact(r, m->payload_sha256, sizeof(m->payload_sha256));
+		rc = sph_cbr_bstr_exact(r, m->payload_sha256, sizeof(m->payload_sha256));
 		break;
 	case IMG_KEY_DEBUG:
-		rc = read_typed(r, SPH_CBOR_BOOL, &it);
+		rc = sph_cbr_typed(r, SPH_CBOR_BOOL, &it);
 		m->debug = rc == 0 && it.u != 0;
 		break;
 	case IMG_KEY_TARGET:
-		rc = read_text(r, m->target, IMG_TARGET_MAX);
+		rc = sph_cbr_text(r, m->target, IMG_TARGET_MAX);
 		break;
 	case IMG_KEY_APP_MANIFEST:
-		rc = read_typed(r, SPH_CBOR_TSTR, &it);
+		rc = sph_cbr_typed(r, SPH_CBOR_TSTR, &it);
 		if (rc)
 			break;
 		/* Key 2 precedes key 10, so the type is known here. */
@@ -314,7 +225,7 @@ int img_manifest_decode(const uint8_t *buf, size_t len, struct img_manifest *out
 	/* A count beyond N_KEYS fails at the first extra key (duplicate or
 	 * unknown), so this loop runs at most N_KEYS + 1 times. */
 	for (size_t i = 0; i < n; i++) {
-		rc = read_key(&r, &ks, &last, &idx);
+		rc = sph_cbr_profile_key(&r, key_order, N_KEYS, &ks, &last, &idx);
 		if (rc)
 			goto out;
 		seen |= 1u << idx;
