@@ -15,73 +15,18 @@
 
 #include "testutil.h"
 
-extern char **environ;
-
 static char *dir;
 
-struct result {
-	int status; /* exit status, or -1 if it did not exit normally */
-	char *out, *err;
-};
-
-static void result_free(struct result *r)
-{
-	free(r->out);
-	free(r->err);
-	memset(r, 0, sizeof(*r));
-}
-
-/* Runs the binary named by $env with args in dir, capturing stdout and stderr. */
-static struct result run_argv(const char *env, const char *const *args)
-{
-	const char *bin = getenv(env);
-	char *argv[40];
-	char *out_path = tu_path(dir, "stdout.txt"), *err_path = tu_path(dir, "stderr.txt");
-	posix_spawn_file_actions_t fa;
-	struct result r = {-1, NULL, NULL};
-	size_t n = 0, len;
-	pid_t pid;
-	int ws;
-
-	if (!bin)
-		fail_msg("%s is not set (run the tests through ctest)", env);
-	argv[n++] = (char *)"sphere";
-	while (args[n - 1]) {
-		assert_true(n < 39);
-		argv[n] = (char *)args[n - 1];
-		n++;
-	}
-	argv[n] = NULL;
-	assert_int_equal(posix_spawn_file_actions_init(&fa), 0);
-	assert_int_equal(posix_spawn_file_actions_addopen(&fa, 1, out_path,
-	                                                  O_WRONLY | O_CREAT | O_TRUNC, 0600),
-	                 0);
-	assert_int_equal(posix_spawn_file_actions_addopen(&fa, 2, err_path,
-	                                                  O_WRONLY | O_CREAT | O_TRUNC, 0600),
-	                 0);
-	assert_int_equal(posix_spawn_file_actions_addchdir_np(&fa, dir), 0);
-	assert_int_equal(posix_spawn(&pid, bin, &fa, NULL, argv, environ), 0);
-	posix_spawn_file_actions_destroy(&fa);
-	assert_int_equal(waitpid(pid, &ws, 0), pid);
-	if (WIFEXITED(ws))
-		r.status = WEXITSTATUS(ws);
-	assert_int_equal(tu_read_file(out_path, (uint8_t **)&r.out, &len), 0);
-	assert_int_equal(tu_read_file(err_path, (uint8_t **)&r.err, &len), 0);
-	free(out_path);
-	free(err_path);
-	return r;
-}
-
-#define SPHERE(...) run_argv("SPHERE_BIN", (const char *const[]){__VA_ARGS__, NULL})
-#define DEVICE(...) run_argv("SPHERE_DEVICE_BIN", (const char *const[]){__VA_ARGS__, NULL})
+#define SPHERE(...) tu_run("SPHERE_BIN", dir, (const char *const[]){__VA_ARGS__, NULL})
+#define DEVICE(...) tu_run("SPHERE_DEVICE_BIN", dir, (const char *const[]){__VA_ARGS__, NULL})
 
 /* Checks status and that stderr mentions what (or is empty when what is NULL). */
-static void expect(struct result *r, int status, const char *what)
+static void expect(struct tu_result *r, int status, const char *what)
 {
 	if (r->status != status || (what && !strstr(r->err, what)))
 		fail_msg("exit %d (want %d)\nstdout: %s\nstderr: %s\nwant in stderr: %s", r->status,
 		         status, r->out, r->err, what ? what : "(nothing)");
-	result_free(r);
+	tu_result_free(r);
 }
 
 static int setup(void **state)
@@ -100,12 +45,12 @@ static int teardown(void **state)
 }
 
 /* Checks status and that stdout mentions what (may be NULL). */
-static void expect_out(struct result *r, int status, const char *what)
+static void expect_out(struct tu_result *r, int status, const char *what)
 {
 	if (r->status != status || (what && !strstr(r->out, what)))
 		fail_msg("exit %d (want %d)\nstdout: %s\nstderr: %s\nwant in stdout: %s", r->status,
 		         status, r->out, r->err, what ? what : "(nothing)");
-	result_free(r);
+	tu_result_free(r);
 }
 
 static void write_payload(const char *name, size_t len, unsigned seed)
@@ -123,7 +68,7 @@ static void write_payload(const char *name, size_t len, unsigned seed)
 static void pack(const char *type, const char *version, const char *svn, const char *payload,
                  const char *out)
 {
-	struct result r =
+	struct tu_result r =
 	        SPHERE("image-package", "pack-os", "--type", type, "--name", type, "--version",
 	               version, "--security-version", svn, "--payload", payload, "--key", "os.key",
 	               "--cert", "os.pem", "--chain", "root.pem", "--out", out);
@@ -132,7 +77,7 @@ static void pack(const char *type, const char *version, const char *svn, const c
 
 static void test_help_and_usage(void **state)
 {
-	struct result r;
+	struct tu_result r;
 
 	(void)state;
 	r = DEVICE("--help");
@@ -161,7 +106,7 @@ static void test_help_and_usage(void **state)
 
 static void test_device_flow(void **state)
 {
-	struct result r;
+	struct tu_result r;
 	json_error_t jerr;
 	json_t *st, *os;
 
@@ -231,7 +176,7 @@ static void test_device_flow(void **state)
 	                json_array_get(json_object_get(st, "measurements"), 2), "version")),
 	        "2.0.0");
 	json_decref(st);
-	result_free(&r);
+	tu_result_free(&r);
 	r = DEVICE("status", "--dir", "dev");
 	expect_out(&r, 0, "OS     confirmed B");
 }

@@ -17,64 +17,9 @@
 
 #include "testutil.h"
 
-extern char **environ;
-
 static char *dir;
 
-struct result {
-	int status; /* exit status, or -1 if it did not exit normally */
-	char *out, *err;
-};
-
-static void result_free(struct result *r)
-{
-	free(r->out);
-	free(r->err);
-	memset(r, 0, sizeof(*r));
-}
-
-/* Runs `sphere args...` in dir, capturing stdout and stderr. */
-static struct result run_argv(const char *const *args)
-{
-	const char *bin = getenv("SPHERE_BIN");
-	char *argv[40];
-	char *out_path = tu_path(dir, "stdout.txt"), *err_path = tu_path(dir, "stderr.txt");
-	posix_spawn_file_actions_t fa;
-	struct result r = {-1, NULL, NULL};
-	size_t n = 0, len;
-	pid_t pid;
-	int ws;
-
-	if (!bin)
-		fail_msg("SPHERE_BIN is not set (run the tests through ctest)");
-	argv[n++] = (char *)"sphere";
-	while (args[n - 1]) {
-		assert_true(n < 39);
-		argv[n] = (char *)args[n - 1];
-		n++;
-	}
-	argv[n] = NULL;
-	assert_int_equal(posix_spawn_file_actions_init(&fa), 0);
-	assert_int_equal(posix_spawn_file_actions_addopen(&fa, 1, out_path,
-	                                                  O_WRONLY | O_CREAT | O_TRUNC, 0600),
-	                 0);
-	assert_int_equal(posix_spawn_file_actions_addopen(&fa, 2, err_path,
-	                                                  O_WRONLY | O_CREAT | O_TRUNC, 0600),
-	                 0);
-	assert_int_equal(posix_spawn_file_actions_addchdir_np(&fa, dir), 0);
-	assert_int_equal(posix_spawn(&pid, bin, &fa, NULL, argv, environ), 0);
-	posix_spawn_file_actions_destroy(&fa);
-	assert_int_equal(waitpid(pid, &ws, 0), pid);
-	if (WIFEXITED(ws))
-		r.status = WEXITSTATUS(ws);
-	assert_int_equal(tu_read_file(out_path, (uint8_t **)&r.out, &len), 0);
-	assert_int_equal(tu_read_file(err_path, (uint8_t **)&r.err, &len), 0);
-	free(out_path);
-	free(err_path);
-	return r;
-}
-
-#define RUN(...) run_argv((const char *const[]){__VA_ARGS__, NULL})
+#define RUN(...) tu_run("SPHERE_BIN", dir, (const char *const[]){__VA_ARGS__, NULL})
 
 static bool exists(const char *name)
 {
@@ -105,12 +50,12 @@ static uint8_t *read_file(const char *name, size_t *len)
 }
 
 /* Checks status and that stderr mentions what (or is empty when what is NULL). */
-static void expect(struct result *r, int status, const char *what)
+static void expect(struct tu_result *r, int status, const char *what)
 {
 	if (r->status != status || (what && !strstr(r->err, what)))
 		fail_msg("exit %d (want %d)\nstdout: %s\nstderr: %s\nwant in stderr: %s", r->status,
 		         status, r->out, r->err, what ? what : "(nothing)");
-	result_free(r);
+	tu_result_free(r);
 }
 
 static int setup(void **state)
@@ -131,30 +76,30 @@ static int teardown(void **state)
 static void test_help_and_usage(void **state)
 {
 	(void)state;
-	struct result r;
+	struct tu_result r;
 
 	r = RUN("--help");
 	assert_int_equal(r.status, 0);
 	assert_non_null(strstr(r.out, "image-package"));
-	result_free(&r);
+	tu_result_free(&r);
 	r = RUN("image-package", "--help");
 	assert_int_equal(r.status, 0);
 	assert_non_null(strstr(r.out, "pack-application"));
-	result_free(&r);
+	tu_result_free(&r);
 	const char *subs[] = {"keygen", "pack-os", "pack-application", "show", "verify"};
 	for (size_t i = 0; i < sizeof(subs) / sizeof(subs[0]); i++) {
 		r = RUN("image-package", subs[i], "--help");
 		assert_int_equal(r.status, 0);
 		assert_non_null(strstr(r.out, subs[i]));
-		result_free(&r);
+		tu_result_free(&r);
 	}
 	r = RUN("--version");
 	assert_int_equal(r.status, 0);
-	result_free(&r);
+	tu_result_free(&r);
 
 	r = RUN("--bogus");
 	expect(&r, 2, "unknown option");
-	r = run_argv((const char *const[]){NULL});
+	r = tu_run("SPHERE_BIN", dir, (const char *const[]){NULL});
 	expect(&r, 2, "missing command");
 	r = RUN("frobnicate");
 	expect(&r, 2, "unknown command");
@@ -208,7 +153,7 @@ static void sha256_hex(const uint8_t *d, size_t n, char out[65])
 static void test_os_flow(void **state)
 {
 	(void)state;
-	struct result r;
+	struct tu_result r;
 	char root_hash[65], payload_sha[65];
 	uint8_t payload[5000], *pkg, *before, *after;
 	size_t len, blen, alen;
@@ -225,7 +170,7 @@ static void test_os_flow(void **state)
 	memcpy(root_hash, p + 11, 64);
 	root_hash[64] = 0;
 	assert_int_equal(strspn(root_hash, "0123456789abcdef"), 64);
-	result_free(&r);
+	tu_result_free(&r);
 	r = RUN("image-package", "keygen", "--role", "platform-signer", "--issuer-key", "root.key",
 	        "--issuer-cert", "root.pem", "--out-key", "os.key", "--out-cert", "os.pem",
 	        "--days", "30");
@@ -289,21 +234,21 @@ static void test_os_flow(void **state)
 	assert_int_equal(json_integer_value(json_object_get(j, "chain_length")), 2);
 	assert_true(json_is_false(json_object_get(j, "verified")));
 	json_decref(j);
-	result_free(&r);
+	tu_result_free(&r);
 	r = RUN("image-package", "show", "os.pkg");
 	assert_int_equal(r.status, 0);
 	assert_non_null(strstr(r.out, "security version: 4"));
-	result_free(&r);
+	tu_result_free(&r);
 
 	/* verify: by root certificate and by root hash */
 	r = RUN("image-package", "verify", "os.pkg", "--root-cert", "root.pem");
 	assert_int_equal(r.status, 0);
 	assert_int_equal(strncmp(r.out, "verified", 8), 0);
-	result_free(&r);
+	tu_result_free(&r);
 	r = RUN("image-package", "verify", "os.pkg", "--root-hash", root_hash);
 	assert_int_equal(r.status, 0);
 	assert_int_equal(strncmp(r.out, "verified", 8), 0);
-	result_free(&r);
+	tu_result_free(&r);
 	/* a time outside the signer's validity; none at all */
 	r = RUN("image-package", "verify", "os.pkg", "--root-hash", root_hash, "--at", "100");
 	expect(&r, 1, "not yet valid");
@@ -335,7 +280,7 @@ static void test_os_flow(void **state)
 	r = RUN("image-package", "verify", "tampered.pkg", "--root-hash", root_hash);
 	assert_int_equal(r.status, 1);
 	assert_non_null(strstr(r.err, "NOT verified"));
-	result_free(&r);
+	tu_result_free(&r);
 	write_file("tampered.pkg", pkg, len - 1);
 	r = RUN("image-package", "verify", "tampered.pkg", "--root-cert", "root.pem");
 	expect(&r, 1, "truncated");
@@ -351,7 +296,7 @@ static void test_app_flow_and_roles(void **state)
 	        "{\"SchemaVersion\": 1, \"Name\": \"Blink\", "
 	        "\"ComponentId\": \"1689d8b2-c835-2e27-27ad-e894d6d15fa9\", "
 	        "\"EntryPoint\": \"/bin/app\", \"Capabilities\": {\"Gpio\": [9]}}";
-	struct result r;
+	struct tu_result r;
 	json_error_t jerr;
 	json_t *j, *m;
 
@@ -393,7 +338,7 @@ static void test_app_flow_and_roles(void **state)
 	        json_string_value(json_object_get(json_object_get(j, "signer"), "role")),
 	        "developer-app");
 	json_decref(j);
-	result_free(&r);
+	tu_result_free(&r);
 
 	/* developer images only where allowed */
 	r = RUN("image-package", "verify", "dev.pkg", "--root-cert", "t.pem");

@@ -1,12 +1,17 @@
+#include <fcntl.h>
 #include <ftw.h>
+#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <openssl/evp.h>
 
 #include "testutil.h"
+
+extern char **environ;
 
 char *tu_mkdtemp(void)
 {
@@ -130,4 +135,51 @@ out:
 	free(std);
 	free(tmp);
 	return len;
+}
+
+void tu_result_free(struct tu_result *r)
+{
+	free(r->out);
+	free(r->err);
+	memset(r, 0, sizeof(*r));
+}
+
+struct tu_result tu_run(const char *env, const char *dir, const char *const *args)
+{
+	const char *bin = getenv(env);
+	char *argv[40];
+	char *out_path = tu_path(dir, "stdout.txt"), *err_path = tu_path(dir, "stderr.txt");
+	posix_spawn_file_actions_t fa;
+	struct tu_result r = {-1, NULL, NULL};
+	size_t n = 0, len;
+	pid_t pid;
+	int ws;
+
+	if (!bin)
+		fail_msg("%s is not set (run the tests through ctest)", env);
+	argv[n++] = (char *)"sphere";
+	while (args[n - 1]) {
+		assert_true(n < 39);
+		argv[n] = (char *)args[n - 1];
+		n++;
+	}
+	argv[n] = NULL;
+	assert_int_equal(posix_spawn_file_actions_init(&fa), 0);
+	assert_int_equal(posix_spawn_file_actions_addopen(&fa, 1, out_path,
+	                                                  O_WRONLY | O_CREAT | O_TRUNC, 0600),
+	                 0);
+	assert_int_equal(posix_spawn_file_actions_addopen(&fa, 2, err_path,
+	                                                  O_WRONLY | O_CREAT | O_TRUNC, 0600),
+	                 0);
+	assert_int_equal(posix_spawn_file_actions_addchdir_np(&fa, dir), 0);
+	assert_int_equal(posix_spawn(&pid, bin, &fa, NULL, argv, environ), 0);
+	posix_spawn_file_actions_destroy(&fa);
+	assert_int_equal(waitpid(pid, &ws, 0), pid);
+	if (WIFEXITED(ws))
+		r.status = WEXITSTATUS(ws);
+	assert_int_equal(tu_read_file(out_path, (uint8_t **)&r.out, &len), 0);
+	assert_int_equal(tu_read_file(err_path, (uint8_t **)&r.err, &len), 0);
+	free(out_path);
+	free(err_path);
+	return r;
 }

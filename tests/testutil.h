@@ -25,4 +25,15 @@ int tu_unhex(const char *hex, uint8_t **buf, size_t *len);
 /* Decodes base64url (no padding) into out (cap bytes). Returns the length or -1. */
 int tu_b64url(const char *in, uint8_t *out, size_t cap);
 
+/* What a program run by tu_run did. */
+struct tu_result {
+	int status; /* exit status, or -1 if it did not exit normally */
+	char *out, *err;
+};
+/* Runs the binary named by $env (argv[0] "sphere") with the NULL-terminated
+ * args in dir, capturing stdout and stderr. Aborts the test if it cannot run. */
+struct tu_result tu_run(const char *env, const char *dir, const char *const *args);
+/* Frees what tu_run captured and zeroes r. */
+void tu_result_free(struct tu_result *r);
+
 #endif
