@@ -597,7 +597,7 @@ static void test_rollback_after_confirmed_update(void **state)
 	size_t len;
 	uint8_t *old = pack(BOOT_OS, 1, 1, 64, &len);
 	char why[BOOT_REASON_MAX];
-	uint32_t v;
+	uint32_t v, len_a;
 
 	(void)state;
 	install(d, BOOT_OS, 2, 2, 6000);
@@ -607,6 +607,8 @@ static void test_rollback_after_confirmed_update(void **state)
 	/* Booted but not confirmed: the counter has not moved. */
 	assert_int_equal(rot_counter_read(boot_rot(d), BOOT_OS, &v), 0);
 	assert_int_equal(v, 1);
+	assert_int_equal(boot_state_read(d, BOOT_OS, &s), 0);
+	len_a = s.len[0];
 	assert_int_equal(boot_confirm(d), 1);
 	assert_int_equal(rot_counter_read(boot_rot(d), BOOT_OS, &v), 0);
 	assert_int_equal(v, 2);
@@ -614,10 +616,12 @@ static void test_rollback_after_confirmed_update(void **state)
 	assert_int_equal(s.confirmed, 1);
 	assert_int_equal(s.trial, BOOT_NO_SLOT);
 	assert_int_equal(s.confirmed_svn, 2);
+	/* The replaced image is no longer referenced by the record. */
+	assert_int_equal(s.len[0], 0);
 	/* The old version is refused at install... */
 	assert_int_equal(boot_install(d, BOOT_OS, old, len, why, sizeof(why)), SPH_ERR_ROLLBACK);
 	/* ... and at boot, where slot A still holds it. */
-	stage_raw(d, BOOT_OS, NULL, 0, s.len[0], 0);
+	stage_raw(d, BOOT_OS, NULL, 0, len_a, 0);
 	assert_int_equal(boot_run(d, CHIP_RESET_SOFTWARE, &r), 0);
 	assert_booted(&r, 1, 1, 2);
 	assert_int_equal(r.stage[BOOT_OS].slot, 1);
@@ -824,6 +828,136 @@ static void test_power_loss_boot_and_confirm(void **state)
 	free(p);
 }
 
+/* ---- install and confirm under attack (review findings) ------------------ */
+
+static struct boot_device *upd_reopen(struct boot_device *d)
+{
+	char *p = tu_path(fx.dir, "dev");
+	boot_close(d);
+	d = dev_open(p);
+	free(p);
+	return d;
+}
+
+/* A power cut anywhere in an install over a booted, unconfirmed trial never
+ * lets the new bytes inherit the old trial: nothing unbooted gets confirmed,
+ * and the device boots the confirmed image or the new one as a fresh trial. */
+static void test_install_over_trial_power_cut(void **state)
+{
+	size_t len;
+	uint8_t *pkg = pack(BOOT_OS, 3, 3, 6000, &len);
+	bool completed = false;
+
+	(void)state;
+	for (uint64_t n = 1; n < 64 && !completed; n++) {
+		struct boot_device *d = good_device();
+		struct boot_report r;
+		struct chip_faults plan;
+		char why[BOOT_REASON_MAX];
+		uint32_t v;
+		int rc, conf;
+
+		install(d, BOOT_OS, 2, 2, 6000);
+		assert_int_equal(boot_run(d, CHIP_RESET_SOFTWARE, &r), 0);
+		assert_int_equal(r.stage[BOOT_OS].measured.security_version, 2);
+		d = upd_reopen(d);
+		memset(&plan, 0, sizeof(plan));
+		plan.powercut = n;
+		plan.seed = n;
+		plan.has_seed = true;
+		assert_int_equal(chip_faults_set(chip_flash(boot_chip(d)), &plan), 0);
+		rc = boot_install(d, BOOT_OS, pkg, len, why, sizeof(why));
+		if (rc == 0) {
+			completed = true; /* n is past the last operation */
+			boot_close(d);
+			break;
+		}
+		assert_int_equal(rc, SPH_ERR_POWER_LOSS);
+		d = upd_reopen(d);
+		/* Only an image that booted may be confirmed: v2 (one trial boot), if
+		 * the cut left its record and bytes intact; never v3. */
+		conf = boot_confirm(d);
+		assert_true(conf == 0 || conf == 1);
+		assert_int_equal(rot_counter_read(boot_rot(d), BOOT_OS, &v), 0);
+		assert_int_equal(v, conf == 1 ? 2u : 1u);
+		assert_int_equal(boot_run(d, CHIP_RESET_POWER_ON, &r), 0);
+		if (conf == 1)
+			assert_int_equal(r.stage[BOOT_OS].measured.security_version, 2);
+		else if (r.stage[BOOT_OS].measured.security_version == 3)
+			assert_true(r.stage[BOOT_OS].was_trial); /* v3 only as a fresh trial */
+		else
+			assert_int_not_equal(r.stage[BOOT_OS].measured.security_version, 3);
+		boot_close(d);
+	}
+	assert_true(completed);
+	free(pkg);
+}
+
+/* A trial that used up its three boots is never confirmed by a later process. */
+static void test_expired_trial_not_confirmed(void **state)
+{
+	struct boot_device *d = good_device();
+	struct boot_report r;
+	uint32_t v;
+
+	(void)state;
+	install(d, BOOT_OS, 2, 2, 6000);
+	for (unsigned i = 0; i < BOOT_TRIALS; i++)
+		assert_int_equal(boot_run(d, CHIP_RESET_WATCHDOG, &r), 0);
+	d = upd_reopen(d);
+	assert_int_equal(boot_confirm(d), 0);
+	assert_int_equal(rot_counter_read(boot_rot(d), BOOT_OS, &v), 0);
+	assert_int_equal(v, 1);
+	boot_close(d);
+}
+
+/* A boot that ended in RECOVERY confirms nothing, even a stage that booted. */
+static void test_no_confirm_after_recovery(void **state)
+{
+	struct boot_device *d = good_device();
+	struct boot_report r;
+	struct chip_faults plan;
+	struct chip_flash_geometry g;
+	uint32_t v;
+
+	(void)state;
+	install(d, BOOT_BL, 2, 2, 64);
+	assert_int_equal(chip_flash_geometry(chip_flash(boot_chip(d)), &g), 0);
+	memset(&plan, 0, sizeof(plan));
+	plan.nflips = 1;
+	plan.flips[0].offset = boot_slot_offset(&g, BOOT_SECMON, 0) + 200;
+	plan.flips[0].bit = 3;
+	assert_int_equal(chip_faults_set(chip_flash(boot_chip(d)), &plan), 0);
+	assert_int_not_equal(boot_run(d, CHIP_RESET_SOFTWARE, &r), 0);
+	assert_int_equal(r.result, BOOT_RESULT_RECOVERY);
+	assert_true(r.stage[BOOT_BL].booted);
+	assert_int_equal(boot_confirm(d), 0);
+	assert_int_equal(rot_counter_read(boot_rot(d), BOOT_BL, &v), 0);
+	assert_int_equal(v, 1);
+	boot_close(d);
+}
+
+/* The counter follows the confirmed image's signed manifest, never a number
+ * in the (unkeyed) state record: a forged record cannot burn the fuses. */
+static void test_forged_record_svn_ignored(void **state)
+{
+	struct boot_device *d = good_device();
+	struct boot_report r;
+	struct boot_state s;
+	uint32_t v;
+
+	(void)state;
+	assert_int_equal(boot_state_read(d, BOOT_OS, &s), 0);
+	s.confirmed_svn = 255;
+	assert_int_equal(boot_state_write(d, BOOT_OS, &s), 0);
+	assert_int_equal(boot_confirm(d), 0);
+	assert_int_equal(rot_counter_read(boot_rot(d), BOOT_OS, &v), 0);
+	assert_int_equal(v, 1);
+	assert_int_equal(boot_run(d, CHIP_RESET_POWER_ON, &r), 0);
+	assert_int_equal(r.result, BOOT_RESULT_BOOTED);
+	boot_close(d);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -846,6 +980,10 @@ int main(void)
 	        cmocka_unit_test_setup_teardown(test_update_every_stage, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_power_loss_every_op, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_power_loss_boot_and_confirm, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_install_over_trial_power_cut, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_expired_trial_not_confirmed, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_no_confirm_after_recovery, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_forged_record_svn_ignored, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

@@ -82,6 +82,19 @@ int boot_install(struct boot_device *d, unsigned comp, const uint8_t *pkg, size_
 		s.trial = BOOT_NO_SLOT;
 	}
 	slot = s.confirmed == BOOT_NO_SLOT ? 0u : 1u - s.confirmed;
+	/* First, durably forget whatever the record says about the slot about to
+	 * be overwritten: otherwise a power cut after programming would leave the
+	 * old record (a pending trial, or a length) naming bytes it never saw. */
+	if (s.seq != 0 && (s.trial == slot || s.len[slot] != 0)) {
+		if (s.trial == slot) {
+			s.trial = BOOT_NO_SLOT;
+			s.trials_left = 0;
+		}
+		s.len[slot] = 0;
+		rc = boot_state_put(d, CHIP_COMP_SECMON, comp, &s);
+		if (rc != 0)
+			goto out;
+	}
 	off = boot_slot_offset(&d->geo, comp, slot);
 	first = (uint32_t)(off / d->geo.block_size);
 	blocks = (uint32_t)((len + d->geo.block_size - 1) / d->geo.block_size);
@@ -125,6 +138,23 @@ out:
 	return rc;
 }
 
+/* May the pending trial of component c be confirmed? In the process whose
+ * boot ran it: only if the whole chain booted and this stage booted the trial.
+ * From a fresh process (sphere-device confirm after sphere-device boot): only
+ * if it has been tried at least once and has tries left — an expired trial
+ * reverts at the next boot and is never confirmed. */
+static bool boot_trial_confirmable(const struct boot_device *d, unsigned c,
+                                   const struct boot_state *s)
+{
+	const struct boot_stage *st = &d->last.stage[c];
+
+	if (s->trial == BOOT_NO_SLOT || s->trials_left >= BOOT_TRIALS)
+		return false;
+	if (d->last.result == BOOT_RESULT_NONE)
+		return s->trials_left > 0;
+	return d->last.result == BOOT_RESULT_BOOTED && st->booted && st->slot == s->trial;
+}
+
 int boot_confirm(struct boot_device *d)
 {
 	struct eat_component m;
@@ -135,17 +165,18 @@ int boot_confirm(struct boot_device *d)
 	if (!d)
 		goto out;
 	for (unsigned c = 0; c < BOOT_COMPONENTS; c++) {
-		const struct boot_stage *st = &d->last.stage[c];
 		rc = boot_state_get(d, CHIP_COMP_SECMON, c, &s);
 		if (rc != 0)
 			goto out;
-		if (s.trial != BOOT_NO_SLOT && s.trials_left < BOOT_TRIALS &&
-		    (d->last.result == BOOT_RESULT_NONE || (st->booted && st->slot == s.trial))) {
+		if (boot_trial_confirmable(d, c, &s)) {
 			rc = boot_slot_check(d, c, s.trial, s.len[s.trial], &m, why, sizeof(why));
 			if (rc != 0) {
 				sph_log(SPH_LOG_WARN, "boot", "confirm_refused",
 				        "component=%s reason=\"%s\"", boot_comp_name(c), why);
 			} else {
+				/* The old image is no longer referenced by anything. */
+				if (s.confirmed != BOOT_NO_SLOT)
+					s.len[s.confirmed] = 0;
 				s.confirmed = s.trial;
 				s.trial = BOOT_NO_SLOT;
 				s.trials_left = 0;
@@ -159,9 +190,18 @@ int boot_confirm(struct boot_device *d)
 				        'A' + s.confirmed, (unsigned)s.confirmed_svn);
 			}
 		}
-		/* Only after the record: the counter follows the confirmed image. */
+		/* Only after the record: the counter follows the confirmed image, as
+		 * its verified manifest says — never a number read from the record,
+		 * which anyone able to write flash could forge (one-way fuses). */
 		if (s.confirmed != BOOT_NO_SLOT) {
-			rc = rot_counter_advance(d->rot, c, s.confirmed_svn);
+			rc = boot_slot_check(d, c, s.confirmed, s.len[s.confirmed], &m, why,
+			                     sizeof(why));
+			if (rc != 0) {
+				sph_log(SPH_LOG_WARN, "boot", "counter_not_advanced",
+				        "component=%s reason=\"%s\"", boot_comp_name(c), why);
+				continue;
+			}
+			rc = rot_counter_advance(d->rot, c, m.security_version);
 			if (rc != 0 && rc != SPH_ERR_ROLLBACK)
 				goto out;
 		}
