@@ -454,6 +454,7 @@ static void test_recovery_without_root_hash(void **state)
 	assert_int_equal(boot_run(d, CHIP_RESET_SOFTWARE, &r), SPH_ERR_STATE);
 	assert_int_equal(r.result, BOOT_RESULT_RECOVERY);
 	assert_false(r.stage[BOOT_BL].booted);
+	assert_true(chip_fw_locked(chip_fw(boot_chip(d))));
 	boot_close(d);
 	free(pkg);
 	free(p);
@@ -958,6 +959,207 @@ static void test_forged_record_svn_ignored(void **state)
 	boot_close(d);
 }
 
+/* ---- boot-chain review fixes (A-D) ---------------------------------------------- */
+
+static struct boot_device *bfix_reopen(struct boot_device *d)
+{
+	char *p = tu_path(fx.dir, "dev");
+
+	boot_close(d);
+	d = dev_open(p);
+	free(p);
+	return d;
+}
+
+/* Overwrites len bytes of the device's OTP file at off, behind the RoT's back. */
+static void bfix_otp_poke(struct boot_device *d, long off, const void *data, size_t len)
+{
+	FILE *fp = fopen(chip_otp_path(boot_chip(d)), "r+b");
+
+	assert_non_null(fp);
+	assert_int_equal(fseek(fp, off, SEEK_SET), 0);
+	assert_int_equal(fwrite(data, 1, len, fp), len);
+	assert_int_equal(fclose(fp), 0);
+}
+
+/* A: another root's hash written over the fused one while the device runs
+ * (OTP offset 48), and images signed by that root installed: the RoT's tamper
+ * check refuses the hash, so nothing of that root installs or boots. */
+static void test_root_hash_swap_refused(void **state)
+{
+	struct boot_device *d = good_device();
+	struct boot_report r;
+	uint8_t oh[IMG_DIGEST_LEN];
+	char why[BOOT_REASON_MAX];
+
+	(void)state;
+	assert_int_equal(img_root_hash(fx.oroot.cert, oh), 0);
+	bfix_otp_poke(d, 48, oh, sizeof(oh));
+	for (unsigned c = 0; c < BOOT_COMPONENTS; c++) {
+		size_t len;
+		uint8_t *pkg = pack_as(c, c + 1, 7, 1, 64, &fx.osigner, fx.oroot.cert, NULL, &len);
+		assert_int_not_equal(boot_install(d, c, pkg, len, why, sizeof(why)), 0);
+		free(pkg);
+	}
+	assert_int_not_equal(boot_run(d, CHIP_RESET_POWER_ON, &r), 0);
+	assert_int_not_equal(r.result, BOOT_RESULT_BOOTED);
+	for (unsigned c = 0; c < BOOT_COMPONENTS; c++)
+		assert_false(r.stage[c].booted);
+	assert_true(chip_fw_locked(chip_fw(boot_chip(d))));
+	assert_true(log_has(d, SPH_ERR_STATE, "root key hash"));
+	/* The refused boot restarted the RoT over the rewritten file: that RoT's
+	 * hash is still not the one latched at open, so installs and boots stay
+	 * refused. */
+	for (unsigned c = 0; c < BOOT_COMPONENTS; c++) {
+		size_t len;
+		uint8_t *pkg = pack_as(c, c + 1, 7, 1, 64, &fx.osigner, fx.oroot.cert, NULL, &len);
+		assert_int_not_equal(boot_install(d, c, pkg, len, why, sizeof(why)), 0);
+		free(pkg);
+	}
+	assert_int_not_equal(boot_run(d, CHIP_RESET_SOFTWARE, &r), 0);
+	assert_int_not_equal(r.result, BOOT_RESULT_BOOTED);
+	assert_true(chip_fw_locked(chip_fw(boot_chip(d))));
+	/* The right hash back, and a power cycle: the device boots v1 again. */
+	bfix_otp_poke(d, 48, fx.root_hash, sizeof(fx.root_hash));
+	d = bfix_reopen(d);
+	assert_int_equal(boot_run(d, CHIP_RESET_SOFTWARE, &r), 0);
+	assert_booted(&r, 1, 1, 1);
+	boot_close(d);
+}
+
+/* B: confirm's record landed but power died before the counter advance: the
+ * next boot of the confirmed image catches the counter up, so the old image
+ * can no longer be made to boot by flipping the record back. */
+static void test_counter_lag_healed(void **state)
+{
+	struct boot_device *d = good_device();
+	struct boot_report r;
+	struct boot_state s;
+	uint32_t v;
+
+	(void)state;
+	install(d, BOOT_OS, 2, 2, 6000);
+	assert_int_equal(boot_run(d, CHIP_RESET_SOFTWARE, &r), 0);
+	assert_true(r.stage[BOOT_OS].was_trial);
+	assert_int_equal(rot_counter_read(boot_rot(d), BOOT_OS, &v), 0);
+	assert_int_equal(v, 1); /* a trial never moves the counter */
+	assert_int_equal(boot_state_read(d, BOOT_OS, &s), 0);
+	s.confirmed = s.trial;
+	s.trial = BOOT_NO_SLOT;
+	s.trials_left = 0;
+	s.confirmed_svn = 2;
+	assert_int_equal(boot_state_write(d, BOOT_OS, &s), 0);
+	d = bfix_reopen(d);
+	assert_int_equal(rot_counter_read(boot_rot(d), BOOT_OS, &v), 0);
+	assert_int_equal(v, 1);
+	assert_int_equal(boot_run(d, CHIP_RESET_POWER_ON, &r), 0);
+	assert_booted(&r, 1, 1, 2);
+	assert_false(r.stage[BOOT_OS].was_trial);
+	assert_int_equal(rot_counter_read(boot_rot(d), BOOT_OS, &v), 0);
+	assert_int_equal(v, 2);
+	assert_true(log_has(d, 0, "OS counter 1 -> 2"));
+	for (unsigned c = 0; c < BOOT_OS; c++) {
+		assert_int_equal(rot_counter_read(boot_rot(d), c, &v), 0);
+		assert_int_equal(v, 1);
+	}
+	/* The record flipped back to the old image: refused as a rollback. */
+	assert_int_equal(boot_state_read(d, BOOT_OS, &s), 0);
+	s.confirmed = 0;
+	s.confirmed_svn = 1;
+	assert_int_equal(boot_state_write(d, BOOT_OS, &s), 0);
+	assert_int_equal(boot_run(d, CHIP_RESET_POWER_ON, &r), SPH_ERR_STATE);
+	assert_int_equal(r.result, BOOT_RESULT_RECOVERY);
+	assert_false(r.stage[BOOT_OS].booted);
+	assert_int_equal(r.stage[BOOT_OS].status, SPH_ERR_ROLLBACK);
+	assert_int_equal(rot_counter_read(boot_rot(d), BOOT_OS, &v), 0);
+	assert_int_equal(v, 2);
+	boot_close(d);
+}
+
+/* C: two valid records of equal sequence. The same record twice is that state,
+ * and the next write goes above it and lands; different content fails closed. */
+static void test_state_equal_sequences(void **state)
+{
+	struct boot_device *d = good_device();
+	struct chip_flash *f = chip_flash(boot_chip(d));
+	struct chip_flash_geometry g;
+	struct boot_report r;
+	struct boot_state s, t;
+	uint8_t rec[BOOT_RECORD_LEN];
+	char why[BOOT_REASON_MAX];
+	unsigned cur;
+	uint32_t seq;
+	size_t len;
+	uint8_t *pkg = pack(BOOT_OS, 2, 2, 6000, &len);
+
+	(void)state;
+	assert_int_equal(chip_flash_geometry(f, &g), 0);
+	assert_int_equal(boot_state_read(d, BOOT_OS, &s), 0);
+	seq = s.seq;
+	cur = seq % 2;
+	assert_int_equal(chip_flash_read(f, boot_record_offset(&g, BOOT_OS, cur), rec, sizeof(rec)),
+	                 0);
+	assert_int_equal(chip_flash_erase(f, (uint32_t)(boot_record_offset(&g, BOOT_OS, 1 - cur) /
+	                                                g.block_size)),
+	                 0);
+	assert_int_equal(
+	        chip_flash_program(f, boot_record_offset(&g, BOOT_OS, 1 - cur), rec, sizeof(rec)),
+	        0);
+	/* Identical: that state; it boots, and an install's record lands above it. */
+	assert_int_equal(boot_state_read(d, BOOT_OS, &t), 0);
+	assert_memory_equal(&t, &s, sizeof(s));
+	assert_int_equal(boot_run(d, CHIP_RESET_POWER_ON, &r), 0);
+	assert_booted(&r, 1, 1, 1);
+	assert_int_equal(boot_install(d, BOOT_OS, pkg, len, why, sizeof(why)), 0);
+	assert_int_equal(boot_state_read(d, BOOT_OS, &s), 0);
+	assert_int_equal(s.seq, seq + 1);
+	assert_int_equal(s.trial, 1);
+	d = bfix_reopen(d);
+	assert_int_equal(boot_run(d, CHIP_RESET_POWER_ON, &r), 0);
+	assert_booted(&r, 1, 1, 2);
+	assert_true(r.stage[BOOT_OS].was_trial);
+	/* Equal sequences, different content: corruption, fail closed. */
+	f = chip_flash(boot_chip(d));
+	assert_int_equal(boot_state_read(d, BOOT_OS, &s), 0);
+	t = s;
+	t.trials_left = (uint8_t)(s.trials_left == 1 ? 2 : 1);
+	for (unsigned b = 0; b < 2; b++) {
+		uint64_t off = boot_record_offset(&g, BOOT_OS, b);
+		assert_int_equal(boot_state_encode(b == 0 ? &s : &t, rec), 0);
+		assert_int_equal(chip_flash_erase(f, (uint32_t)(off / g.block_size)), 0);
+		assert_int_equal(chip_flash_program(f, off, rec, sizeof(rec)), 0);
+	}
+	assert_int_equal(boot_state_read(d, BOOT_OS, &t), SPH_ERR_MALFORMED);
+	assert_int_equal(t.seq, 0);
+	assert_int_equal(boot_run(d, CHIP_RESET_POWER_ON, &r), SPH_ERR_MALFORMED);
+	assert_int_equal(r.result, BOOT_RESULT_RECOVERY);
+	assert_false(r.stage[BOOT_OS].booted);
+	assert_true(chip_fw_locked(chip_fw(boot_chip(d))));
+	assert_int_not_equal(boot_install(d, BOOT_OS, pkg, len, why, sizeof(why)), 0);
+	assert_int_equal(boot_state_write(d, BOOT_OS, &s), SPH_ERR_MALFORMED);
+	free(pkg);
+	boot_close(d);
+}
+
+/* D: a boot that fails after the chip reset still locks the firewall: the RoT
+ * cannot restart (OTP header damaged), and no root hash fused. */
+static void test_firewall_locked_on_failure(void **state)
+{
+	struct boot_device *d = good_device();
+	struct chip_res res = chip_res_region(CHIP_RES_FLASH, 0, 4096);
+	struct boot_report r;
+	uint8_t bad = 'X';
+
+	(void)state;
+	bfix_otp_poke(d, 0, &bad, 1);
+	assert_int_not_equal(boot_run(d, CHIP_RESET_SOFTWARE, &r), 0);
+	assert_int_not_equal(r.result, BOOT_RESULT_BOOTED);
+	assert_true(chip_fw_locked(chip_fw(boot_chip(d))));
+	assert_int_equal(chip_fw_grant(chip_fw(boot_chip(d)), CHIP_COMP_OS, &res, CHIP_FW_W),
+	                 SPH_ERR_STATE);
+	boot_close(d);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -984,6 +1186,10 @@ int main(void)
 	        cmocka_unit_test_setup_teardown(test_expired_trial_not_confirmed, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_no_confirm_after_recovery, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_forged_record_svn_ignored, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_root_hash_swap_refused, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_counter_lag_healed, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_state_equal_sequences, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_firewall_locked_on_failure, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

@@ -1142,6 +1142,58 @@ static void test_otp_tamper_lifecycle(void **state)
 	assert_int_equal(rot_lifecycle(f->r, &lc), SPH_ERR_STATE);
 }
 
+/* The root key hash is latched when the RoT starts (ROT_OP_ROOT_HASH) and its
+ * region is part of the tamper check: rewriting it behind a running RoT (bits
+ * that vanish or appear) makes ROOT_HASH, counters and LIFECYCLE fail closed;
+ * the RoT never answers the file's new value. */
+static void test_otp_tamper_root_hash(void **state)
+{
+	struct fx *f = *state;
+	char *p = tu_path(f->dir, "root-otp");
+	uint8_t h1[ROT_DIGEST_LEN], h2[ROT_DIGEST_LEN], out[ROT_DIGEST_LEN];
+	uint8_t zero[ROT_DIGEST_LEN] = {0};
+	enum rot_lifecycle lc;
+	struct rot *r = NULL;
+	uint32_t v;
+
+	memset(h1, 0x11, sizeof(h1));
+	memset(h2, 0x22, sizeof(h2));
+	assert_int_equal(rot_otp_fuse(p, secret_a, ROT_LC_DEVELOPMENT), 0);
+	/* Unfused at start: no trust anchor, and one appearing later is tampering. */
+	assert_int_equal(f->t->open(p, &r), 0);
+	memset(out, 0xee, sizeof(out));
+	assert_int_equal(rot_root_hash(r, out), SPH_ERR_NOT_FOUND);
+	assert_memory_equal(out, zero, sizeof(out));
+	assert_int_equal(rot_root_hash(r, NULL), SPH_ERR_INVALID_ARG);
+	otp_poke(p, ROT_OTP_OFF_ROOT_KEY_HASH, h1, sizeof(h1));
+	assert_int_equal(rot_root_hash(r, out), SPH_ERR_STATE);
+	assert_int_equal(rot_counter_read(r, 0, &v), SPH_ERR_STATE);
+	rot_close(r);
+	r = NULL;
+	/* Fused before start: latched. */
+	assert_int_equal(f->t->open(p, &r), 0);
+	assert_int_equal(rot_root_hash(r, out), 0);
+	assert_memory_equal(out, h1, sizeof(h1));
+	/* Another root's hash written over it: everything fails closed. */
+	otp_poke(p, ROT_OTP_OFF_ROOT_KEY_HASH, h2, sizeof(h2));
+	memset(out, 0xee, sizeof(out));
+	assert_int_equal(rot_root_hash(r, out), SPH_ERR_STATE);
+	assert_memory_equal(out, zero, sizeof(out));
+	assert_int_equal(rot_counter_read(r, 0, &v), SPH_ERR_STATE);
+	assert_int_equal(rot_counter_advance(r, 0, 1), SPH_ERR_STATE);
+	assert_int_equal(rot_lifecycle(r, &lc), SPH_ERR_STATE);
+	/* Bits that only vanish, too. */
+	otp_poke(p, ROT_OTP_OFF_ROOT_KEY_HASH, zero, sizeof(zero));
+	assert_int_equal(rot_root_hash(r, out), SPH_ERR_STATE);
+	/* Put back: the latched hash again. */
+	otp_poke(p, ROT_OTP_OFF_ROOT_KEY_HASH, h1, sizeof(h1));
+	assert_int_equal(rot_root_hash(r, out), 0);
+	assert_memory_equal(out, h1, sizeof(h1));
+	assert_int_equal(rot_counter_read(r, 0, &v), 0);
+	rot_close(r);
+	free(p);
+}
+
 /* One RoT per OTP file: a second open, by either transport, fails at once. */
 static void test_otp_in_use(void **state)
 {
@@ -1729,6 +1781,7 @@ static const struct {
         [ROT_OP_COUNTER_ADVANCE] = {8, 8},
         [ROT_OP_LIFECYCLE] = {0, 0},
         [ROT_OP_BOOT_COUNT] = {0, 0},
+        [ROT_OP_ROOT_HASH] = {0, 0},
 };
 
 static void raw_attacks(struct raw *x)
@@ -2766,6 +2819,8 @@ static void test_cli(void **state)
 	        cmocka_unit_test_prestate_setup_teardown(test_otp_tamper_counters, fx_setup,       \
 	                                                 fx_teardown, (void *)(t)),                \
 	        cmocka_unit_test_prestate_setup_teardown(test_otp_tamper_lifecycle, fx_setup,      \
+	                                                 fx_teardown, (void *)(t)),                \
+	        cmocka_unit_test_prestate_setup_teardown(test_otp_tamper_root_hash, fx_setup,      \
 	                                                 fx_teardown, (void *)(t)),                \
 	        cmocka_unit_test_prestate_setup_teardown(test_otp_in_use, fx_setup, fx_teardown,   \
 	                                                 (void *)(t))

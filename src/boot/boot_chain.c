@@ -121,6 +121,24 @@ static void boot_log(struct boot_device *d, int32_t status, const char *fmt, ...
 	        ev, status);
 }
 
+/* Raises the anti-rollback counter of comp to svn when it lags (never lowers
+ * it). Returns 0 or a RoT status. */
+static int boot_counter_catch_up(struct boot_device *d, unsigned comp, uint32_t svn)
+{
+	uint32_t counter = 0;
+	int rc;
+
+	rc = rot_counter_read(d->rot, comp, &counter);
+	if (rc != 0 || svn <= counter)
+		goto out;
+	rc = rot_counter_advance(d->rot, comp, svn);
+	if (rc == 0)
+		boot_log(d, 0, "%s counter %u -> %u (confirmed svn)", boot_comp_name(comp),
+		         (unsigned)counter, (unsigned)svn);
+out:
+	return rc;
+}
+
 /* Boots one component: picks and tries its slots. Returns 0 (booted and
  * measured), SPH_ERR_STATE (no valid image) or a fatal status (flash, RoT). */
 static int boot_stage_run(struct boot_device *d, unsigned comp, const uint8_t root_hash[32],
@@ -173,6 +191,13 @@ static int boot_stage_run(struct boot_device *d, unsigned comp, const uint8_t ro
 			         st->reason);
 			continue;
 		}
+		if (!trial[i]) {
+			/* A confirmed image above the counter: a confirm lost power
+			 * between its record and the counter. Catch the counter up. */
+			rc = boot_counter_catch_up(d, comp, st->measured.security_version);
+			if (rc != 0)
+				return rc;
+		}
 		rc = rot_measure(d->rot, &st->measured, NULL);
 		if (rc != 0)
 			return rc;
@@ -194,7 +219,7 @@ int boot_run(struct boot_device *d, enum chip_reset_reason reason, struct boot_r
 {
 	struct boot_report r;
 	uint8_t hash[32];
-	bool chain_ran = false;
+	bool reset_done = false, chain_ran = false;
 	int rc = SPH_ERR_INVALID_ARG;
 
 	memset(&r, 0, sizeof(r));
@@ -204,22 +229,27 @@ int boot_run(struct boot_device *d, enum chip_reset_reason reason, struct boot_r
 		goto out;
 	memset(&d->last, 0, sizeof(d->last));
 	rc = chip_reset(d->chip, reason);
-	if (rc == 0)
-		rc = rot_reset(d->rot);
+	if (rc != 0)
+		goto out;
+	reset_done = true; /* from here on, every exit locks the firewall */
+	rc = rot_reset(d->rot);
 	if (rc == 0)
 		rc = boot_fw_setup(d);
 	if (rc != 0)
 		goto out;
 	chain_ran = true;
 	r.result = BOOT_RESULT_RECOVERY;
-	/* ROM: the trust anchor is the fused key hash, read from the fuses. */
+	/* ROM: the trust anchor is the fused key hash as the RoT latched it, never
+	 * the OTP file as it reads now (boot_root_hash fails closed on a change). */
 	rc = boot_root_hash(d, hash);
 	if (rc != 0) {
-		boot_log(d, rc, "ROM: no root key hash fused: RECOVERY");
+		boot_log(d, rc, "ROM: no trusted root key hash fused: RECOVERY");
 		for (unsigned c = 0; c < BOOT_COMPONENTS; c++) {
 			r.stage[c].status = rc;
-			snprintf(r.stage[c].reason, sizeof(r.stage[c].reason),
-			         "no platform-root key hash fused");
+			snprintf(r.stage[c].reason, sizeof(r.stage[c].reason), "%s",
+			         rc == SPH_ERR_NOT_FOUND
+			                 ? "no platform-root key hash fused"
+			                 : "platform-root key hash tampered with (OTP)");
 		}
 		rc = SPH_ERR_STATE;
 		goto out;
@@ -232,11 +262,13 @@ int boot_run(struct boot_device *d, enum chip_reset_reason reason, struct boot_r
 	r.result = BOOT_RESULT_BOOTED;
 	rc = 0;
 out:
-	if (chain_ran) {
+	if (reset_done) {
 		int lrc = chip_fw_lock(chip_fw(d->chip));
-		int arc = rot_accumulator(d->rot, r.accumulator);
 		if (rc == 0 && lrc != 0)
 			rc = lrc;
+	}
+	if (chain_ran) {
+		int arc = rot_accumulator(d->rot, r.accumulator);
 		if (rc == 0 && arc != 0)
 			rc = arc;
 		if (rc != 0 && rc != SPH_ERR_STATE)

@@ -8,6 +8,8 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include <openssl/crypto.h>
+
 #include "boot_internal.h"
 #include "common/common.h"
 
@@ -74,6 +76,8 @@ int boot_fw_setup(struct boot_device *d)
 		rc = chip_fw_grant(fw, CHIP_COMP_SECMON, &all, CHIP_FW_R | CHIP_FW_W);
 	if (rc == 0)
 		rc = chip_fw_grant(fw, CHIP_COMP_OS, &os, CHIP_FW_R);
+	if (rc != 0)
+		(void)chip_fw_lock(fw); /* a partial table is never left open to grants */
 	return rc;
 }
 
@@ -99,6 +103,12 @@ int boot_open(const char *dir, const struct chip_faults *faults, struct boot_dev
 		rc = boot_layout_check(&d->geo);
 	if (rc == 0)
 		rc = rot_open_inproc(chip_otp_path(d->chip), &d->rot);
+	if (rc == 0) {
+		/* Latch the root key hash the RoT read at power-up (none is fine). */
+		d->root_rc = rot_root_hash(d->rot, d->root_hash);
+		if (d->root_rc != 0 && d->root_rc != SPH_ERR_NOT_FOUND)
+			rc = d->root_rc;
+	}
 	if (rc == 0)
 		rc = boot_fw_setup(d);
 	if (rc != 0)
@@ -131,7 +141,21 @@ struct rot *boot_rot(struct boot_device *d)
 
 int boot_root_hash(struct boot_device *d, uint8_t hash[32])
 {
-	return rot_otp_read_root_hash(chip_otp_path(d->chip), hash);
+	int rc;
+
+	/* Through the RoT: the hash it latched at start, after its fuse tamper
+	 * check (the file may have been rewritten since; then this fails closed),
+	 * and the same one the RoT latched when the device opened (a RoT that
+	 * boot_run restarted re-read the file). */
+	rc = rot_root_hash(d->rot, hash);
+	if ((rc == 0 || rc == SPH_ERR_NOT_FOUND) &&
+	    (rc != d->root_rc || CRYPTO_memcmp(hash, d->root_hash, sizeof(d->root_hash)) != 0)) {
+		sph_log(SPH_LOG_ERROR, "boot", "root_hash_changed",
+		        "reason=\"OTP root key hash differs from the one latched at open\"");
+		memset(hash, 0, sizeof(d->root_hash));
+		rc = SPH_ERR_STATE;
+	}
+	return rc;
 }
 
 int boot_last_report(struct boot_device *d, struct boot_report *rep)
@@ -151,15 +175,22 @@ static void boot_state_empty(struct boot_state *s)
 }
 
 /* Reads both records of comp as compartment comp_as (raw flash when comp_as
- * is UINT32_MAX) and picks the valid one with the higher sequence. */
+ * is UINT32_MAX) and picks the valid one with the higher sequence; *hi (may
+ * be NULL) is the block holding it (BOOT_NO_SLOT: none). Two valid records of
+ * equal sequence are that state when identical, else corruption. Returns 0,
+ * SPH_ERR_MALFORMED (equal sequences, different content) or a flash status
+ * other than SPH_ERR_IO; s is empty and *hi BOOT_NO_SLOT on failure. */
 static int boot_state_load(struct boot_device *d, uint32_t comp_as, unsigned comp,
-                           struct boot_state *s)
+                           struct boot_state *s, unsigned *hi)
 {
-	uint8_t rec[BOOT_RECORD_LEN];
+	uint8_t rec[BOOT_RECORD_LEN], best[BOOT_RECORD_LEN];
 	struct boot_state cand;
+	unsigned which = BOOT_NO_SLOT;
 	int rc = 0;
 
 	boot_state_empty(s);
+	if (hi)
+		*hi = BOOT_NO_SLOT;
 	for (unsigned r = 0; r < 2; r++) {
 		uint64_t off = boot_record_offset(&d->geo, comp, r);
 		if (comp_as == UINT32_MAX)
@@ -172,14 +203,23 @@ static int boot_state_load(struct boot_device *d, uint32_t comp_as, unsigned com
 			goto out;
 		if (boot_state_decode(rec, sizeof(rec), comp, &cand) != 0)
 			continue;
-		if (cand.seq == s->seq) {
-			boot_state_empty(s); /* equal sequences: neither is trusted */
+		if (which != BOOT_NO_SLOT && cand.seq == s->seq) {
+			/* Equal sequences: the same record twice is that state;
+			 * two different ones cannot be ordered (fail closed). */
+			rc = SPH_ERR_MALFORMED;
+			if (memcmp(rec, best, sizeof(rec)) != 0)
+				goto out;
 			continue;
 		}
-		if (cand.seq > s->seq)
+		if (cand.seq > s->seq) {
 			*s = cand;
+			which = r;
+			memcpy(best, rec, sizeof(rec));
+		}
 	}
 	rc = 0;
+	if (hi)
+		*hi = which;
 out:
 	if (rc != 0)
 		boot_state_empty(s);
@@ -192,37 +232,51 @@ int boot_state_read(struct boot_device *d, unsigned comp, struct boot_state *s)
 		boot_state_empty(s);
 	if (!d || !s || comp >= BOOT_COMPONENTS)
 		return SPH_ERR_INVALID_ARG;
-	return boot_state_load(d, UINT32_MAX, comp, s);
+	return boot_state_load(d, UINT32_MAX, comp, s, NULL);
 }
 
 int boot_state_get(struct boot_device *d, uint32_t comp_as, unsigned comp, struct boot_state *s)
 {
-	return boot_state_load(d, comp_as, comp, s);
+	return boot_state_load(d, comp_as, comp, s, NULL);
 }
 
 int boot_state_put(struct boot_device *d, uint32_t comp_as, unsigned comp, struct boot_state *s)
 {
 	struct boot_state cur;
-	uint8_t rec[BOOT_RECORD_LEN];
+	uint8_t rec[BOOT_RECORD_LEN], back[BOOT_RECORD_LEN];
 	uint64_t off;
-	unsigned which;
+	unsigned hi, which;
 	int rc;
 
-	rc = boot_state_load(d, comp_as, comp, &cur);
+	rc = boot_state_load(d, comp_as, comp, &cur, &hi);
 	if (rc != 0)
-		return rc;
+		goto out;
+	rc = SPH_ERR_EXHAUSTED;
 	if (cur.seq >= BOOT_SEQ_MAX)
-		return SPH_ERR_EXHAUSTED;
+		goto out;
+	/* One above the highest valid sequence of either block, written to the
+	 * block that does not hold it. */
 	s->seq = cur.seq + 1;
 	s->component = (uint8_t)comp;
 	rc = boot_state_encode(s, rec);
 	if (rc != 0)
-		return rc;
-	which = s->seq % 2;
+		goto out;
+	which = hi == BOOT_NO_SLOT ? s->seq % 2 : 1 - hi;
 	off = boot_record_offset(&d->geo, comp, which);
 	rc = chip_erase(d->chip, comp_as, (uint32_t)(off / d->geo.block_size));
 	if (rc == 0)
 		rc = chip_program(d->chip, comp_as, off, rec, sizeof(rec));
+	if (rc != 0)
+		goto out;
+	/* Read back: the state now loaded must be the one just written. */
+	rc = boot_state_load(d, comp_as, comp, &cur, NULL);
+	if (rc == 0)
+		rc = cur.seq == s->seq ? boot_state_encode(&cur, back) : SPH_ERR_IO;
+	if (rc == 0 && memcmp(back, rec, sizeof(rec)) != 0)
+		rc = SPH_ERR_IO;
+	if (rc == SPH_ERR_MALFORMED || rc == SPH_ERR_INVALID_ARG)
+		rc = SPH_ERR_IO;
+out:
 	return rc;
 }
 

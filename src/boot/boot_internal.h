@@ -9,22 +9,36 @@ struct boot_device {
 	struct rot *rot;
 	struct chip_flash_geometry geo;
 	struct boot_report last; /* the last boot_run's report */
+	/* The root key hash the RoT latched when the device opened, and how that
+	 * read ended (0 or SPH_ERR_NOT_FOUND): a RoT restarted by boot_run
+	 * re-reads the OTP file and must find the same (boot_root_hash). */
+	int root_rc;
+	uint8_t root_hash[32];
 };
 
-/* Sets up the boot firewall grants (§7.3 step 2). Returns 0 or a chip status. */
+/* Sets up the boot firewall grants (§7.3 step 2); on failure the table is
+ * locked with what was granted. Returns 0 or a chip status. */
 int boot_fw_setup(struct boot_device *d);
-/* Reads the fused platform-root key hash (the ROM's view). Returns 0 or a status. */
+/* The fused platform-root key hash as the RoT latched it at start, after its
+ * OTP tamper check (rot_root_hash), and only when it is what the RoT latched
+ * when the device opened (d->root_hash). Returns 0, SPH_ERR_NOT_FOUND (none
+ * fused), SPH_ERR_STATE (the OTP fuses were tampered with, or the hash changed
+ * since open) or a status; hash is zeroed on failure. */
 int boot_root_hash(struct boot_device *d, uint8_t hash[32]);
 /* Formats a reason into why (may be NULL). */
 void boot_why(char *why, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 /* The state of comp as compartment comp_as reads it through the firewall:
- * the valid record with the higher sequence (seq 0: none). Returns 0 or a
- * flash status other than SPH_ERR_IO (an unreadable block holds no record). */
+ * the valid record with the higher sequence (seq 0: none); two valid records
+ * of equal sequence are that state when identical. Returns 0, SPH_ERR_MALFORMED
+ * (equal sequences, different content: fail closed) or a flash status other
+ * than SPH_ERR_IO (an unreadable block holds no record). */
 int boot_state_get(struct boot_device *d, uint32_t comp_as, unsigned comp, struct boot_state *s);
-/* Writes s as the next record of comp (s->seq and s->component are set here),
- * as compartment comp_as: erase the other record's block, program. Returns 0
- * or a status. */
+/* Writes s as the next record of comp (s->seq and s->component are set here:
+ * seq is 1 + the highest valid sequence of either block), as compartment
+ * comp_as: erase the block not holding the highest record, program, read back.
+ * Returns 0, SPH_ERR_IO (the state read back is not the one written),
+ * SPH_ERR_EXHAUSTED, SPH_ERR_MALFORMED (see boot_state_get) or a status. */
 int boot_state_put(struct boot_device *d, uint32_t comp_as, unsigned comp, struct boot_state *s);
 /* Reads and verifies a slot as compartment comp_as (§7.3 "trying"). Returns 0
  * and m (may be NULL), or the refusal status and why. */

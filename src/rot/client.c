@@ -813,6 +813,27 @@ int rot_lifecycle(struct rot *r, enum rot_lifecycle *lc)
 	return 0;
 }
 
+int rot_root_hash(struct rot *r, uint8_t hash[ROT_DIGEST_LEN])
+{
+	int rc;
+
+	if (!hash)
+		return SPH_ERR_INVALID_ARG;
+	memset(hash, 0, ROT_DIGEST_LEN);
+	rc = rot_call(r, ROT_OP_ROOT_HASH, NULL, 0, hash, ROT_DIGEST_LEN, ROT_DIGEST_LEN,
+	              ROT_DIGEST_LEN, NULL);
+	if (rc == 0) {
+		uint8_t any = 0;
+		for (size_t i = 0; i < ROT_DIGEST_LEN; i++)
+			any |= hash[i];
+		if (any == 0)
+			rc = SPH_ERR_TRANSPORT; /* the RoT answers NOT_FOUND, never zeros */
+	}
+	if (rc != 0)
+		memset(hash, 0, ROT_DIGEST_LEN);
+	return rc;
+}
+
 int rot_boot_count(struct rot *r, uint64_t *count)
 {
 	uint8_t v[8];

@@ -930,6 +930,20 @@ static int rot_op_boot_count(struct rot_core *c, const uint8_t *in, size_t in_le
 	return 0;
 }
 
+static int rot_op_root_hash(struct rot_core *c, const uint8_t *in, size_t in_len, uint8_t *out,
+                            size_t *out_len)
+{
+	int rc;
+
+	(void)in;
+	(void)in_len;
+	rc = rot_otp_root_hash(&c->otp, out);
+	if (rc != 0)
+		return rc;
+	*out_len = 32;
+	return 0;
+}
+
 /* The op table: handler and the exact request payload length range. An op
  * without a handler is refused as malformed. */
 static const struct {
@@ -956,7 +970,8 @@ static const struct {
         [ROT_OP_COUNTER_ADVANCE] = {rot_op_counter_advance, 8, 8},
         [ROT_OP_LIFECYCLE] = {rot_op_lifecycle, 0, 0},
         [ROT_OP_BOOT_COUNT] = {rot_op_boot_count, 0, 0},
-        /* ROT_OP_RETIRED_RESET (19) is beyond ROT_OP_MAX: refused like any unknown op. */
+        /* ROT_OP_RETIRED_RESET (19) has no handler: refused like any unknown op. */
+        [ROT_OP_ROOT_HASH] = {rot_op_root_hash, 0, 0},
 };
 
 /* Logs a refused frame: the first few, then at powers of two, so a flood of
@@ -986,7 +1001,7 @@ size_t rot_core_handle(struct rot_core *c, const uint8_t *req, size_t req_len, u
 			(void)rot_mb_hdr_peek(req, req_len, &in);
 		else
 			memset(&in, 0, sizeof(in));
-		hdr.op = in.op <= ROT_OP_MAX ? in.op : 0;
+		hdr.op = rot_op_known(in.op) ? in.op : 0;
 		hdr.seq = in.seq;
 		rot_log_refused(c, req_len, &in);
 		goto out;

@@ -44,7 +44,7 @@ int rot_mb_hdr_decode(const uint8_t *frame, size_t frame_len, struct rot_mb_hdr 
 	if (t.magic != ROT_MB_MAGIC)
 		return SPH_ERR_MALFORMED;
 	/* Op 0 appears only in an error response to a request whose op was unreadable. */
-	if (t.op > ROT_OP_MAX || (t.op == 0 && t.status == 0))
+	if ((t.op != 0 && !rot_op_known(t.op)) || (t.op == 0 && t.status == 0))
 		return SPH_ERR_MALFORMED;
 	if (t.len > ROT_MB_MAX_PAYLOAD || frame_len - ROT_MB_HDR_LEN > ROT_MB_MAX_PAYLOAD)
 		return SPH_ERR_TOO_LARGE;
@@ -66,7 +66,7 @@ int rot_mb_check_response(uint16_t op, uint32_t seq, const uint8_t *resp, size_t
 		*payload = NULL;
 	if (payload_len)
 		*payload_len = 0;
-	if (!payload || !payload_len || op == 0 || op > ROT_OP_MAX || want_min > want_max ||
+	if (!payload || !payload_len || !rot_op_known(op) || want_min > want_max ||
 	    want_max > ROT_MB_MAX_PAYLOAD)
 		return SPH_ERR_INVALID_ARG;
 	/* Size, magic, op range and len; an oversize record (MSG_TRUNC) fails here too. */

@@ -156,7 +156,7 @@ static size_t rot_refusal(const uint8_t *req, size_t len, int status, uint8_t *r
 
 	(void)rot_mb_hdr_peek(req, len, &h);
 	h.magic = ROT_MB_MAGIC;
-	h.op = h.op <= ROT_OP_MAX ? h.op : 0;
+	h.op = rot_op_known(h.op) ? h.op : 0;
 	h.status = (int16_t)status;
 	h.len = 0;
 	rot_mb_hdr_encode(&h, resp);

@@ -283,22 +283,26 @@ void rot_otp_close(struct rot_otp *otp)
 }
 
 /*
- * Re-reads the fuse regions (lifecycle and counters) and checks that every bit
- * seen set since open is still set, and that no undefined lifecycle bit
- * appeared. On success the remembered bits take in any newly burned ones and
- * counters (may be NULL) receives the counter region. Returns 0, SPH_ERR_STATE
- * (tampered, logged as event=otp_tamper) or SPH_ERR_IO.
+ * Re-reads the fuse regions (lifecycle, root key hash and counters) and checks
+ * that every bit seen set since open is still set, that no undefined lifecycle
+ * bit appeared and that the root-hash region still equals the hash latched at
+ * open (it is burned once, before any RoT holds the file). On success the
+ * remembered bits take in any newly burned ones and counters (may be NULL)
+ * receives the counter region. Returns 0, SPH_ERR_STATE (tampered, logged as
+ * event=otp_tamper) or SPH_ERR_IO.
  */
 static int rot_otp_check_fuses(struct rot_otp *otp,
                                uint8_t counters[ROT_COUNTERS * ROT_OTP_COUNTER_BYTES])
 {
-	uint8_t lc[4], bits[ROT_COUNTERS * ROT_OTP_COUNTER_BYTES];
+	uint8_t lc[4], root[sizeof(otp->root_key_hash)], bits[ROT_COUNTERS * ROT_OTP_COUNTER_BYTES];
 	uint32_t lc_bits;
 	int rc;
 
 	if (otp->fd < 0)
 		return SPH_ERR_STATE;
 	rc = rot_pread_all(otp->fd, lc, sizeof(lc), ROT_OTP_OFF_LIFECYCLE);
+	if (rc == 0)
+		rc = rot_pread_all(otp->fd, root, sizeof(root), ROT_OTP_OFF_ROOT_KEY_HASH);
 	if (rc == 0)
 		rc = rot_pread_all(otp->fd, bits, sizeof(bits), ROT_OTP_OFF_COUNTERS);
 	if (rc != 0)
@@ -307,6 +311,11 @@ static int rot_otp_check_fuses(struct rot_otp *otp,
 	if ((lc_bits & otp->seen_lifecycle) != otp->seen_lifecycle ||
 	    (lc_bits & ~ROT_OTP_LIFECYCLE_MASK) != 0) {
 		sph_log(SPH_LOG_ERROR, "rot", "otp_tamper", "region=lifecycle");
+		return SPH_ERR_STATE;
+	}
+	if (memcmp(root, otp->root_key_hash, sizeof(root)) != 0) {
+		sph_log(SPH_LOG_ERROR, "rot", "otp_tamper",
+		        "region=root_hash reason=\"root key hash changed\"");
 		return SPH_ERR_STATE;
 	}
 	for (size_t i = 0; i < sizeof(bits); i++) {
@@ -323,6 +332,20 @@ static int rot_otp_check_fuses(struct rot_otp *otp,
 		otp->seen_counters[i] |= bits[i];
 	if (counters)
 		memcpy(counters, bits, sizeof(bits));
+	return 0;
+}
+
+int rot_otp_root_hash(struct rot_otp *otp, uint8_t out[32])
+{
+	int rc;
+
+	memset(out, 0, sizeof(otp->root_key_hash));
+	rc = rot_otp_check_fuses(otp, NULL);
+	if (rc != 0)
+		return rc;
+	if (rot_all_zero(otp->root_key_hash, sizeof(otp->root_key_hash)))
+		return SPH_ERR_NOT_FOUND;
+	memcpy(out, otp->root_key_hash, sizeof(otp->root_key_hash));
 	return 0;
 }
 

@@ -214,6 +214,13 @@ int rot_counter_advance(struct rot *r, unsigned idx, uint32_t value);
  * (lifecycle fuse bits vanished from the OTP file: tampering) or a status;
  * *lc is ROT_LC_BLANK on failure. */
 int rot_lifecycle(struct rot *r, enum rot_lifecycle *lc);
+/* The platform-root key hash the RoT read from the OTP fuses when it started
+ * (ROT_OP_ROOT_HASH), after its tamper check: the boot chain's trust anchor
+ * (rot_otp_read_root_hash reads the file, for tools). Returns 0, SPH_ERR_NOT_FOUND
+ * (none fused), SPH_ERR_STATE (the fuse regions were tampered with since the
+ * RoT started, the root-hash region included: it fails closed) or a status;
+ * hash is zeroed on failure. */
+int rot_root_hash(struct rot *r, uint8_t hash[ROT_DIGEST_LEN]);
 /* Boot count: power-ups and chip resets since the OTP was fused, counting the
  * current one. Returns 0 or a status (*count 0 on failure). */
 int rot_boot_count(struct rot *r, uint64_t *count);

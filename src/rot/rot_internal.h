@@ -50,8 +50,15 @@ enum rot_op {
 	 * struct rot, which restarts the RoT (docs/formats.md §4.2, §4.7). A frame
 	 * with op 19 is refused like any unknown op. */
 	ROT_OP_RETIRED_RESET = 19,
-	ROT_OP_MAX = 18,
+	ROT_OP_ROOT_HASH = 20, /* (empty) -> hash[32], the root key hash latched at start */
+	ROT_OP_MAX = 20,
 };
+
+/* Non-zero for an op a frame may carry: 1..ROT_OP_MAX except the retired 19. */
+static inline int rot_op_known(uint32_t op)
+{
+	return op >= 1 && op <= ROT_OP_MAX && op != ROT_OP_RETIRED_RESET;
+}
 
 /* A component as it crosses the mailbox: type[16] NUL-padded, component_id[16],
  * version[32] NUL-padded, security_version u32, digest[32], signer_id[32]. */
@@ -102,7 +109,7 @@ static inline uint64_t rot_get_le64(const uint8_t *p)
 void rot_mb_hdr_encode(const struct rot_mb_hdr *h, uint8_t out[ROT_MB_HDR_LEN]);
 /* Parses and checks a whole frame of frame_len bytes: magic, op in range,
  * len <= ROT_MB_MAX_PAYLOAD and len == frame_len - ROT_MB_HDR_LEN.
- * "In range" is 1..ROT_OP_MAX; op 0 is accepted only with a non-zero status,
+ * "In range" is rot_op_known (1..ROT_OP_MAX but 19); op 0 is accepted only with a non-zero status,
  * because it is what the RoT answers to a request whose op it could not read.
  * Returns 0 and *h, or SPH_ERR_TRUNCATED / SPH_ERR_MALFORMED / SPH_ERR_TOO_LARGE /
  * SPH_ERR_TRAILING; *h is zeroed on failure. */
@@ -191,8 +198,10 @@ void rot_test_set_getrandom(rot_getrandom_fn fn);
  * process can read the device secret and edit the file. The RoT holds the
  * file's flock LOCK_EX for its lifetime (one RoT per chip) and remembers every
  * fuse bit it has seen set since it opened the file; a fuse bit that later
- * disappears from the file is tampering, and counter and lifecycle operations
- * then fail closed (SPH_ERR_STATE, event=otp_tamper).
+ * disappears from the file is tampering, and counter, lifecycle and root-hash
+ * operations then fail closed (SPH_ERR_STATE, event=otp_tamper). The
+ * platform-root key hash is latched at open: it is burned once, before any RoT
+ * holds the file, so any change to that region while the RoT runs is tampering.
  * Layout (docs/formats.md §4.3), all integers little-endian:
  *   0   magic "SPHOTP01"            8
  *   8   lifecycle fuse bits u32     4   bit n-1 burned = state n reached
@@ -218,7 +227,7 @@ void rot_test_set_getrandom(rot_getrandom_fn fn);
 struct rot_otp {
 	int fd;                       /* -1 when closed; holds the file's flock LOCK_EX */
 	enum rot_lifecycle lifecycle; /* latched at open: fuses take effect at power-up */
-	uint8_t root_key_hash[32];
+	uint8_t root_key_hash[32];    /* latched at open; the region must stay equal to it */
 	/* Every fuse bit seen set since open (the file must stay a superset). */
 	uint32_t seen_lifecycle;
 	uint8_t seen_counters[ROT_COUNTERS * ROT_OTP_COUNTER_BYTES];
@@ -250,6 +259,11 @@ int rot_otp_counter_advance(struct rot_otp *otp, unsigned idx, uint32_t value);
  * were set must still be set, and no undefined bit may appear). Returns 0,
  * SPH_ERR_STATE (tampered: *lc is ROT_LC_BLANK) or SPH_ERR_IO. */
 int rot_otp_lifecycle(struct rot_otp *otp, enum rot_lifecycle *lc);
+/* The platform-root key hash latched at open, after the tamper check of every
+ * fuse region (the root-hash region included). Returns 0, SPH_ERR_NOT_FOUND
+ * (none fused), SPH_ERR_STATE (tampered) or SPH_ERR_IO; out is zeroed on
+ * failure. */
+int rot_otp_root_hash(struct rot_otp *otp, uint8_t out[32]);
 /* Counts a boot: boot count + 1, persisted. Returns 0 and the new count, or
  * SPH_ERR_EXHAUSTED (at UINT64_MAX) / SPH_ERR_IO. */
 int rot_otp_boot(struct rot_otp *otp, uint64_t *count);
