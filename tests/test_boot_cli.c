@@ -181,11 +181,98 @@ static void test_device_flow(void **state)
 	expect_out(&r, 0, "OS     confirmed B");
 }
 
+/* The documented development-device flow (README "Development devices"). */
+static void test_capability_flow(void **state)
+{
+	struct tu_result r;
+	json_error_t jerr;
+	json_t *st;
+	char id[129], other[129];
+
+	(void)state;
+	r = SPHERE("image-package", "keygen", "--role", "platform-root", "--out-key", "root.key",
+	           "--out-cert", "root.pem");
+	expect(&r, 0, NULL);
+	r = SPHERE("image-package", "keygen", "--role", "tenant-root", "--out-key", "t.key",
+	           "--out-cert", "t.pem");
+	expect(&r, 0, NULL);
+	r = SPHERE("image-package", "keygen", "--role", "capability-signer", "--issuer-key",
+	           "t.key", "--issuer-cert", "t.pem", "--out-key", "cap.key", "--out-cert",
+	           "cap.pem");
+	expect(&r, 0, NULL);
+	r = SPHERE("image-package", "keygen", "--role", "developer", "--issuer-key", "t.key",
+	           "--issuer-cert", "t.pem", "--out-key", "dev.key", "--out-cert", "dev.pem");
+	expect(&r, 0, NULL);
+	r = SPHERE("device", "--help");
+	expect_out(&r, 0, "capability create");
+
+	/* a platform root is no tenant root: nothing is provisioned */
+	r = DEVICE("provision", "--dir", "dev", "--root-cert", "root.pem", "--tenant-root-cert",
+	           "root.pem");
+	expect(&r, 1, "tenant root");
+	r = DEVICE("provision", "--dir", "dev", "--lifecycle", "production", "--root-cert",
+	           "root.pem", "--tenant-root-cert", "t.pem");
+	expect_out(&r, 0, "tenant-root.pem");
+	r = DEVICE("provision", "--dir", "bare", "--root-cert", "root.pem");
+	expect(&r, 0, NULL);
+	r = DEVICE("status", "--dir", "dev");
+	expect_out(&r, 0, "production: no capability, only production-signed images");
+
+	r = DEVICE("status", "--dir", "dev", "--json");
+	assert_int_equal(r.status, 0);
+	st = json_loads(r.out, 0, &jerr);
+	assert_non_null(st);
+	assert_int_equal(strlen(json_string_value(json_object_get(st, "device_id"))), 128);
+	memcpy(id, json_string_value(json_object_get(st, "device_id")), 129);
+	assert_string_equal(json_string_value(json_object_get(st, "mode")), "production");
+	json_decref(st);
+	tu_result_free(&r);
+	memcpy(other, id, sizeof(other));
+	other[0] = other[0] == '0' ? '1' : '0';
+
+	r = SPHERE("device", "capability", "create", "--device-id", id, "--capability",
+	           "appDevelopment", "--key", "dev.key", "--cert", "dev.pem", "--out", "x.cap");
+	expect(&r, 1, "not a capability signer");
+	r = SPHERE("device", "capability", "create", "--device-id", id, "--capability", "debug",
+	           "--key", "cap.key", "--cert", "cap.pem", "--out", "x.cap");
+	expect(&r, 2, "--capability");
+	r = SPHERE("device", "capability", "create", "--device-id", "abcd", "--capability",
+	           "appDevelopment", "--key", "cap.key", "--cert", "cap.pem", "--out", "x.cap");
+	expect(&r, 2, "--device-id");
+	r = SPHERE("device", "capability", "create", "--device-id", other, "--capability",
+	           "appDevelopment", "--key", "cap.key", "--cert", "cap.pem", "--out", "other.cap");
+	expect(&r, 0, NULL);
+	r = SPHERE("device", "capability", "create", "--device-id", id, "--capability",
+	           "appDevelopment,fieldServicing", "--key", "cap.key", "--cert", "cap.pem",
+	           "--days", "30", "--out", "dev.cap");
+	expect(&r, 0, NULL);
+	r = SPHERE("device", "capability", "show", "dev.cap");
+	expect_out(&r, 0, "appDevelopment,fieldServicing");
+	r = SPHERE("device", "capability", "show", "dev.cap", "--json");
+	expect_out(&r, 0, "\"fieldServicing\"");
+
+	r = DEVICE("capability", "install", "--dir", "dev", "other.cap");
+	expect(&r, 1, "another device");
+	r = DEVICE("capability", "install", "--dir", "bare", "dev.cap");
+	expect(&r, 1, "no tenant root");
+	r = DEVICE("capability", "show", "--dir", "dev");
+	expect(&r, 1, "no capability file");
+	r = DEVICE("capability", "install", "--dir", "dev", "dev.cap");
+	expect_out(&r, 0, "installed capability file");
+	r = DEVICE("capability", "show", "--dir", "dev");
+	expect_out(&r, 0, "verified");
+	r = DEVICE("status", "--dir", "dev");
+	expect_out(&r, 0, "development: appDevelopment capability present");
+	r = DEVICE("capability", "frob", "--dir", "dev");
+	expect(&r, 2, "install or show");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	        cmocka_unit_test_setup_teardown(test_help_and_usage, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_device_flow, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_capability_flow, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

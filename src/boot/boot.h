@@ -30,6 +30,7 @@
 
 #include "chip/chip.h"
 #include "eat/eat.h"
+#include "image/image.h"
 #include "rot/rot.h"
 
 #define BOOT_COMPONENTS    3
@@ -171,5 +172,47 @@ int boot_state_write(struct boot_device *d, unsigned comp, struct boot_state *s)
  * (component fields). Returns 0 or the refusal status with why. */
 int boot_slot_check(struct boot_device *d, unsigned comp, unsigned slot, uint32_t len,
                     struct eat_component *m, char *why, size_t why_cap);
+
+/* ---- device capability files (docs/formats.md §8) ---------------------------
+ * The tenant root certificate is device configuration kept in the device
+ * directory (<dir>/tenant-root.pem; on a real chip, the security monitor's
+ * protected storage). An installed capability file is <dir>/capability. It is
+ * re-verified (signature, path to the tenant root, role, this device's id
+ * from its RoT, expiry against the current time) every time it is used.
+ */
+#define BOOT_TENANT_ROOT_FILE "tenant-root.pem"
+#define BOOT_CAPABILITY_FILE  "capability"
+
+/* Checks that root is a tenant root a device can trust for capability files:
+ * a self-signed CA whose EKU lists the capability role. Returns 0,
+ * SPH_ERR_PERMISSION (no capability role) or SPH_ERR_AUTH (not a self-signed CA). */
+int boot_tenant_root_check(X509 *root);
+
+/* Stores root (boot_tenant_root_check must pass) as the device's tenant root
+ * in dir, through a temporary file. Refuses to replace one (SPH_ERR_STATE).
+ * Returns 0 or a negative status; nothing is written on failure. */
+int boot_set_tenant_root(const char *dir, X509 *root);
+
+/* Verifies a capability file for this device against its tenant root and
+ * stores it (replacing the previous one atomically). out (may be NULL)
+ * receives what it says, why (may be NULL) a reason on refusal. Returns 0,
+ * SPH_ERR_STATE (no tenant root configured), img_cap_verify's statuses
+ * (SPH_ERR_PERMISSION: for another device) or a file status. On refusal
+ * nothing changes. */
+int boot_capability_install(struct boot_device *d, const uint8_t *buf, size_t len,
+                            struct img_capability *out, char *why, size_t why_cap);
+
+/* Re-verifies the stored capability file now. Returns 0 and *out (zeroed
+ * and SPH_ERR_NOT_FOUND when there is no file), or the refusal status with
+ * why (*out zeroed). */
+int boot_capability_get(struct boot_device *d, struct img_capability *out, char *why,
+                        size_t why_cap);
+
+/* The capabilities this device holds now: *mask gets bit (1u << enum img_cap)
+ * per capability of a stored file that verifies at this moment (never a
+ * cached result); 0 without a file, or when the file no longer verifies.
+ * Returns 0 (also without a file) or the stored file's refusal status
+ * (*mask 0 then). */
+int boot_capabilities(struct boot_device *d, uint32_t *mask);
 
 #endif

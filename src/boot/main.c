@@ -27,10 +27,12 @@ static const char dev_usage[] =
         "\n"
         "commands:\n"
         "  provision --dir DIR [--lifecycle development|production]\n"
-        "            (--root-hash HEX | --root-cert PEM)\n"
+        "            (--root-hash HEX | --root-cert PEM) [--tenant-root-cert PEM]\n"
         "      Create the device directory: an erased flash and the OTP fused with a\n"
         "      fresh device secret, the lifecycle and the platform-root key hash\n"
-        "      (SHA-256 of the root certificate's SubjectPublicKeyInfo).\n"
+        "      (SHA-256 of the root certificate's SubjectPublicKeyInfo). With\n"
+        "      --tenant-root-cert, the tenant root that signs capability files is\n"
+        "      stored as DIR/tenant-root.pem (device configuration).\n"
         "  install --dir DIR PKG\n"
         "      Verify an image package (bootloader, security monitor or OS, by its\n"
         "      manifest) and write it into that component's inactive slot as a\n"
@@ -42,16 +44,24 @@ static const char dev_usage[] =
         "  confirm --dir DIR\n"
         "      Confirm the booted trial images and advance the anti-rollback\n"
         "      counters to their security versions.\n"
+        "  capability install --dir DIR FILE\n"
+        "      Verify a capability file (signed by a capability signer of the tenant\n"
+        "      root, for this device's id) and store it as DIR/capability.\n"
+        "  capability show --dir DIR\n"
+        "      Re-verify the stored capability file and print what it grants.\n"
         "  status --dir DIR [--boot] [--json]\n"
         "      Slots (versions, trial state), security versions, counters, firewall\n"
         "      and boot log. The RoT's accumulator lives in its RAM: a new process\n"
         "      starts from zero, so --boot boots first and reports what it measured.\n"
+        "      Also the mode: development (a valid appDevelopment capability) or\n"
+        "      production (only production-signed images), and why.\n"
         "\n"
         "options:\n"
         "  -d, --dir DIR           the device directory\n"
         "  -l, --lifecycle STATE   development (default) or production (provision)\n"
         "  -r, --root-hash HEX     the 64-hex-digit platform-root key hash (provision)\n"
         "  -c, --root-cert PEM     the platform root certificate (provision)\n"
+        "      --tenant-root-cert PEM  the tenant root certificate (provision)\n"
         "  -f, --faults SPEC       a fault plan for the flash (boot)\n"
         "  -b, --boot              boot before reporting (status)\n"
         "  -j, --json              JSON output (status)\n"
@@ -60,7 +70,7 @@ static const char dev_usage[] =
         "exit status: 0 success, 1 failure, 2 usage error\n";
 
 struct dev_opts {
-	const char *dir, *root_hash, *root_cert, *faults, *pkg;
+	const char *dir, *root_hash, *root_cert, *tenant_root, *faults, *pkg;
 	enum rot_lifecycle lifecycle;
 	bool boot, json;
 };
@@ -85,10 +95,34 @@ static int dev_fail(const char *what, int rc, const char *why)
 	return 1;
 }
 
+/* Loads and checks the tenant root before anything is provisioned. */
+static int dev_load_tenant_root(const char *path, X509 **root)
+{
+	STACK_OF(X509) *certs = NULL;
+	int rc;
+
+	*root = NULL;
+	rc = img_load_certs(path, &certs);
+	if (rc == 0 && sk_X509_num(certs) != 1)
+		rc = SPH_ERR_MALFORMED;
+	if (rc == 0)
+		rc = boot_tenant_root_check(sk_X509_value(certs, 0));
+	if (rc == 0)
+		*root = sk_X509_shift(certs);
+	sk_X509_pop_free(certs, X509_free);
+	if (rc != 0)
+		return dev_fail("tenant root certificate", rc,
+		                rc == SPH_ERR_PERMISSION ? "it may not certify capability signers"
+		                : rc == SPH_ERR_AUTH     ? "not a self-signed CA"
+		                                         : path);
+	return 0;
+}
+
 static int dev_cmd_provision(const struct dev_opts *o)
 {
 	uint8_t hash[32];
 	STACK_OF(X509) *certs = NULL;
+	X509 *troot = NULL;
 	int rc;
 
 	if (!!o->root_hash == !!o->root_cert)
@@ -106,9 +140,16 @@ static int dev_cmd_provision(const struct dev_opts *o)
 		if (rc != 0)
 			return dev_fail("root certificate", rc, o->root_cert);
 	}
+	if (o->tenant_root && dev_load_tenant_root(o->tenant_root, &troot) != 0)
+		return 1;
 	rc = boot_provision(o->dir, NULL, o->lifecycle, NULL, hash);
+	if (rc == 0 && troot)
+		rc = boot_set_tenant_root(o->dir, troot);
+	X509_free(troot);
 	if (rc != 0)
 		return dev_fail("provision", rc, o->dir);
+	if (o->tenant_root)
+		printf("tenant root: %s/%s\n", o->dir, BOOT_TENANT_ROOT_FILE);
 	printf("provisioned %s (lifecycle %s)\n", o->dir,
 	       o->lifecycle == ROT_LC_PRODUCTION ? "production" : "development");
 	return 0;
@@ -355,6 +396,38 @@ fail:
 	return NULL;
 }
 
+/* The mode from a fresh verification of the stored capability file. */
+static int dev_add_mode(struct boot_device *d, json_t *st)
+{
+	struct img_capability c;
+	char why[256], reason[448], id[ROT_DEVICE_ID_LEN + 1];
+	bool dev;
+	int rc = boot_capability_get(d, &c, why, sizeof(why));
+
+	if (rot_device_id(boot_rot(d), id) != 0 ||
+	    json_object_set_new(st, "device_id", json_string(id)))
+		return SPH_ERR_NOMEM;
+
+	dev = rc == 0 && (c.caps & (1u << IMG_CAP_APP_DEVELOPMENT));
+	if (dev)
+		snprintf(reason, sizeof(reason), "appDevelopment capability present (tenant %s)",
+		         c.tenant);
+	else if (rc == SPH_ERR_NOT_FOUND)
+		snprintf(reason, sizeof(reason), "no capability, only production-signed images");
+	else if (rc == 0)
+		snprintf(reason, sizeof(reason),
+		         "capability file without appDevelopment, only production-signed images");
+	else
+		snprintf(reason, sizeof(reason),
+		         "stored capability file refused (%s: %s), only production-signed images",
+		         sph_strerror(rc), why);
+	if (json_object_set_new(st, "mode", json_string(dev ? "development" : "production")) ||
+	    json_object_set_new(st, "mode_reason", json_string(reason)) ||
+	    json_object_set_new(st, "capabilities", json_integer(rc == 0 ? (json_int_t)c.caps : 0)))
+		return SPH_ERR_NOMEM;
+	return 0;
+}
+
 static void dev_print_status_text(json_t *st)
 {
 	size_t i, j;
@@ -363,6 +436,9 @@ static void dev_print_status_text(json_t *st)
 	printf("lifecycle: %s, boot count: %" JSON_INTEGER_FORMAT "\n",
 	       json_string_value(json_object_get(st, "lifecycle")),
 	       json_integer_value(json_object_get(st, "boot_count")));
+	printf("device id: %s\n", json_string_value(json_object_get(st, "device_id")));
+	printf("mode: %s: %s\n", json_string_value(json_object_get(st, "mode")),
+	       json_string_value(json_object_get(st, "mode_reason")));
 	json_array_foreach(json_object_get(st, "components"), i, c)
 	{
 		printf("%-6s confirmed %s, trial %s (%" JSON_INTEGER_FORMAT
@@ -429,7 +505,7 @@ static int dev_cmd_status(const struct dev_opts *o)
 		}
 	}
 	st = dev_status_json(d, &r);
-	if (!st) {
+	if (!st || dev_add_mode(d, st) != 0) {
 		ret = dev_fail("status", SPH_ERR_NOMEM, NULL);
 		goto out;
 	}
@@ -451,19 +527,80 @@ out:
 	return ret;
 }
 
+static void dev_print_capability(const struct img_capability *c)
+{
+	char id[2 * IMG_CAP_DEVICE_ID_LEN + 1];
+
+	if (sph_hex_encode(c->device_id, sizeof(c->device_id), id, sizeof(id)) != 0)
+		id[0] = '\0';
+	printf("device id:    %s\ncapabilities:", id);
+	for (uint32_t v = IMG_CAP_APP_DEVELOPMENT; v <= IMG_CAP_FIELD_SERVICING; v++)
+		if (c->caps & (1u << v))
+			printf(" %s", img_cap_name(v));
+	printf("\ntenant:       %s\nissued at:    %llu\nexpires:      ", c->tenant,
+	       (unsigned long long)c->issued_at);
+	if (c->expires)
+		printf("%llu\n", (unsigned long long)c->expires);
+	else
+		printf("never\n");
+}
+
+static int dev_cmd_capability(const struct dev_opts *o, const char *sub)
+{
+	struct boot_device *d = NULL;
+	struct img_capability c;
+	uint8_t *buf = NULL;
+	size_t len = 0;
+	char why[256] = "";
+	int rc, ret = 1;
+
+	rc = boot_open(o->dir, NULL, &d);
+	if (rc != 0) {
+		ret = dev_fail("open device", rc, o->dir);
+		goto out;
+	}
+	if (strcmp(sub, "install") == 0) {
+		rc = img_read_file(o->pkg, IMG_CAP_MAX_FILE, &buf, &len);
+		if (rc != 0) {
+			ret = dev_fail("capability install", rc, o->pkg);
+			goto out;
+		}
+		rc = boot_capability_install(d, buf, len, &c, why, sizeof(why));
+		if (rc != 0) {
+			ret = dev_fail("capability install: refused", rc, why);
+			goto out;
+		}
+		printf("installed capability file %s/%s\n", o->dir, BOOT_CAPABILITY_FILE);
+	} else {
+		rc = boot_capability_get(d, &c, why, sizeof(why));
+		if (rc != 0) {
+			ret = dev_fail("capability", rc, why);
+			goto out;
+		}
+		printf("capability file %s/%s: verified\n", o->dir, BOOT_CAPABILITY_FILE);
+	}
+	dev_print_capability(&c);
+	ret = 0;
+out:
+	free(buf);
+	boot_close(d);
+	return ret;
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {{"dir", required_argument, NULL, 'd'},
 	                                     {"lifecycle", required_argument, NULL, 'l'},
 	                                     {"root-hash", required_argument, NULL, 'r'},
 	                                     {"root-cert", required_argument, NULL, 'c'},
+	                                     {"tenant-root-cert", required_argument, NULL, 'T'},
 	                                     {"faults", required_argument, NULL, 'f'},
 	                                     {"boot", no_argument, NULL, 'b'},
 	                                     {"json", no_argument, NULL, 'j'},
 	                                     {"help", no_argument, NULL, 'h'},
 	                                     {NULL, 0, NULL, 0}};
 	struct dev_opts o = {.lifecycle = ROT_LC_DEVELOPMENT};
-	const char *cmd;
+	const char *cmd, *sub = NULL;
 	int ch;
 
 	if (argc < 2)
@@ -474,6 +611,12 @@ int main(int argc, char **argv)
 		return 0;
 	}
 	optind = 2;
+	if (strcmp(cmd, "capability") == 0) {
+		if (argc < 3 || (strcmp(argv[2], "install") != 0 && strcmp(argv[2], "show") != 0))
+			return dev_usage_error("capability: install or show");
+		sub = argv[2];
+		optind = 3;
+	}
 	while ((ch = getopt_long(argc, argv, "d:l:r:c:f:bjh", opts, NULL)) != -1) {
 		switch (ch) {
 		case 'd':
@@ -493,6 +636,9 @@ int main(int argc, char **argv)
 		case 'c':
 			o.root_cert = optarg;
 			break;
+		case 'T':
+			o.tenant_root = optarg;
+			break;
 		case 'f':
 			o.faults = optarg;
 			break;
@@ -511,6 +657,12 @@ int main(int argc, char **argv)
 	}
 	if (!o.dir)
 		return dev_usage_error("--dir is required");
+	if (sub && strcmp(sub, "install") == 0) {
+		if (optind != argc - 1)
+			return dev_usage_error("capability install takes exactly one file");
+		o.pkg = argv[optind];
+		return dev_cmd_capability(&o, sub);
+	}
 	if (strcmp(cmd, "install") == 0) {
 		if (optind != argc - 1)
 			return dev_usage_error("install takes exactly one package");
@@ -527,5 +679,7 @@ int main(int argc, char **argv)
 		return dev_cmd_confirm(&o);
 	if (strcmp(cmd, "status") == 0)
 		return dev_cmd_status(&o);
+	if (sub)
+		return dev_cmd_capability(&o, sub);
 	return dev_usage_error("unknown command '%s'", cmd);
 }

@@ -23,6 +23,9 @@ int cli_main(int argc, char **argv);
 /* `sphere image-package ...`; argv[0] is "image-package". Returns the exit status. */
 int cli_image_package(int argc, char **argv);
 
+/* `sphere device ...`; argv[0] is "device". Returns the exit status. */
+int cli_device(int argc, char **argv);
+
 /* ---- helpers shared by the command files ---------------------------------- */
 
 /* Prints "sphere: <message>" to stderr and returns CLI_EXIT_FAIL. */

@@ -44,13 +44,15 @@ static const char keygen_usage[] =
         "signing hierarchy:\n"
         "  platform-root     self-signed CA whose root hash is fused into devices;\n"
         "                    certifies platform signers\n"
-        "  tenant-root       self-signed CA of a tenant; certifies tenant and\n"
-        "                    developer signers\n"
+        "  tenant-root       self-signed CA of a tenant; certifies tenant,\n"
+        "                    developer and capability signers\n"
         "  platform-signer   signs bootloader, security monitor and OS images\n"
         "                    (issuer: the platform root)\n"
         "  tenant-signer     signs production applications (issuer: the tenant root)\n"
         "  developer         signs applications that only development devices accept\n"
         "                    (issuer: the tenant root)\n"
+        "  capability-signer signs device capability files ('sphere device\n"
+        "                    capability create'; issuer: the tenant root)\n"
         "The private key is written unencrypted with mode 0600; neither output may\n"
         "exist already. For a root, the root hash (SHA-256 of its public key info)\n"
         "is printed.\n"
@@ -212,9 +214,12 @@ static const struct {
 	const char *name;
 	enum img_cert_kind kind;
 } keygen_roles[] = {
-        {"platform-root", IMG_CERT_PLATFORM_ROOT},     {"tenant-root", IMG_CERT_TENANT_ROOT},
-        {"platform-signer", IMG_CERT_PLATFORM_SIGNER}, {"tenant-signer", IMG_CERT_TENANT_SIGNER},
+        {"platform-root", IMG_CERT_PLATFORM_ROOT},
+        {"tenant-root", IMG_CERT_TENANT_ROOT},
+        {"platform-signer", IMG_CERT_PLATFORM_SIGNER},
+        {"tenant-signer", IMG_CERT_TENANT_SIGNER},
         {"developer", IMG_CERT_DEVELOPER_SIGNER},
+        {"capability-signer", IMG_CERT_CAPABILITY_SIGNER},
 };
 
 static int cmd_keygen(int argc, char **argv)

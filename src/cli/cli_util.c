@@ -25,6 +25,8 @@ static const char cli_usage_text[] =
         "commands:\n"
         "  image-package   create, inspect and verify signed image packages, and\n"
         "                  make the keys and certificates that sign them\n"
+        "  device          device capability files (unlock development features\n"
+        "                  on one device)\n"
         "\n"
         "Run 'sphere COMMAND --help' for a command's options.\n"
         "\n"
@@ -149,5 +151,7 @@ int cli_main(int argc, char **argv)
 		return cli_usage("sphere", "missing command");
 	if (strcmp(argv[optind], "image-package") == 0)
 		return cli_image_package(argc - optind, argv + optind);
+	if (strcmp(argv[optind], "device") == 0)
+		return cli_device(argc - optind, argv + optind);
 	return cli_usage("sphere", "unknown command '%s'", argv[optind]);
 }

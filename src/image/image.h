@@ -115,15 +115,16 @@ enum img_role {
 	IMG_ROLE_PLATFORM_OS = 1, /* signs bootloader, security monitor, OS */
 	IMG_ROLE_TENANT_APP = 2,  /* signs (real-time) applications */
 	IMG_ROLE_DEVELOPER_APP =
-	        3, /* signs applications, only where developer images are allowed */
+	        3,               /* signs applications, only where developer images are allowed */
+	IMG_ROLE_CAPABILITY = 4, /* signs device capability files (§8), never images */
 };
-#define IMG_ROLE_COUNT 3
+#define IMG_ROLE_COUNT 4
 /* The UUID arc every role OID hangs from (2.25.<UUID adc2e272-...-f1e02b431768>). */
 #define IMG_OID_ARC "2.25.230968341780373320617375492591400982376"
 
 /* The role's dotted OID (e.g. IMG_OID_ARC ".1"), or NULL for IMG_ROLE_NONE. */
 const char *img_role_oid(enum img_role role);
-/* "platform-os", "tenant-app", "developer-app" or "none". Never NULL. */
+/* "platform-os", "tenant-app", "developer-app", "capability" or "none". Never NULL. */
 const char *img_role_name(enum img_role role);
 /* "bootloader", "security-monitor", "os", "application", "realtime-application",
  * or NULL for an unknown type. */
@@ -224,11 +225,12 @@ int img_verify(const uint8_t *pkg, size_t len, const struct img_trust *trust,
 
 enum img_cert_kind {
 	IMG_CERT_PLATFORM_ROOT = 1, /* self-signed CA, EKU platform-os */
-	IMG_CERT_TENANT_ROOT,       /* self-signed CA, EKU tenant-app + developer-app */
-	IMG_CERT_PLATFORM_SIGNER,   /* leaf, EKU platform-os */
-	IMG_CERT_TENANT_SIGNER,     /* leaf, EKU tenant-app */
-	IMG_CERT_DEVELOPER_SIGNER,  /* leaf, EKU developer-app */
-	IMG_CERT_INTERMEDIATE,      /* CA under an issuer, EKU = roles */
+	IMG_CERT_TENANT_ROOT,      /* self-signed CA, EKU tenant-app + developer-app + capability */
+	IMG_CERT_PLATFORM_SIGNER,  /* leaf, EKU platform-os */
+	IMG_CERT_TENANT_SIGNER,    /* leaf, EKU tenant-app */
+	IMG_CERT_DEVELOPER_SIGNER, /* leaf, EKU developer-app */
+	IMG_CERT_INTERMEDIATE,     /* CA under an issuer, EKU = roles */
+	IMG_CERT_CAPABILITY_SIGNER, /* leaf, EKU capability (§8; issuer: the tenant root) */
 };
 
 #define IMG_ROOT_DAYS_DEFAULT   7300
@@ -259,13 +261,85 @@ int img_cert_make(const struct img_cert_params *p, EVP_PKEY **key, X509 **cert);
 int img_keygen_root(enum img_cert_kind kind, const char *cn, unsigned days, const char *key_path,
                     const char *cert_path, uint8_t root_hash[IMG_DIGEST_LEN]);
 
-/* Makes a signer (IMG_CERT_PLATFORM_SIGNER, _TENANT_SIGNER, _DEVELOPER_SIGNER)
+/* Makes a signer (IMG_CERT_PLATFORM_SIGNER, _TENANT_SIGNER, _DEVELOPER_SIGNER,
+ * _CAPABILITY_SIGNER)
  * issued by the CA whose key and certificate are in the given PEM files, and
  * writes it like img_keygen_root. The issuer must list the signer's role in
  * its EKU (SPH_ERR_PERMISSION otherwise). Returns 0 or a negative status. */
 int img_keygen_signer(enum img_cert_kind kind, const char *cn, unsigned days,
                       const char *issuer_key_path, const char *issuer_cert_path,
                       const char *key_path, const char *cert_path);
+
+/* ---- device capability files (docs/formats.md §8) ------------------------------------ */
+
+#define IMG_CAP_CONTENT_TYPE  65051            /* CoAP experimental range: "Sphere capability" */
+#define IMG_CAP_MAX_FILE      COSE_MAX_MESSAGE /* a capability file's largest size */
+#define IMG_CAP_MAX_PAYLOAD   512
+#define IMG_CAP_DEVICE_ID_LEN 64 /* the device identity's X || Y */
+#define IMG_CAP_TENANT_MAX    64
+#define IMG_CAP_MAX_ENTRIES   4
+
+/* Payload keys, in their deterministic order; 4 is optional. */
+#define IMG_CAP_KEY_DEVICE_ID    1
+#define IMG_CAP_KEY_CAPABILITIES 2
+#define IMG_CAP_KEY_ISSUED_AT    3
+#define IMG_CAP_KEY_EXPIRES      4
+#define IMG_CAP_KEY_TENANT       5
+
+/* Capability values; a mask holds bit (1u << value). */
+enum img_cap {
+	IMG_CAP_APP_DEVELOPMENT = 1, /* developer-signed apps, sideloading, debugging */
+	IMG_CAP_FIELD_SERVICING = 2,
+};
+#define IMG_CAP_MASK_ALL ((1u << IMG_CAP_APP_DEVELOPMENT) | (1u << IMG_CAP_FIELD_SERVICING))
+
+struct img_capability {
+	uint8_t device_id[IMG_CAP_DEVICE_ID_LEN];
+	uint32_t caps;      /* non-empty subset of IMG_CAP_MASK_ALL */
+	uint64_t issued_at; /* Unix seconds */
+	uint64_t expires;   /* Unix seconds, > issued_at; 0: no expiry (key 4 absent) */
+	char tenant[IMG_CAP_TENANT_MAX + 1]; /* NUL-terminated printable ASCII */
+	/* Set by img_cap_verify only: */
+	uint8_t signer_id[IMG_DIGEST_LEN];
+};
+
+/* "appDevelopment", "fieldServicing", or NULL for an unknown value. */
+const char *img_cap_name(uint32_t cap);
+/* Parses a comma-separated list of names ("appDevelopment,fieldServicing") into
+ * a mask; no empty, unknown or repeated name. Returns 0 or SPH_ERR_INVALID_ARG
+ * (*mask 0). */
+int img_cap_parse_names(const char *list, uint32_t *mask);
+
+/* Signs a capability file for c (signer_id ignored) with signer, whose
+ * certificate is leaf; chain_extra (may be NULL) as for img_pack. Returns 0
+ * and *out (malloc'd, caller frees) and *out_len, or SPH_ERR_CLAIM (c holds a
+ * value the decoder refuses), SPH_ERR_INVALID_ARG (signer is not leaf's key),
+ * SPH_ERR_TOO_LARGE or another negative status. It does not check roles. */
+int img_cap_pack(const struct img_capability *c, EVP_PKEY *signer, X509 *leaf,
+                 STACK_OF(X509) * chain_extra, uint8_t **out, size_t *out_len);
+
+/* Checks structure only (the pinned COSE envelope, the x5chain, the strict
+ * payload), NOT the signature nor the signer. Returns 0 and fills *out, or a
+ * negative status (*out zeroed) with a reason in why (may be NULL). For
+ * display only. */
+int img_cap_parse(const uint8_t *buf, size_t len, struct img_capability *out, char *why,
+                  size_t why_cap);
+
+/* Verifies a capability file for the device whose identity X || Y is
+ * device_id: structure, the ES256 signature with the leaf key, the
+ * certificate path to trust's tenant root (root_cert or root_hash;
+ * allow_developer and target are ignored), the leaf's role (capability,
+ * EKU-chained), device id, and, unless trust->time_policy is IMG_TIME_NONE,
+ * issued-at <= time < expires. Returns 0 and fills *out (may be NULL) only
+ * when all hold; otherwise *out is zeroed, why gets a reason, and the status
+ * is: a structural one (SPH_ERR_MALFORMED, _TRUNCATED, _TRAILING, _TOO_LARGE,
+ * _UNSUPPORTED, _DUPLICATE, _CLAIM), SPH_ERR_BAD_SIGNATURE, SPH_ERR_AUTH (no
+ * path to the root, or the file expired / not yet valid), SPH_ERR_PERMISSION
+ * (the signer is not a capability signer, or the file is for another
+ * device), SPH_ERR_INVALID_ARG (arguments). */
+int img_cap_verify(const uint8_t *buf, size_t len, const struct img_trust *trust,
+                   const uint8_t device_id[IMG_CAP_DEVICE_ID_LEN], struct img_capability *out,
+                   char *why, size_t why_cap);
 
 /* ---- files ------------------------------------------------------------------------ */
 

@@ -26,17 +26,11 @@
 #define EKU_VAL_MAX 256
 
 static const char *const role_oids[IMG_ROLE_COUNT + 1] = {
-        NULL,
-        IMG_OID_ARC ".1",
-        IMG_OID_ARC ".2",
-        IMG_OID_ARC ".3",
+        NULL, IMG_OID_ARC ".1", IMG_OID_ARC ".2", IMG_OID_ARC ".3", IMG_OID_ARC ".4",
 };
 
 static const char *const role_names[IMG_ROLE_COUNT + 1] = {
-        "none",
-        "platform-os",
-        "tenant-app",
-        "developer-app",
+        "none", "platform-os", "tenant-app", "developer-app", "capability",
 };
 
 static const char *const type_names[] = {
@@ -46,14 +40,13 @@ static const char *const type_names[] = {
 
 const char *img_role_oid(enum img_role role)
 {
-	return role >= IMG_ROLE_PLATFORM_OS && role <= IMG_ROLE_DEVELOPER_APP ? role_oids[role]
-	                                                                      : NULL;
+	return role >= IMG_ROLE_PLATFORM_OS && role <= IMG_ROLE_CAPABILITY ? role_oids[role] : NULL;
 }
 
 const char *img_role_name(enum img_role role)
 {
-	return role >= IMG_ROLE_PLATFORM_OS && role <= IMG_ROLE_DEVELOPER_APP ? role_names[role]
-	                                                                      : role_names[0];
+	return role >= IMG_ROLE_PLATFORM_OS && role <= IMG_ROLE_CAPABILITY ? role_names[role]
+	                                                                   : role_names[0];
 }
 
 const char *img_type_name(uint32_t type)
@@ -86,6 +79,7 @@ bool img_role_may_sign(enum img_role role, uint32_t type, bool allow_developer)
 		return app;
 	case IMG_ROLE_DEVELOPER_APP:
 		return app && allow_developer;
+	case IMG_ROLE_CAPABILITY: /* signs capability files, never images */
 	case IMG_ROLE_NONE:
 		break;
 	}
@@ -146,7 +140,7 @@ int img_cert_role(X509 *leaf, enum img_role *role)
 	eku = get_eku(leaf);
 	if (!eku || sk_ASN1_OBJECT_num(eku) != 1)
 		goto out;
-	for (int r = IMG_ROLE_PLATFORM_OS; r <= IMG_ROLE_DEVELOPER_APP; r++) {
+	for (int r = IMG_ROLE_PLATFORM_OS; r <= IMG_ROLE_CAPABILITY; r++) {
 		obj = img_role_obj((enum img_role)r);
 		if (!obj) {
 			rc = SPH_ERR_CRYPTO;
@@ -222,11 +216,14 @@ static unsigned kind_roles(const struct img_cert_params *p)
 	case IMG_CERT_PLATFORM_SIGNER:
 		return 1u << IMG_ROLE_PLATFORM_OS;
 	case IMG_CERT_TENANT_ROOT:
-		return 1u << IMG_ROLE_TENANT_APP | 1u << IMG_ROLE_DEVELOPER_APP;
+		return 1u << IMG_ROLE_TENANT_APP | 1u << IMG_ROLE_DEVELOPER_APP |
+		       1u << IMG_ROLE_CAPABILITY;
 	case IMG_CERT_TENANT_SIGNER:
 		return 1u << IMG_ROLE_TENANT_APP;
 	case IMG_CERT_DEVELOPER_SIGNER:
 		return 1u << IMG_ROLE_DEVELOPER_APP;
+	case IMG_CERT_CAPABILITY_SIGNER:
+		return 1u << IMG_ROLE_CAPABILITY;
 	case IMG_CERT_INTERMEDIATE:
 		return p->roles;
 	}
@@ -248,6 +245,8 @@ static const char *default_cn(enum img_cert_kind k)
 		return "Sphere developer signer";
 	case IMG_CERT_INTERMEDIATE:
 		return "Sphere intermediate CA";
+	case IMG_CERT_CAPABILITY_SIGNER:
+		return "Sphere tenant capability signer";
 	}
 	return NULL;
 }
@@ -270,7 +269,7 @@ static int eku_value(unsigned mask, char *buf, size_t cap)
 	if (n < 0 || (size_t)n >= cap)
 		return SPH_ERR_INVALID_ARG;
 	off = (size_t)n;
-	for (int r = IMG_ROLE_PLATFORM_OS; r <= IMG_ROLE_DEVELOPER_APP; r++) {
+	for (int r = IMG_ROLE_PLATFORM_OS; r <= IMG_ROLE_CAPABILITY; r++) {
 		if (!(mask & (1u << r)))
 			continue;
 		n = snprintf(buf + off, cap - off, ",%s", img_role_oid((enum img_role)r));
@@ -311,11 +310,11 @@ static int check_params(const struct img_cert_params *p, unsigned *roles, const 
 {
 	size_t cn_len;
 
-	if (p->kind < IMG_CERT_PLATFORM_ROOT || p->kind > IMG_CERT_INTERMEDIATE)
+	if (p->kind < IMG_CERT_PLATFORM_ROOT || p->kind > IMG_CERT_CAPABILITY_SIGNER)
 		return SPH_ERR_INVALID_ARG;
 	*roles = kind_roles(p);
 	if (*roles == 0 || (*roles & ~(1u << IMG_ROLE_PLATFORM_OS | 1u << IMG_ROLE_TENANT_APP |
-	                               1u << IMG_ROLE_DEVELOPER_APP)))
+	                               1u << IMG_ROLE_DEVELOPER_APP | 1u << IMG_ROLE_CAPABILITY)))
 		return SPH_ERR_INVALID_ARG;
 	*cn = p->cn ? p->cn : default_cn(p->kind);
 	cn_len = strnlen(*cn, IMG_CN_MAX + 1);
@@ -605,6 +604,8 @@ int img_keygen_signer(enum img_cert_kind kind, const char *cn, unsigned days,
 		role = IMG_ROLE_TENANT_APP;
 	else if (kind == IMG_CERT_DEVELOPER_SIGNER)
 		role = IMG_ROLE_DEVELOPER_APP;
+	else if (kind == IMG_CERT_CAPABILITY_SIGNER)
+		role = IMG_ROLE_CAPABILITY;
 	else
 		goto out;
 	if ((rc = img_load_key(issuer_key_path, &p.issuer_key)))

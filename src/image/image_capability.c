@@ -1,0 +1,582 @@
+/*
+ * device capability files (docs/formats.md §8): a COSE_Sign1 by a tenant
+ * capability signer over a small deterministic map that binds capabilities
+ * (appDevelopment, fieldServicing) to one device id.
+ *
+ * The envelope is pinned byte for byte: after a strict decode, the file is
+ * rebuilt with cose_sign1_create (replaying its own signature) and must equal
+ * the input. The payload is read with the strict profile-map readers. The
+ * verifier's result starts as a refusal and becomes 0 only at the end.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <openssl/crypto.h>
+#include <openssl/err.h>
+#include <openssl/x509.h>
+#include <openssl/x509v3.h>
+
+#include "common/common.h"
+#include "image_internal.h"
+
+/* At most this many CA certificates between the leaf and the root. */
+#define MAX_INTERMEDIATES 3
+/* OpenSSL security level 2: keys and signatures of at least 112 bits. */
+#define AUTH_LEVEL 2
+
+static const int64_t key_order[] = {
+        IMG_CAP_KEY_DEVICE_ID, IMG_CAP_KEY_CAPABILITIES, IMG_CAP_KEY_ISSUED_AT,
+        IMG_CAP_KEY_EXPIRES,   IMG_CAP_KEY_TENANT,
+};
+#define N_KEYS         (sizeof(key_order) / sizeof(key_order[0]))
+#define MANDATORY_MASK 0x17u /* every key but IMG_CAP_KEY_EXPIRES (index 3) */
+#define EXPIRES_BIT    0x08u
+
+static const char *const cap_names[] = {NULL, "appDevelopment", "fieldServicing"};
+
+const char *img_cap_name(uint32_t cap)
+{
+	return cap >= IMG_CAP_APP_DEVELOPMENT && cap <= IMG_CAP_FIELD_SERVICING ? cap_names[cap]
+	                                                                        : NULL;
+}
+
+int img_cap_parse_names(const char *list, uint32_t *mask)
+{
+	const char *p = list;
+	uint32_t m = 0;
+	int rc = SPH_ERR_INVALID_ARG;
+
+	if (mask)
+		*mask = 0;
+	if (!list || !mask)
+		goto out;
+	for (;;) {
+		size_t n = strcspn(p, ",");
+		uint32_t bit = 0;
+
+		for (uint32_t c = IMG_CAP_APP_DEVELOPMENT; c <= IMG_CAP_FIELD_SERVICING; c++)
+			if (strlen(cap_names[c]) == n && strncmp(p, cap_names[c], n) == 0)
+				bit = 1u << c;
+		if (!bit || (m & bit))
+			goto out; /* empty, unknown or repeated */
+		m |= bit;
+		if (p[n] == '\0')
+			break;
+		p += n + 1;
+	}
+	*mask = m;
+	rc = 0;
+out:
+	return rc;
+}
+
+static bool cap_ok(const struct img_capability *c)
+{
+	size_t tlen = strnlen(c->tenant, IMG_CAP_TENANT_MAX + 1);
+
+	if (c->caps == 0 || (c->caps & ~IMG_CAP_MASK_ALL))
+		return false;
+	if (c->expires != 0 && c->expires <= c->issued_at)
+		return false;
+	return sph_text_ok((const uint8_t *)c->tenant, tlen, IMG_CAP_TENANT_MAX);
+}
+
+/* Encodes the payload map deterministically. Returns 0 or a negative status. */
+static int payload_encode(const struct img_capability *c, uint8_t *out, size_t cap, size_t *out_len)
+{
+	struct sph_cbw w;
+	size_t n = 0;
+
+	*out_len = 0;
+	if (!cap_ok(c))
+		return SPH_ERR_CLAIM;
+	for (uint32_t v = IMG_CAP_APP_DEVELOPMENT; v <= IMG_CAP_FIELD_SERVICING; v++)
+		n += (c->caps >> v) & 1u;
+	sph_cbw_init(&w, out, cap);
+	sph_cbw_map(&w, c->expires ? N_KEYS : N_KEYS - 1);
+	sph_cbw_uint(&w, IMG_CAP_KEY_DEVICE_ID);
+	sph_cbw_bstr(&w, c->device_id, sizeof(c->device_id));
+	sph_cbw_uint(&w, IMG_CAP_KEY_CAPABILITIES);
+	sph_cbw_array(&w, n);
+	for (uint32_t v = IMG_CAP_APP_DEVELOPMENT; v <= IMG_CAP_FIELD_SERVICING; v++)
+		if (c->caps & (1u << v))
+			sph_cbw_uint(&w, v);
+	sph_cbw_uint(&w, IMG_CAP_KEY_ISSUED_AT);
+	sph_cbw_uint(&w, c->issued_at);
+	if (c->expires) {
+		sph_cbw_uint(&w, IMG_CAP_KEY_EXPIRES);
+		sph_cbw_uint(&w, c->expires);
+	}
+	sph_cbw_uint(&w, IMG_CAP_KEY_TENANT);
+	sph_cbw_tstr(&w, c->tenant, strlen(c->tenant));
+	return sph_cbw_finish(&w, out_len);
+}
+
+/* The capabilities array: 1..IMG_CAP_MAX_ENTRIES known values, strictly ascending. */
+static int read_caps(struct sph_cbr *r, uint32_t *mask)
+{
+	uint64_t v = 0, prev = 0;
+	size_t n = 0;
+	int rc;
+
+	*mask = 0;
+	if ((rc = sph_cbr_array(r, &n)))
+		return rc == SPH_ERR_MALFORMED ? SPH_ERR_CLAIM : rc;
+	if (n == 0 || n > IMG_CAP_MAX_ENTRIES)
+		return SPH_ERR_CLAIM;
+	for (size_t i = 0; i < n; i++) {
+		if ((rc = sph_cbr_uint_max(r, IMG_CAP_FIELD_SERVICING, &v)))
+			return rc;
+		if (v < IMG_CAP_APP_DEVELOPMENT)
+			return SPH_ERR_CLAIM;
+		if (i > 0 && v == prev)
+			return SPH_ERR_DUPLICATE;
+		if (i > 0 && v < prev)
+			return SPH_ERR_MALFORMED;
+		*mask |= 1u << v;
+		prev = v;
+	}
+	return 0;
+}
+
+static int read_value(struct sph_cbr *r, int64_t key, struct img_capability *c)
+{
+	int rc = SPH_ERR_CLAIM;
+
+	switch (key) {
+	case IMG_CAP_KEY_DEVICE_ID:
+		rc = sph_cbr_bstr_exact(r, c->device_id, sizeof(c->device_id));
+		break;
+	case IMG_CAP_KEY_CAPABILITIES:
+		rc = read_caps(r, &c->caps);
+		break;
+	case IMG_CAP_KEY_ISSUED_AT:
+		rc = sph_cbr_uint_max(r, UINT64_MAX, &c->issued_at);
+		break;
+	case IMG_CAP_KEY_EXPIRES:
+		rc = sph_cbr_uint_max(r, UINT64_MAX, &c->expires);
+		if (rc == 0 && c->expires <= c->issued_at)
+			rc = SPH_ERR_CLAIM; /* key 3 precedes key 4 */
+		break;
+	case IMG_CAP_KEY_TENANT:
+		rc = sph_cbr_text(r, c->tenant, IMG_CAP_TENANT_MAX);
+		break;
+	}
+	return rc;
+}
+
+/* Decodes the payload strictly. Returns 0 or a status; *c zeroed on failure. */
+static int payload_decode(const uint8_t *buf, size_t len, struct img_capability *c)
+{
+	struct sph_keyset ks = {.n = 0};
+	struct sph_cbr r;
+	size_t n = 0;
+	uint32_t seen = 0;
+	int last = -1, idx = -1;
+	int rc = SPH_ERR_TOO_LARGE;
+
+	memset(c, 0, sizeof(*c));
+	if (len > IMG_CAP_MAX_PAYLOAD)
+		goto out;
+	sph_cbr_init(&r, buf, len);
+	if ((rc = sph_cbr_map(&r, &n)))
+		goto out;
+	for (size_t i = 0; i < n; i++) {
+		if ((rc = sph_cbr_profile_key(&r, key_order, N_KEYS, &ks, &last, &idx)))
+			goto out;
+		seen |= 1u << idx;
+		if ((rc = read_value(&r, key_order[idx], c)))
+			goto out;
+	}
+	rc = SPH_ERR_CLAIM;
+	if ((seen & ~EXPIRES_BIT) != MANDATORY_MASK)
+		goto out;
+	rc = sph_cbr_expect_end(&r);
+out:
+	if (rc)
+		memset(c, 0, sizeof(*c));
+	return rc;
+}
+
+/* Signer callback that replays a known signature (for the byte-exact rebuild). */
+static int replay_sig(void *ctx, const uint8_t digest[COSE_DIGEST_LEN],
+                      uint8_t sig[COSE_ES256_SIG_LEN])
+{
+	(void)digest;
+	memcpy(sig, ctx, COSE_ES256_SIG_LEN);
+	return 0;
+}
+
+/* Structure: strict COSE decode, content type, the envelope rebuilt byte for
+ * byte, DER certificates, payload. s receives the decoded COSE view. */
+static int parse(const uint8_t *buf, size_t len, struct cose_sign1 *s, struct img_capability *c,
+                 char *why, size_t cap)
+{
+	struct cose_sign1_params p;
+	uint8_t sig[COSE_ES256_SIG_LEN];
+	uint8_t *re = NULL;
+	size_t re_len = 0;
+	int rc = SPH_ERR_TOO_LARGE;
+
+	memset(s, 0, sizeof(*s));
+	memset(c, 0, sizeof(*c));
+	if (len > IMG_CAP_MAX_FILE) {
+		img_why(why, cap, "larger than %u bytes", IMG_CAP_MAX_FILE);
+		goto out;
+	}
+	if ((rc = cose_sign1_decode(buf, len, s))) {
+		img_why(why, cap, "COSE_Sign1: %s", sph_strerror(rc));
+		goto out;
+	}
+	rc = SPH_ERR_UNSUPPORTED;
+	if (s->content_type != IMG_CAP_CONTENT_TYPE) {
+		img_why(why, cap, "COSE content type is not a capability file (%d)",
+		        IMG_CAP_CONTENT_TYPE);
+		goto out;
+	}
+	rc = SPH_ERR_MALFORMED;
+	if (!s->tagged || !s->payload || !s->x5chain_protected || s->x5_count == 0 ||
+	    s->signature_len != COSE_ES256_SIG_LEN || s->kid) {
+		img_why(why, cap, "COSE envelope differs from the capability profile");
+		goto out;
+	}
+	memcpy(sig, s->signature, sizeof(sig));
+	memset(&p, 0, sizeof(p));
+	p.payload = s->payload;
+	p.payload_len = s->payload_len;
+	p.content_type = IMG_CAP_CONTENT_TYPE;
+	p.x5chain = s->x5;
+	p.x5chain_count = s->x5_count;
+	rc = SPH_ERR_NOMEM;
+	if (!(re = malloc(len)))
+		goto out;
+	rc = cose_sign1_create(&p, replay_sig, sig, re, len, &re_len);
+	if (rc || re_len != len || memcmp(re, buf, len) != 0) {
+		rc = SPH_ERR_MALFORMED;
+		img_why(why, cap, "COSE envelope differs from the capability profile");
+		goto out;
+	}
+	rc = SPH_ERR_MALFORMED;
+	for (size_t i = 0; i < s->x5_count; i++) {
+		const unsigned char *d = s->x5[i].der;
+		X509 *x = d2i_X509(NULL, &d, (long)s->x5[i].len);
+		bool ok = x && d == s->x5[i].der + s->x5[i].len;
+
+		X509_free(x);
+		if (!ok) {
+			img_why(why, cap,
+			        "x5chain holds something that is not one DER certificate");
+			goto out;
+		}
+	}
+	if ((rc = payload_decode(s->payload, s->payload_len, c))) {
+		img_why(why, cap, "capability payload: %s", sph_strerror(rc));
+		goto out;
+	}
+	img_why(why, cap, "ok");
+	rc = 0;
+out:
+	free(re);
+	if (rc) {
+		memset(s, 0, sizeof(*s));
+		memset(c, 0, sizeof(*c));
+	}
+	return rc;
+}
+
+int img_cap_parse(const uint8_t *buf, size_t len, struct img_capability *out, char *why,
+                  size_t why_cap)
+{
+	struct cose_sign1 s;
+	int rc = SPH_ERR_INVALID_ARG;
+
+	if (out)
+		memset(out, 0, sizeof(*out));
+	img_why(why, why_cap, "invalid argument");
+	if (!out || (!buf && len > 0))
+		goto out;
+	rc = parse(buf, len, &s, out, why, why_cap);
+out:
+	return rc;
+}
+
+/* DER-encodes cert into a malloc'd buffer. Returns 0, SPH_ERR_TOO_LARGE or SPH_ERR_CRYPTO. */
+static int cert_der(X509 *cert, uint8_t **der, size_t *len)
+{
+	unsigned char *buf = NULL;
+	int n = i2d_X509(cert, &buf);
+
+	*der = NULL;
+	*len = 0;
+	if (n <= 0)
+		return SPH_ERR_CRYPTO;
+	if ((size_t)n > IMG_MAX_CERT) {
+		OPENSSL_free(buf);
+		return SPH_ERR_TOO_LARGE;
+	}
+	*der = buf;
+	*len = (size_t)n;
+	return 0;
+}
+
+int img_cap_pack(const struct img_capability *c, EVP_PKEY *signer, X509 *leaf,
+                 STACK_OF(X509) * chain_extra, uint8_t **out, size_t *out_len)
+{
+	struct cose_x5 x5[IMG_MAX_CHAIN];
+	struct cose_sign1_params p;
+	uint8_t payload[IMG_CAP_MAX_PAYLOAD];
+	uint8_t *cose = NULL;
+	size_t plen = 0, cose_len = 0, n_extra, n_certs = 0;
+	int rc = SPH_ERR_INVALID_ARG;
+
+	memset(x5, 0, sizeof(x5));
+	if (out)
+		*out = NULL;
+	if (out_len)
+		*out_len = 0;
+	if (!c || !signer || !leaf || !out || !out_len)
+		goto out;
+	if (EVP_PKEY_eq(X509_get0_pubkey(leaf), signer) != 1)
+		goto out;
+	rc = SPH_ERR_TOO_LARGE;
+	n_extra = chain_extra ? (size_t)sk_X509_num(chain_extra) : 0;
+	if (n_extra >= IMG_MAX_CHAIN)
+		goto out;
+	if ((rc = payload_encode(c, payload, sizeof(payload), &plen)))
+		goto out;
+	for (size_t i = 0; i <= n_extra; i++) {
+		X509 *x = i == 0 ? leaf : sk_X509_value(chain_extra, (int)(i - 1));
+		uint8_t *der = NULL;
+		rc = x ? cert_der(x, &der, &x5[i].len) : SPH_ERR_INVALID_ARG;
+		if (rc)
+			goto out;
+		x5[i].der = der;
+		n_certs++;
+	}
+	rc = SPH_ERR_NOMEM;
+	if (!(cose = malloc(IMG_MAX_COSE)))
+		goto out;
+	memset(&p, 0, sizeof(p));
+	p.payload = payload;
+	p.payload_len = plen;
+	p.content_type = IMG_CAP_CONTENT_TYPE;
+	p.x5chain = x5;
+	p.x5chain_count = n_certs;
+	rc = cose_sign1_create(&p, cose_pkey_signer, signer, cose, IMG_MAX_COSE, &cose_len);
+	if (rc == SPH_ERR_BUFFER_TOO_SMALL)
+		rc = SPH_ERR_TOO_LARGE;
+	if (rc)
+		goto out;
+	*out = cose;
+	*out_len = cose_len;
+	cose = NULL; /* transferred */
+	rc = 0;
+out:
+	for (size_t i = 0; i < n_certs; i++)
+		OPENSSL_free((void *)x5[i].der);
+	free(cose);
+	return rc;
+}
+
+/* ---- verification: the certificate path (as image_verify.c, role .4) ---------- */
+
+struct chain {
+	X509 *certs[IMG_MAX_CHAIN];
+	size_t n;
+	STACK_OF(X509) * untrusted;
+	X509 *anchor;
+	X509_STORE *store;
+	X509_STORE_CTX *ctx;
+};
+
+static void chain_free(struct chain *c)
+{
+	X509_STORE_CTX_free(c->ctx);
+	X509_STORE_free(c->store);
+	X509_free(c->anchor);
+	sk_X509_free(c->untrusted);
+	for (size_t i = 0; i < c->n; i++)
+		X509_free(c->certs[i]);
+	memset(c, 0, sizeof(*c));
+}
+
+static int chain_load(struct chain *c, const struct cose_sign1 *s)
+{
+	if (s->x5_count > IMG_MAX_CHAIN)
+		return SPH_ERR_TOO_LARGE;
+	c->untrusted = sk_X509_new_null();
+	if (!c->untrusted)
+		return SPH_ERR_NOMEM;
+	for (size_t i = 0; i < s->x5_count; i++) {
+		const unsigned char *p = s->x5[i].der;
+		c->certs[i] = d2i_X509(NULL, &p, (long)s->x5[i].len);
+		if (!c->certs[i])
+			return SPH_ERR_MALFORMED;
+		c->n++;
+		if (i > 0 && !sk_X509_push(c->untrusted, c->certs[i]))
+			return SPH_ERR_NOMEM;
+	}
+	return 0;
+}
+
+static int chain_anchor(struct chain *c, const struct img_trust *t, char *why, size_t cap)
+{
+	uint8_t hash[IMG_DIGEST_LEN];
+	X509 *top = c->certs[c->n - 1];
+
+	if (t->root_cert) {
+		if (X509_up_ref(t->root_cert) != 1)
+			return SPH_ERR_CRYPTO;
+		c->anchor = t->root_cert;
+		return 0;
+	}
+	if (c->n < 2 || X509_self_signed(top, 1) != 1 || img_root_hash(top, hash) != 0 ||
+	    CRYPTO_memcmp(hash, t->root_hash, IMG_DIGEST_LEN) != 0) {
+		img_why(why, cap, "the x5chain does not end with the trusted tenant root");
+		return SPH_ERR_AUTH;
+	}
+	if (X509_up_ref(top) != 1)
+		return SPH_ERR_CRYPTO;
+	c->anchor = top;
+	return 0;
+}
+
+static int chain_verify(struct chain *c, const struct img_trust *t, char *why, size_t cap)
+{
+	X509_VERIFY_PARAM *param;
+	STACK_OF(X509) * path;
+	unsigned long flags = X509_V_FLAG_X509_STRICT | X509_V_FLAG_CHECK_SS_SIGNATURE;
+	size_t n_path;
+
+	c->store = X509_STORE_new();
+	c->ctx = X509_STORE_CTX_new();
+	if (!c->store || !c->ctx)
+		return SPH_ERR_NOMEM;
+	if (X509_STORE_add_cert(c->store, c->anchor) != 1)
+		return SPH_ERR_CRYPTO;
+	if (X509_STORE_CTX_init(c->ctx, c->store, c->certs[0], c->untrusted) != 1)
+		return SPH_ERR_CRYPTO;
+	param = X509_STORE_CTX_get0_param(c->ctx);
+	if (t->time_policy == IMG_TIME_NONE)
+		flags |= X509_V_FLAG_NO_CHECK_TIME;
+	else if (t->time_policy == IMG_TIME_AT)
+		X509_VERIFY_PARAM_set_time(param, t->at);
+	if (X509_VERIFY_PARAM_set_flags(param, flags) != 1)
+		return SPH_ERR_CRYPTO;
+	X509_VERIFY_PARAM_set_depth(param, MAX_INTERMEDIATES);
+	X509_VERIFY_PARAM_set_auth_level(param, AUTH_LEVEL);
+	if (X509_verify_cert(c->ctx) != 1) {
+		int err = X509_STORE_CTX_get_error(c->ctx);
+		img_why(why, cap, "signer certificate not trusted: %s (at depth %d)",
+		        X509_verify_cert_error_string(err), X509_STORE_CTX_get_error_depth(c->ctx));
+		return SPH_ERR_AUTH;
+	}
+	path = X509_STORE_CTX_get0_chain(c->ctx);
+	n_path = path ? (size_t)sk_X509_num(path) : 0;
+	if (n_path < 2 || (c->n != n_path && !(t->root_cert && c->n == n_path - 1))) {
+		img_why(why, cap, "x5chain is not exactly the certificate path to the root");
+		return SPH_ERR_AUTH;
+	}
+	for (size_t i = 0; i < c->n; i++) {
+		if (X509_cmp(sk_X509_value(path, (int)i), c->certs[i]) != 0) {
+			img_why(why, cap,
+			        "x5chain is not exactly the certificate path to the root");
+			return SPH_ERR_AUTH;
+		}
+	}
+	return 0;
+}
+
+static int chain_role(struct chain *c, char *why, size_t cap)
+{
+	STACK_OF(X509) *path = X509_STORE_CTX_get0_chain(c->ctx);
+	enum img_role role = IMG_ROLE_NONE;
+
+	if (img_cert_role(c->certs[0], &role) != 0 || role != IMG_ROLE_CAPABILITY) {
+		img_why(why, cap, "the signer is not a tenant capability signer (role %s)",
+		        img_role_name(role));
+		return SPH_ERR_PERMISSION;
+	}
+	for (int i = 1; i < sk_X509_num(path); i++) {
+		if (!img_cert_has_role(sk_X509_value(path, i), IMG_ROLE_CAPABILITY)) {
+			img_why(why, cap, "CA at depth %d may not certify the capability role", i);
+			return SPH_ERR_PERMISSION;
+		}
+	}
+	return 0;
+}
+
+int img_cap_verify(const uint8_t *buf, size_t len, const struct img_trust *trust,
+                   const uint8_t device_id[IMG_CAP_DEVICE_ID_LEN], struct img_capability *out,
+                   char *why, size_t why_cap)
+{
+	struct img_capability c;
+	struct cose_sign1 s;
+	struct chain ch;
+	uint64_t now;
+	int rc = SPH_ERR_INVALID_ARG;
+
+	memset(&ch, 0, sizeof(ch));
+	memset(&c, 0, sizeof(c));
+	if (out)
+		memset(out, 0, sizeof(*out));
+	img_why(why, why_cap, "invalid argument");
+	if (!trust || !trust->root_cert == !trust->root_hash ||
+	    trust->time_policy > IMG_TIME_NONE || !device_id || (!buf && len > 0))
+		goto out;
+	if (trust->time_policy == IMG_TIME_AT && trust->at < 0)
+		goto out;
+
+	if ((rc = parse(buf, len, &s, &c, why, why_cap)))
+		goto out;
+	img_why(why, why_cap, "out of memory, or the crypto library failed");
+	if ((rc = chain_load(&ch, &s)))
+		goto out;
+	rc = SPH_ERR_UNSUPPORTED;
+	if (img_signer_id(ch.certs[0], c.signer_id) != 0) {
+		img_why(why, why_cap, "the signer key is not ECDSA P-256");
+		goto out;
+	}
+	rc = cose_sign1_verify(buf, len, NULL, 0, X509_get0_pubkey(ch.certs[0]), NULL);
+	if (rc) {
+		img_why(why, why_cap, "the COSE signature does not verify with the signer's key");
+		goto out;
+	}
+	if ((rc = chain_anchor(&ch, trust, why, why_cap)))
+		goto out;
+	if ((rc = chain_verify(&ch, trust, why, why_cap)))
+		goto out;
+	if ((rc = chain_role(&ch, why, why_cap)))
+		goto out;
+	rc = SPH_ERR_PERMISSION;
+	if (CRYPTO_memcmp(c.device_id, device_id, IMG_CAP_DEVICE_ID_LEN) != 0) {
+		img_why(why, why_cap, "the capability file is for another device");
+		goto out;
+	}
+	if (trust->time_policy != IMG_TIME_NONE) {
+		time_t t = trust->time_policy == IMG_TIME_AT ? trust->at : time(NULL);
+		rc = SPH_ERR_AUTH;
+		if (t < 0) {
+			img_why(why, why_cap, "no current time");
+			goto out;
+		}
+		now = (uint64_t)t;
+		if (now < c.issued_at) {
+			img_why(why, why_cap, "the capability file is not valid yet");
+			goto out;
+		}
+		if (c.expires != 0 && now >= c.expires) {
+			img_why(why, why_cap, "the capability file has expired");
+			goto out;
+		}
+	}
+	if (out)
+		*out = c;
+	img_why(why, why_cap, "verified");
+	rc = 0;
+out:
+	chain_free(&ch);
+	ERR_clear_error();
+	return rc;
+}
