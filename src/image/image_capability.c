@@ -20,11 +20,6 @@
 #include "common/common.h"
 #include "image_internal.h"
 
-/* At most this many CA certificates between the leaf and the root. */
-#define MAX_INTERMEDIATES 3
-/* OpenSSL security level 2: keys and signatures of at least 112 bits. */
-#define AUTH_LEVEL 2
-
 static const int64_t key_order[] = {
         IMG_CAP_KEY_DEVICE_ID, IMG_CAP_KEY_CAPABILITIES, IMG_CAP_KEY_ISSUED_AT,
         IMG_CAP_KEY_EXPIRES,   IMG_CAP_KEY_TENANT,
@@ -301,25 +296,6 @@ out:
 	return rc;
 }
 
-/* DER-encodes cert into a malloc'd buffer. Returns 0, SPH_ERR_TOO_LARGE or SPH_ERR_CRYPTO. */
-static int cert_der(X509 *cert, uint8_t **der, size_t *len)
-{
-	unsigned char *buf = NULL;
-	int n = i2d_X509(cert, &buf);
-
-	*der = NULL;
-	*len = 0;
-	if (n <= 0)
-		return SPH_ERR_CRYPTO;
-	if ((size_t)n > IMG_MAX_CERT) {
-		OPENSSL_free(buf);
-		return SPH_ERR_TOO_LARGE;
-	}
-	*der = buf;
-	*len = (size_t)n;
-	return 0;
-}
-
 int img_cap_pack(const struct img_capability *c, EVP_PKEY *signer, X509 *leaf,
                  STACK_OF(X509) * chain_extra, uint8_t **out, size_t *out_len)
 {
@@ -348,7 +324,7 @@ int img_cap_pack(const struct img_capability *c, EVP_PKEY *signer, X509 *leaf,
 	for (size_t i = 0; i <= n_extra; i++) {
 		X509 *x = i == 0 ? leaf : sk_X509_value(chain_extra, (int)(i - 1));
 		uint8_t *der = NULL;
-		rc = x ? cert_der(x, &der, &x5[i].len) : SPH_ERR_INVALID_ARG;
+		rc = x ? img_cert_der(x, &der, &x5[i].len) : SPH_ERR_INVALID_ARG;
 		if (rc)
 			goto out;
 		x5[i].der = der;
@@ -379,132 +355,21 @@ out:
 	return rc;
 }
 
-/* ---- verification: the certificate path (as image_verify.c, role .4) ---------- */
+/* ---- verification --------------------------------------------------------- */
 
-struct chain {
-	X509 *certs[IMG_MAX_CHAIN];
-	size_t n;
-	STACK_OF(X509) * untrusted;
-	X509 *anchor;
-	X509_STORE *store;
-	X509_STORE_CTX *ctx;
-};
-
-static void chain_free(struct chain *c)
+/* The signer must be a tenant capability signer, certified as such by every
+ * CA on its path. */
+static int chain_role(struct img_chain *ch, char *why, size_t cap)
 {
-	X509_STORE_CTX_free(c->ctx);
-	X509_STORE_free(c->store);
-	X509_free(c->anchor);
-	sk_X509_free(c->untrusted);
-	for (size_t i = 0; i < c->n; i++)
-		X509_free(c->certs[i]);
-	memset(c, 0, sizeof(*c));
-}
-
-static int chain_load(struct chain *c, const struct cose_sign1 *s)
-{
-	if (s->x5_count > IMG_MAX_CHAIN)
-		return SPH_ERR_TOO_LARGE;
-	c->untrusted = sk_X509_new_null();
-	if (!c->untrusted)
-		return SPH_ERR_NOMEM;
-	for (size_t i = 0; i < s->x5_count; i++) {
-		const unsigned char *p = s->x5[i].der;
-		c->certs[i] = d2i_X509(NULL, &p, (long)s->x5[i].len);
-		if (!c->certs[i])
-			return SPH_ERR_MALFORMED;
-		c->n++;
-		if (i > 0 && !sk_X509_push(c->untrusted, c->certs[i]))
-			return SPH_ERR_NOMEM;
-	}
-	return 0;
-}
-
-static int chain_anchor(struct chain *c, const struct img_trust *t, char *why, size_t cap)
-{
-	uint8_t hash[IMG_DIGEST_LEN];
-	X509 *top = c->certs[c->n - 1];
-
-	if (t->root_cert) {
-		if (X509_up_ref(t->root_cert) != 1)
-			return SPH_ERR_CRYPTO;
-		c->anchor = t->root_cert;
-		return 0;
-	}
-	if (c->n < 2 || X509_self_signed(top, 1) != 1 || img_root_hash(top, hash) != 0 ||
-	    CRYPTO_memcmp(hash, t->root_hash, IMG_DIGEST_LEN) != 0) {
-		img_why(why, cap, "the x5chain does not end with the trusted tenant root");
-		return SPH_ERR_AUTH;
-	}
-	if (X509_up_ref(top) != 1)
-		return SPH_ERR_CRYPTO;
-	c->anchor = top;
-	return 0;
-}
-
-static int chain_verify(struct chain *c, const struct img_trust *t, char *why, size_t cap)
-{
-	X509_VERIFY_PARAM *param;
-	STACK_OF(X509) * path;
-	unsigned long flags = X509_V_FLAG_X509_STRICT | X509_V_FLAG_CHECK_SS_SIGNATURE;
-	size_t n_path;
-
-	c->store = X509_STORE_new();
-	c->ctx = X509_STORE_CTX_new();
-	if (!c->store || !c->ctx)
-		return SPH_ERR_NOMEM;
-	if (X509_STORE_add_cert(c->store, c->anchor) != 1)
-		return SPH_ERR_CRYPTO;
-	if (X509_STORE_CTX_init(c->ctx, c->store, c->certs[0], c->untrusted) != 1)
-		return SPH_ERR_CRYPTO;
-	param = X509_STORE_CTX_get0_param(c->ctx);
-	if (t->time_policy == IMG_TIME_NONE)
-		flags |= X509_V_FLAG_NO_CHECK_TIME;
-	else if (t->time_policy == IMG_TIME_AT)
-		X509_VERIFY_PARAM_set_time(param, t->at);
-	if (X509_VERIFY_PARAM_set_flags(param, flags) != 1)
-		return SPH_ERR_CRYPTO;
-	X509_VERIFY_PARAM_set_depth(param, MAX_INTERMEDIATES);
-	X509_VERIFY_PARAM_set_auth_level(param, AUTH_LEVEL);
-	if (X509_verify_cert(c->ctx) != 1) {
-		int err = X509_STORE_CTX_get_error(c->ctx);
-		img_why(why, cap, "signer certificate not trusted: %s (at depth %d)",
-		        X509_verify_cert_error_string(err), X509_STORE_CTX_get_error_depth(c->ctx));
-		return SPH_ERR_AUTH;
-	}
-	path = X509_STORE_CTX_get0_chain(c->ctx);
-	n_path = path ? (size_t)sk_X509_num(path) : 0;
-	if (n_path < 2 || (c->n != n_path && !(t->root_cert && c->n == n_path - 1))) {
-		img_why(why, cap, "x5chain is not exactly the certificate path to the root");
-		return SPH_ERR_AUTH;
-	}
-	for (size_t i = 0; i < c->n; i++) {
-		if (X509_cmp(sk_X509_value(path, (int)i), c->certs[i]) != 0) {
-			img_why(why, cap,
-			        "x5chain is not exactly the certificate path to the root");
-			return SPH_ERR_AUTH;
-		}
-	}
-	return 0;
-}
-
-static int chain_role(struct chain *c, char *why, size_t cap)
-{
-	STACK_OF(X509) *path = X509_STORE_CTX_get0_chain(c->ctx);
 	enum img_role role = IMG_ROLE_NONE;
+	int rc = img_chain_role(ch, &role, why, cap);
 
-	if (img_cert_role(c->certs[0], &role) != 0 || role != IMG_ROLE_CAPABILITY) {
+	if (rc == 0 && role != IMG_ROLE_CAPABILITY) {
 		img_why(why, cap, "the signer is not a tenant capability signer (role %s)",
 		        img_role_name(role));
-		return SPH_ERR_PERMISSION;
+		rc = SPH_ERR_PERMISSION;
 	}
-	for (int i = 1; i < sk_X509_num(path); i++) {
-		if (!img_cert_has_role(sk_X509_value(path, i), IMG_ROLE_CAPABILITY)) {
-			img_why(why, cap, "CA at depth %d may not certify the capability role", i);
-			return SPH_ERR_PERMISSION;
-		}
-	}
-	return 0;
+	return rc;
 }
 
 int img_cap_verify(const uint8_t *buf, size_t len, const struct img_trust *trust,
@@ -513,7 +378,7 @@ int img_cap_verify(const uint8_t *buf, size_t len, const struct img_trust *trust
 {
 	struct img_capability c;
 	struct cose_sign1 s;
-	struct chain ch;
+	struct img_chain ch;
 	uint64_t now;
 	int rc = SPH_ERR_INVALID_ARG;
 
@@ -531,7 +396,7 @@ int img_cap_verify(const uint8_t *buf, size_t len, const struct img_trust *trust
 	if ((rc = parse(buf, len, &s, &c, why, why_cap)))
 		goto out;
 	img_why(why, why_cap, "out of memory, or the crypto library failed");
-	if ((rc = chain_load(&ch, &s)))
+	if ((rc = img_chain_load(&ch, s.x5, s.x5_count)))
 		goto out;
 	rc = SPH_ERR_UNSUPPORTED;
 	if (img_signer_id(ch.certs[0], c.signer_id) != 0) {
@@ -543,9 +408,9 @@ int img_cap_verify(const uint8_t *buf, size_t len, const struct img_trust *trust
 		img_why(why, why_cap, "the COSE signature does not verify with the signer's key");
 		goto out;
 	}
-	if ((rc = chain_anchor(&ch, trust, why, why_cap)))
+	if ((rc = img_chain_anchor(&ch, trust, why, why_cap)))
 		goto out;
-	if ((rc = chain_verify(&ch, trust, why, why_cap)))
+	if ((rc = img_chain_verify(&ch, trust, why, why_cap)))
 		goto out;
 	if ((rc = chain_role(&ch, why, why_cap)))
 		goto out;
@@ -576,7 +441,7 @@ int img_cap_verify(const uint8_t *buf, size_t len, const struct img_trust *trust
 	img_why(why, why_cap, "verified");
 	rc = 0;
 out:
-	chain_free(&ch);
+	img_chain_free(&ch);
 	ERR_clear_error();
 	return rc;
 }

@@ -5,6 +5,7 @@
 #include <stdarg.h>
 
 #include <openssl/asn1.h>
+#include <openssl/x509.h>
 
 #include "image.h"
 
@@ -23,5 +24,31 @@ void img_why(char *why, size_t cap, const char *fmt, ...) __attribute__((format(
 /* The role's OID as a new ASN1_OBJECT (caller frees with ASN1_OBJECT_free), or NULL. */
 ASN1_OBJECT *img_role_obj(enum img_role role);
 
+/* DER-encodes cert into an OPENSSL_malloc'd buffer (caller frees with
+ * OPENSSL_free). Returns 0, SPH_ERR_TOO_LARGE or SPH_ERR_CRYPTO. */
+int img_cert_der(X509 *cert, uint8_t **der, size_t *len);
 
+/* ---- the certificate path (image_chain.c) -------------------------------- */
+struct img_chain {
+	X509 *certs[IMG_MAX_CHAIN]; /* the x5chain, decoded, leaf first */
+	size_t n;
+	STACK_OF(X509) * untrusted; /* certs[1..n-1] */
+	X509 *anchor;
+	X509_STORE *store;
+	X509_STORE_CTX *ctx;
+};
+/* Frees everything the chain holds and zeroes it. Start from a zeroed chain. */
+void img_chain_free(struct img_chain *c);
+/* Decodes n (1..IMG_MAX_CHAIN) DER certificates. Returns 0, SPH_ERR_MALFORMED
+ * or SPH_ERR_NOMEM; on failure the caller still calls img_chain_free. */
+int img_chain_load(struct img_chain *c, const struct cose_x5 *x5, size_t n);
+/* Picks the trust anchor (t->root_cert, or the self-signed top certificate
+ * whose SPKI hash is t->root_hash). Returns 0 or SPH_ERR_AUTH with why. */
+int img_chain_anchor(struct img_chain *c, const struct img_trust *t, char *why, size_t cap);
+/* Strict path validation to the anchor under t's time policy; the x5chain
+ * must be exactly that path. Returns 0 or SPH_ERR_AUTH with why. */
+int img_chain_verify(struct img_chain *c, const struct img_trust *t, char *why, size_t cap);
+/* After img_chain_verify: the leaf's single Sphere role, which every CA on
+ * the path must also list (EKU chaining). Returns 0 or SPH_ERR_PERMISSION. */
+int img_chain_role(struct img_chain *c, enum img_role *role, char *why, size_t cap);
 #endif

@@ -220,25 +220,6 @@ out:
 	return rc;
 }
 
-/* DER-encodes cert into a malloc'd buffer. Returns 0, SPH_ERR_TOO_LARGE or SPH_ERR_CRYPTO. */
-static int cert_der(X509 *cert, uint8_t **der, size_t *len)
-{
-	unsigned char *buf = NULL;
-	int n = i2d_X509(cert, &buf);
-
-	*der = NULL;
-	*len = 0;
-	if (n <= 0)
-		return SPH_ERR_CRYPTO;
-	if ((size_t)n > IMG_MAX_CERT) {
-		OPENSSL_free(buf);
-		return SPH_ERR_TOO_LARGE;
-	}
-	*der = buf;
-	*len = (size_t)n;
-	return 0;
-}
-
 int img_pack(const struct img_manifest *m, const uint8_t *payload, size_t len, EVP_PKEY *signer,
              X509 *leaf, STACK_OF(X509) * chain_extra, uint8_t **out, size_t *out_len)
 {
@@ -281,7 +262,7 @@ int img_pack(const struct img_manifest *m, const uint8_t *payload, size_t len, E
 	for (size_t i = 0; i <= n_extra; i++) {
 		X509 *c = i == 0 ? leaf : sk_X509_value(chain_extra, (int)(i - 1));
 		uint8_t *der = NULL;
-		rc = c ? cert_der(c, &der, &x5[i].len) : SPH_ERR_INVALID_ARG;
+		rc = c ? img_cert_der(c, &der, &x5[i].len) : SPH_ERR_INVALID_ARG;
 		if (rc)
 			goto out;
 		x5[i].der = der;

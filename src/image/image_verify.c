@@ -15,152 +15,15 @@
 #include "common/common.h"
 #include "image_internal.h"
 
-/* At most this many CA certificates between the leaf and the root. */
-#define MAX_INTERMEDIATES 3
-/* OpenSSL security level 2: keys and signatures of at least 112 bits. */
-#define AUTH_LEVEL 2
-
-struct chain {
-	X509 *certs[IMG_MAX_CHAIN]; /* the x5chain, decoded */
-	size_t n;
-	STACK_OF(X509) * untrusted; /* certs[1..n-1] */
-	X509 *anchor;
-	X509_STORE *store;
-	X509_STORE_CTX *ctx;
-};
-
-static void chain_free(struct chain *c)
-{
-	X509_STORE_CTX_free(c->ctx);
-	X509_STORE_free(c->store);
-	X509_free(c->anchor);
-	sk_X509_free(c->untrusted);
-	for (size_t i = 0; i < c->n; i++)
-		X509_free(c->certs[i]);
-	memset(c, 0, sizeof(*c));
-}
-
-static int chain_load(struct chain *c, const struct img_package *pk)
-{
-	c->untrusted = sk_X509_new_null();
-	if (!c->untrusted)
-		return SPH_ERR_NOMEM;
-	for (size_t i = 0; i < pk->n_certs; i++) {
-		const unsigned char *p = pk->certs[i].der;
-		c->certs[i] = d2i_X509(NULL, &p, (long)pk->certs[i].len);
-		if (!c->certs[i])
-			return SPH_ERR_MALFORMED; /* img_parse_structure checked this */
-		c->n++;
-		if (i > 0 && !sk_X509_push(c->untrusted, c->certs[i]))
-			return SPH_ERR_NOMEM;
-	}
-	return 0;
-}
-
-/* Picks the trust anchor: the given root, or the x5chain's top certificate
- * when it is self-signed and its SPKI hash is the given root hash. */
-static int chain_anchor(struct chain *c, const struct img_trust *t, char *why, size_t cap)
-{
-	uint8_t hash[IMG_DIGEST_LEN];
-	X509 *top = c->certs[c->n - 1];
-
-	if (t->root_cert) {
-		if (X509_up_ref(t->root_cert) != 1)
-			return SPH_ERR_CRYPTO;
-		c->anchor = t->root_cert;
-		return 0;
-	}
-	if (c->n < 2) {
-		img_why(why, cap, "x5chain must end with the root when trusting a root hash");
-		return SPH_ERR_AUTH;
-	}
-	if (X509_self_signed(top, 1) != 1) {
-		img_why(why, cap, "the x5chain's last certificate is not a self-signed root");
-		return SPH_ERR_AUTH;
-	}
-	if (img_root_hash(top, hash) != 0 ||
-	    CRYPTO_memcmp(hash, t->root_hash, IMG_DIGEST_LEN) != 0) {
-		img_why(why, cap, "the x5chain's root is not the trusted root (root hash differs)");
-		return SPH_ERR_AUTH;
-	}
-	if (X509_up_ref(top) != 1)
-		return SPH_ERR_CRYPTO;
-	c->anchor = top;
-	return 0;
-}
-
-/* X509_verify_cert with a store holding only the anchor, then: the x5chain is
- * exactly the verified path (leaf first; the root optional when trusting a
- * certificate) and the path is longer than the leaf alone. */
-static int chain_verify(struct chain *c, const struct img_trust *t, char *why, size_t cap)
-{
-	X509_VERIFY_PARAM *param;
-	STACK_OF(X509) * path;
-	unsigned long flags = X509_V_FLAG_X509_STRICT | X509_V_FLAG_CHECK_SS_SIGNATURE;
-	size_t n_path;
-
-	c->store = X509_STORE_new();
-	c->ctx = X509_STORE_CTX_new();
-	if (!c->store || !c->ctx)
-		return SPH_ERR_NOMEM;
-	if (X509_STORE_add_cert(c->store, c->anchor) != 1)
-		return SPH_ERR_CRYPTO;
-	if (X509_STORE_CTX_init(c->ctx, c->store, c->certs[0], c->untrusted) != 1)
-		return SPH_ERR_CRYPTO;
-	param = X509_STORE_CTX_get0_param(c->ctx);
-	if (t->time_policy == IMG_TIME_NONE)
-		flags |= X509_V_FLAG_NO_CHECK_TIME;
-	else if (t->time_policy == IMG_TIME_AT)
-		X509_VERIFY_PARAM_set_time(param, t->at);
-	if (X509_VERIFY_PARAM_set_flags(param, flags) != 1)
-		return SPH_ERR_CRYPTO;
-	X509_VERIFY_PARAM_set_depth(param, MAX_INTERMEDIATES);
-	X509_VERIFY_PARAM_set_auth_level(param, AUTH_LEVEL);
-
-	if (X509_verify_cert(c->ctx) != 1) {
-		int err = X509_STORE_CTX_get_error(c->ctx);
-		img_why(why, cap, "signer certificate not trusted: %s (at depth %d)",
-		        X509_verify_cert_error_string(err), X509_STORE_CTX_get_error_depth(c->ctx));
-		return SPH_ERR_AUTH;
-	}
-	path = X509_STORE_CTX_get0_chain(c->ctx);
-	n_path = path ? (size_t)sk_X509_num(path) : 0;
-	if (n_path < 2) {
-		img_why(why, cap, "the signer certificate is itself the trusted root");
-		return SPH_ERR_AUTH;
-	}
-	if (c->n != n_path && !(t->root_cert && c->n == n_path - 1)) {
-		img_why(why, cap, "x5chain is not exactly the certificate path to the root");
-		return SPH_ERR_AUTH;
-	}
-	for (size_t i = 0; i < c->n; i++) {
-		if (X509_cmp(sk_X509_value(path, (int)i), c->certs[i]) != 0) {
-			img_why(why, cap,
-			        "x5chain is not exactly the certificate path to the root");
-			return SPH_ERR_AUTH;
-		}
-	}
-	return 0;
-}
-
 /* The leaf's role, every CA on the path allowed to certify it (EKU chaining),
  * and the role allowed to sign this component type under the policy. */
-static int chain_role(struct chain *c, const struct img_trust *t, uint32_t type,
+static int chain_role(struct img_chain *c, const struct img_trust *t, uint32_t type,
                       enum img_role *role, char *why, size_t cap)
 {
-	STACK_OF(X509) *path = X509_STORE_CTX_get0_chain(c->ctx);
+	int rc = img_chain_role(c, role, why, cap);
 
-	if (img_cert_role(c->certs[0], role) != 0) {
-		img_why(why, cap, "the signer certificate carries no single Sphere signing role");
-		return SPH_ERR_PERMISSION;
-	}
-	for (int i = 1; i < sk_X509_num(path); i++) {
-		if (!img_cert_has_role(sk_X509_value(path, i), *role)) {
-			img_why(why, cap, "CA at depth %d may not certify the %s role", i,
-			        img_role_name(*role));
-			return SPH_ERR_PERMISSION;
-		}
-	}
+	if (rc)
+		return rc;
 	if (!img_role_may_sign(*role, type, t->allow_developer)) {
 		if (*role == IMG_ROLE_DEVELOPER_APP && img_role_may_sign(*role, type, true))
 			img_why(why, cap, "developer-signed images are not allowed here");
@@ -176,7 +39,7 @@ int img_verify(const uint8_t *pkg, size_t len, const struct img_trust *trust,
                struct img_package *out, char *why, size_t why_cap)
 {
 	struct img_package pk;
-	struct chain c;
+	struct img_chain c;
 	enum img_role role = IMG_ROLE_NONE;
 	uint8_t digest[IMG_DIGEST_LEN];
 	const char *target;
@@ -196,7 +59,7 @@ int img_verify(const uint8_t *pkg, size_t len, const struct img_trust *trust,
 	if ((rc = img_parse_structure(pkg, len, &pk, why, why_cap)))
 		goto out;
 	img_why(why, why_cap, "out of memory, or the crypto library failed");
-	if ((rc = chain_load(&c, &pk)))
+	if ((rc = img_chain_load(&c, pk.certs, pk.n_certs)))
 		goto out;
 
 	/* 6: the signature, with the leaf's key */
@@ -213,10 +76,10 @@ int img_verify(const uint8_t *pkg, size_t len, const struct img_trust *trust,
 	}
 
 	/* 7: certificate path to the trusted root */
-	rc = chain_anchor(&c, trust, why, why_cap);
+	rc = img_chain_anchor(&c, trust, why, why_cap);
 	if (rc)
 		goto out;
-	rc = chain_verify(&c, trust, why, why_cap);
+	rc = img_chain_verify(&c, trust, why, why_cap);
 	if (rc)
 		goto out;
 	pk.path_len = (size_t)sk_X509_num(X509_STORE_CTX_get0_chain(c.ctx));
@@ -249,7 +112,7 @@ int img_verify(const uint8_t *pkg, size_t len, const struct img_trust *trust,
 	img_why(why, why_cap, "verified");
 	rc = 0;
 out:
-	chain_free(&c);
+	img_chain_free(&c);
 	ERR_clear_error();
 	return rc;
 }
