@@ -45,6 +45,29 @@ int sph_cbr_profile_key(struct sph_cbr *r, const int64_t *order, size_t n, struc
 	return 0;
 }
 
+int sph_cbr_profile_entries(struct sph_cbr *r, size_t count, const int64_t *order, size_t n,
+                            int (*value)(struct sph_cbr *r, int64_t key, void *ctx), void *ctx,
+                            uint32_t *seen)
+{
+	struct sph_keyset ks = {.n = 0};
+	int last = -1, idx = -1;
+	int rc;
+
+	*seen = 0;
+	if (n > 32)
+		return SPH_ERR_INVALID_ARG;
+	/* A count beyond n fails at the first extra key (duplicate or unknown),
+	 * so this loop runs at most n + 1 times whatever the count claims. */
+	for (size_t i = 0; i < count; i++) {
+		if ((rc = sph_cbr_profile_key(r, order, n, &ks, &last, &idx)))
+			return rc;
+		*seen |= 1u << idx;
+		if ((rc = value(r, order[idx], ctx)))
+			return rc;
+	}
+	return 0;
+}
+
 int sph_cbr_typed(struct sph_cbr *r, enum sph_cbor_type type, struct sph_cbor_item *it)
 {
 	int rc = sph_cbr_next(r, it);

@@ -150,6 +150,13 @@ bool sph_text_ok(const uint8_t *s, size_t len, size_t max);
  * Sets *idx (and *last) to its index. Returns 0 or a status as above. */
 int sph_cbr_profile_key(struct sph_cbr *r, const int64_t *order, size_t n, struct sph_keyset *ks,
                         int *last, int *idx);
+/* Reads the count entries of a map whose head was just read: each key with
+ * sph_cbr_profile_key, then its value with value(r, key, ctx). *seen gets
+ * bit i set for each order[i] present (n <= 32). Returns 0, a status as
+ * above, or value's first failure. */
+int sph_cbr_profile_entries(struct sph_cbr *r, size_t count, const int64_t *order, size_t n,
+                            int (*value)(struct sph_cbr *r, int64_t key, void *ctx), void *ctx,
+                            uint32_t *seen);
 /* Reads one item that must be of type. Returns 0 or a status as above. */
 int sph_cbr_typed(struct sph_cbr *r, enum sph_cbor_type type, struct sph_cbor_item *it);
 /* Reads a bstr of exactly len bytes into dst. Returns 0 or a status as above. */

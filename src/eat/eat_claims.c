@@ -301,51 +301,54 @@ static int read_text_equal(struct sph_cbr *r, const char *want)
 	return 0;
 }
 
+/* Reads the value of component key into ctx (a struct eat_component). */
+static int decode_component_value(struct sph_cbr *r, int64_t key, void *ctx)
+{
+	struct eat_component *c = ctx;
+	uint64_t v = 0;
+	int rc = SPH_ERR_CLAIM;
+
+	switch (key) {
+	case EAT_SWC_TYPE:
+		rc = sph_cbr_text(r, c->type, EAT_TYPE_MAX);
+		break;
+	case EAT_SWC_MEASUREMENT:
+		rc = sph_cbr_bstr_exact(r, c->digest, sizeof(c->digest));
+		break;
+	case EAT_SWC_VERSION:
+		rc = sph_cbr_text(r, c->version, EAT_VERSION_MAX);
+		break;
+	case EAT_SWC_SIGNER_ID:
+		rc = sph_cbr_bstr_exact(r, c->signer_id, sizeof(c->signer_id));
+		break;
+	case EAT_SWC_DESCRIPTION:
+		rc = read_text_equal(r, EAT_DESCRIPTION);
+		break;
+	case EAT_SWC_SPHERE_SVN:
+		rc = sph_cbr_uint_max(r, UINT32_MAX, &v);
+		c->security_version = (uint32_t)v;
+		break;
+	case EAT_SWC_SPHERE_COMPONENT_ID:
+		rc = sph_cbr_bstr_exact(r, c->component_id, sizeof(c->component_id));
+		break;
+	}
+	return rc;
+}
+
 /* Decodes one component map into c (zeroed). */
 static int decode_component(struct sph_cbr *r, struct eat_component *c)
 {
-	struct sph_keyset ks = {.n = 0};
 	struct sph_cbor_item it;
-	uint64_t v = 0;
 	uint32_t seen = 0;
-	int last = -1, idx = -1;
 	int rc;
 
 	rc = sph_cbr_typed(r, SPH_CBOR_MAP, &it);
 	if (rc)
 		return rc;
-	for (uint64_t i = 0; i < it.u; i++) {
-		rc = sph_cbr_profile_key(r, swc_order, N_SWC, &ks, &last, &idx);
-		if (rc)
-			return rc;
-		seen |= 1u << idx;
-		switch (swc_order[idx]) {
-		case EAT_SWC_TYPE:
-			rc = sph_cbr_text(r, c->type, EAT_TYPE_MAX);
-			break;
-		case EAT_SWC_MEASUREMENT:
-			rc = sph_cbr_bstr_exact(r, c->digest, sizeof(c->digest));
-			break;
-		case EAT_SWC_VERSION:
-			rc = sph_cbr_text(r, c->version, EAT_VERSION_MAX);
-			break;
-		case EAT_SWC_SIGNER_ID:
-			rc = sph_cbr_bstr_exact(r, c->signer_id, sizeof(c->signer_id));
-			break;
-		case EAT_SWC_DESCRIPTION:
-			rc = read_text_equal(r, EAT_DESCRIPTION);
-			break;
-		case EAT_SWC_SPHERE_SVN:
-			rc = sph_cbr_uint_max(r, UINT32_MAX, &v);
-			c->security_version = (uint32_t)v;
-			break;
-		case EAT_SWC_SPHERE_COMPONENT_ID:
-			rc = sph_cbr_bstr_exact(r, c->component_id, sizeof(c->component_id));
-			break;
-		}
-		if (rc)
-			return rc;
-	}
+	rc = sph_cbr_profile_entries(r, (size_t)it.u, swc_order, N_SWC, decode_component_value, c,
+	                             &seen);
+	if (rc)
+		return rc;
 	if (seen != (1u << N_SWC) - 1)
 		return SPH_ERR_CLAIM;
 	return 0;
@@ -369,8 +372,9 @@ static int decode_components(struct sph_cbr *r, struct eat_claims *out)
 	return 0;
 }
 
-static int decode_claim(struct sph_cbr *r, int64_t key, struct eat_claims *out)
+static int decode_claim(struct sph_cbr *r, int64_t key, void *ctx)
 {
+	struct eat_claims *out = ctx;
 	struct sph_cbor_item it;
 	uint64_t v = 0;
 	int rc = SPH_ERR_CLAIM;
@@ -422,11 +426,9 @@ static int decode_claim(struct sph_cbr *r, int64_t key, struct eat_claims *out)
 
 int eat_decode_claims(const uint8_t *buf, size_t len, struct eat_claims *out)
 {
-	struct sph_keyset ks = {.n = 0};
 	struct sph_cbr r;
 	size_t n = 0;
 	uint32_t seen = 0;
-	int last = -1, idx = -1;
 	int rc = SPH_ERR_INVALID_ARG;
 
 	if (out)
@@ -440,17 +442,9 @@ int eat_decode_claims(const uint8_t *buf, size_t len, struct eat_claims *out)
 	rc = sph_cbr_map(&r, &n);
 	if (rc)
 		goto out;
-	/* A count beyond N_CLAIMS fails at the first extra key (duplicate or
-	 * unknown), so this loop runs at most N_CLAIMS + 1 times. */
-	for (size_t i = 0; i < n; i++) {
-		rc = sph_cbr_profile_key(&r, claim_order, N_CLAIMS, &ks, &last, &idx);
-		if (rc)
-			goto out;
-		seen |= 1u << idx;
-		rc = decode_claim(&r, claim_order[idx], out);
-		if (rc)
-			goto out;
-	}
+	rc = sph_cbr_profile_entries(&r, n, claim_order, N_CLAIMS, decode_claim, out, &seen);
+	if (rc)
+		goto out;
 	rc = SPH_ERR_CLAIM;
 	if (seen != (1u << N_CLAIMS) - 1)
 		goto out;

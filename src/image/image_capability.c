@@ -135,8 +135,9 @@ static int read_caps(struct sph_cbr *r, uint32_t *mask)
 	return 0;
 }
 
-static int read_value(struct sph_cbr *r, int64_t key, struct img_capability *c)
+static int read_value(struct sph_cbr *r, int64_t key, void *ctx)
 {
+	struct img_capability *c = ctx;
 	int rc = SPH_ERR_CLAIM;
 
 	switch (key) {
@@ -164,11 +165,9 @@ static int read_value(struct sph_cbr *r, int64_t key, struct img_capability *c)
 /* Decodes the payload strictly. Returns 0 or a status; *c zeroed on failure. */
 static int payload_decode(const uint8_t *buf, size_t len, struct img_capability *c)
 {
-	struct sph_keyset ks = {.n = 0};
 	struct sph_cbr r;
 	size_t n = 0;
 	uint32_t seen = 0;
-	int last = -1, idx = -1;
 	int rc = SPH_ERR_TOO_LARGE;
 
 	memset(c, 0, sizeof(*c));
@@ -177,13 +176,8 @@ static int payload_decode(const uint8_t *buf, size_t len, struct img_capability 
 	sph_cbr_init(&r, buf, len);
 	if ((rc = sph_cbr_map(&r, &n)))
 		goto out;
-	for (size_t i = 0; i < n; i++) {
-		if ((rc = sph_cbr_profile_key(&r, key_order, N_KEYS, &ks, &last, &idx)))
-			goto out;
-		seen |= 1u << idx;
-		if ((rc = read_value(&r, key_order[idx], c)))
-			goto out;
-	}
+	if ((rc = sph_cbr_profile_entries(&r, n, key_order, N_KEYS, read_value, c, &seen)))
+		goto out;
 	rc = SPH_ERR_CLAIM;
 	if ((seen & ~EXPIRES_BIT) != MANDATORY_MASK)
 		goto out;

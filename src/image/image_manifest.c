@@ -145,8 +145,9 @@ out:
  * order; SPH_ERR_TRAILING for bytes after the map.
  */
 
-static int read_value(struct sph_cbr *r, int64_t key, struct img_manifest *m)
+static int read_value(struct sph_cbr *r, int64_t key, void *ctx)
 {
+	struct img_manifest *m = ctx;
 	struct sph_cbor_item it;
 	uint64_t v = 0;
 	int rc = SPH_ERR_CLAIM;
@@ -204,11 +205,9 @@ static int read_value(struct sph_cbr *r, int64_t key, struct img_manifest *m)
 
 int img_manifest_decode(const uint8_t *buf, size_t len, struct img_manifest *out)
 {
-	struct sph_keyset ks = {.n = 0};
 	struct sph_cbr r;
 	size_t n = 0;
 	uint32_t seen = 0, want;
-	int last = -1, idx = -1;
 	int rc = SPH_ERR_INVALID_ARG;
 
 	if (out)
@@ -222,17 +221,9 @@ int img_manifest_decode(const uint8_t *buf, size_t len, struct img_manifest *out
 	rc = sph_cbr_map(&r, &n);
 	if (rc)
 		goto out;
-	/* A count beyond N_KEYS fails at the first extra key (duplicate or
-	 * unknown), so this loop runs at most N_KEYS + 1 times. */
-	for (size_t i = 0; i < n; i++) {
-		rc = sph_cbr_profile_key(&r, key_order, N_KEYS, &ks, &last, &idx);
-		if (rc)
-			goto out;
-		seen |= 1u << idx;
-		rc = read_value(&r, key_order[idx], out);
-		if (rc)
-			goto out;
-	}
+	rc = sph_cbr_profile_entries(&r, n, key_order, N_KEYS, read_value, out, &seen);
+	if (rc)
+		goto out;
 	want = MANDATORY_MASK | (is_app(out->type) ? APP_MASK : 0);
 	rc = SPH_ERR_CLAIM;
 	if (seen != want)
