@@ -293,14 +293,11 @@ out:
 int img_cap_pack(const struct img_capability *c, EVP_PKEY *signer, X509 *leaf,
                  STACK_OF(X509) * chain_extra, uint8_t **out, size_t *out_len)
 {
-	struct cose_x5 x5[IMG_MAX_CHAIN];
-	struct cose_sign1_params p;
 	uint8_t payload[IMG_CAP_MAX_PAYLOAD];
 	uint8_t *cose = NULL;
-	size_t plen = 0, cose_len = 0, n_extra, n_certs = 0;
+	size_t plen = 0, cose_len = 0;
 	int rc = SPH_ERR_INVALID_ARG;
 
-	memset(x5, 0, sizeof(x5));
 	if (out)
 		*out = NULL;
 	if (out_len)
@@ -309,33 +306,13 @@ int img_cap_pack(const struct img_capability *c, EVP_PKEY *signer, X509 *leaf,
 		goto out;
 	if (EVP_PKEY_eq(X509_get0_pubkey(leaf), signer) != 1)
 		goto out;
-	rc = SPH_ERR_TOO_LARGE;
-	n_extra = chain_extra ? (size_t)sk_X509_num(chain_extra) : 0;
-	if (n_extra >= IMG_MAX_CHAIN)
-		goto out;
 	if ((rc = payload_encode(c, payload, sizeof(payload), &plen)))
 		goto out;
-	for (size_t i = 0; i <= n_extra; i++) {
-		X509 *x = i == 0 ? leaf : sk_X509_value(chain_extra, (int)(i - 1));
-		uint8_t *der = NULL;
-		rc = x ? img_cert_der(x, &der, &x5[i].len) : SPH_ERR_INVALID_ARG;
-		if (rc)
-			goto out;
-		x5[i].der = der;
-		n_certs++;
-	}
 	rc = SPH_ERR_NOMEM;
 	if (!(cose = malloc(IMG_MAX_COSE)))
 		goto out;
-	memset(&p, 0, sizeof(p));
-	p.payload = payload;
-	p.payload_len = plen;
-	p.content_type = IMG_CAP_CONTENT_TYPE;
-	p.x5chain = x5;
-	p.x5chain_count = n_certs;
-	rc = cose_sign1_create(&p, cose_pkey_signer, signer, cose, IMG_MAX_COSE, &cose_len);
-	if (rc == SPH_ERR_BUFFER_TOO_SMALL)
-		rc = SPH_ERR_TOO_LARGE;
+	rc = img_sign_with_chain(payload, plen, IMG_CAP_CONTENT_TYPE, signer, leaf, chain_extra,
+	                         cose, IMG_MAX_COSE, &cose_len);
 	if (rc)
 		goto out;
 	*out = cose;
@@ -343,8 +320,6 @@ int img_cap_pack(const struct img_capability *c, EVP_PKEY *signer, X509 *leaf,
 	cose = NULL; /* transferred */
 	rc = 0;
 out:
-	for (size_t i = 0; i < n_certs; i++)
-		OPENSSL_free((void *)x5[i].der);
 	free(cose);
 	return rc;
 }

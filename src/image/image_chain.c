@@ -172,3 +172,41 @@ int img_cert_der(X509 *cert, uint8_t **der, size_t *len)
 	*len = (size_t)n;
 	return 0;
 }
+
+int img_sign_with_chain(const uint8_t *payload, size_t len, int64_t content_type, EVP_PKEY *signer,
+                        X509 *leaf, STACK_OF(X509) * chain_extra, uint8_t *cose, size_t cap,
+                        size_t *cose_len)
+{
+	struct cose_x5 x5[IMG_MAX_CHAIN];
+	struct cose_sign1_params p;
+	size_t n_extra, n_certs = 0;
+	int rc = SPH_ERR_TOO_LARGE;
+
+	memset(x5, 0, sizeof(x5));
+	*cose_len = 0;
+	n_extra = chain_extra ? (size_t)sk_X509_num(chain_extra) : 0;
+	if (n_extra >= IMG_MAX_CHAIN)
+		goto out;
+	for (size_t i = 0; i <= n_extra; i++) {
+		X509 *x = i == 0 ? leaf : sk_X509_value(chain_extra, (int)(i - 1));
+		uint8_t *der = NULL;
+		rc = x ? img_cert_der(x, &der, &x5[i].len) : SPH_ERR_INVALID_ARG;
+		if (rc)
+			goto out;
+		x5[i].der = der;
+		n_certs++;
+	}
+	memset(&p, 0, sizeof(p));
+	p.payload = payload;
+	p.payload_len = len;
+	p.content_type = content_type;
+	p.x5chain = x5;
+	p.x5chain_count = n_certs;
+	rc = cose_sign1_create(&p, cose_pkey_signer, signer, cose, cap, cose_len);
+	if (rc == SPH_ERR_BUFFER_TOO_SMALL)
+		rc = SPH_ERR_TOO_LARGE;
+out:
+	for (size_t i = 0; i < n_certs; i++)
+		OPENSSL_free((void *)x5[i].der);
+	return rc;
+}

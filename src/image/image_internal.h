@@ -28,6 +28,14 @@ ASN1_OBJECT *img_role_obj(enum img_role role);
  * OPENSSL_free). Returns 0, SPH_ERR_TOO_LARGE or SPH_ERR_CRYPTO. */
 int img_cert_der(X509 *cert, uint8_t **der, size_t *len);
 
+/* Signs payload as a tagged COSE_Sign1/ES256 with content_type and the x5chain
+ * leaf, chain_extra... (at most IMG_MAX_CHAIN in all) in its protected header,
+ * into cose (cap bytes). Returns 0 and *cose_len, SPH_ERR_TOO_LARGE (chain or
+ * result too large) or another status. */
+int img_sign_with_chain(const uint8_t *payload, size_t len, int64_t content_type, EVP_PKEY *signer,
+                        X509 *leaf, STACK_OF(X509) * chain_extra, uint8_t *cose, size_t cap,
+                        size_t *cose_len);
+
 /* ---- the certificate path (image_chain.c) -------------------------------- */
 struct img_chain {
 	X509 *certs[IMG_MAX_CHAIN]; /* the x5chain, decoded, leaf first */

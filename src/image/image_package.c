@@ -224,14 +224,11 @@ int img_pack(const struct img_manifest *m, const uint8_t *payload, size_t len, E
              X509 *leaf, STACK_OF(X509) * chain_extra, uint8_t **out, size_t *out_len)
 {
 	struct img_manifest man;
-	struct cose_x5 x5[IMG_MAX_CHAIN];
-	struct cose_sign1_params p;
 	struct img_header h;
 	uint8_t *mbuf = NULL, *cose = NULL, *pkg = NULL;
-	size_t mlen = 0, cose_len = 0, n_extra, n_certs = 0;
+	size_t mlen = 0, cose_len = 0;
 	int rc = SPH_ERR_INVALID_ARG;
 
-	memset(x5, 0, sizeof(x5));
 	if (out)
 		*out = NULL;
 	if (out_len)
@@ -241,8 +238,7 @@ int img_pack(const struct img_manifest *m, const uint8_t *payload, size_t len, E
 	if (EVP_PKEY_eq(X509_get0_pubkey(leaf), signer) != 1)
 		goto out; /* the key must be the leaf certificate's */
 	rc = SPH_ERR_TOO_LARGE;
-	n_extra = chain_extra ? (size_t)sk_X509_num(chain_extra) : 0;
-	if (len > IMG_MAX_PAYLOAD || n_extra >= IMG_MAX_CHAIN)
+	if (len > IMG_MAX_PAYLOAD)
 		goto out;
 
 	man = *m;
@@ -259,25 +255,8 @@ int img_pack(const struct img_manifest *m, const uint8_t *payload, size_t len, E
 	if (rc)
 		goto out;
 
-	for (size_t i = 0; i <= n_extra; i++) {
-		X509 *c = i == 0 ? leaf : sk_X509_value(chain_extra, (int)(i - 1));
-		uint8_t *der = NULL;
-		rc = c ? img_cert_der(c, &der, &x5[i].len) : SPH_ERR_INVALID_ARG;
-		if (rc)
-			goto out;
-		x5[i].der = der;
-		n_certs++;
-	}
-
-	memset(&p, 0, sizeof(p));
-	p.payload = mbuf;
-	p.payload_len = mlen;
-	p.content_type = IMG_CONTENT_TYPE;
-	p.x5chain = x5;
-	p.x5chain_count = n_certs;
-	rc = cose_sign1_create(&p, cose_pkey_signer, signer, cose, IMG_MAX_COSE, &cose_len);
-	if (rc == SPH_ERR_BUFFER_TOO_SMALL)
-		rc = SPH_ERR_TOO_LARGE;
+	rc = img_sign_with_chain(mbuf, mlen, IMG_CONTENT_TYPE, signer, leaf, chain_extra, cose,
+	                         IMG_MAX_COSE, &cose_len);
 	if (rc)
 		goto out;
 
@@ -297,8 +276,6 @@ int img_pack(const struct img_manifest *m, const uint8_t *payload, size_t len, E
 	pkg = NULL; /* transferred */
 	rc = 0;
 out:
-	for (size_t i = 0; i < n_certs; i++)
-		OPENSSL_free((void *)x5[i].der);
 	free(mbuf);
 	free(cose);
 	free(pkg);
