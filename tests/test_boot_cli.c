@@ -20,15 +20,6 @@ static char *dir;
 #define SPHERE(...) tu_run("SPHERE_BIN", dir, (const char *const[]){__VA_ARGS__, NULL})
 #define DEVICE(...) tu_run("SPHERE_DEVICE_BIN", dir, (const char *const[]){__VA_ARGS__, NULL})
 
-/* Checks status and that stderr mentions what (or is empty when what is NULL). */
-static void expect(struct tu_result *r, int status, const char *what)
-{
-	if (r->status != status || (what && !strstr(r->err, what)))
-		fail_msg("exit %d (want %d)\nstdout: %s\nstderr: %s\nwant in stderr: %s", r->status,
-		         status, r->out, r->err, what ? what : "(nothing)");
-	tu_result_free(r);
-}
-
 static int setup(void **state)
 {
 	(void)state;
@@ -72,7 +63,7 @@ static void pack(const char *type, const char *version, const char *svn, const c
 	        SPHERE("image-package", "pack-os", "--type", type, "--name", type, "--version",
 	               version, "--security-version", svn, "--payload", payload, "--key", "os.key",
 	               "--cert", "os.pem", "--chain", "root.pem", "--out", out);
-	expect(&r, 0, NULL);
+	tu_expect(&r, 0, NULL);
 }
 
 static void test_help_and_usage(void **state)
@@ -85,23 +76,23 @@ static void test_help_and_usage(void **state)
 	r = DEVICE("boot", "--help");
 	expect_out(&r, 0, "exit status");
 	r = DEVICE("boot");
-	expect(&r, 2, "--dir is required");
+	tu_expect(&r, 2, "--dir is required");
 	r = DEVICE("frobnicate", "--dir", "x");
-	expect(&r, 2, "unknown command");
+	tu_expect(&r, 2, "unknown command");
 	r = DEVICE("provision", "--dir", "x");
-	expect(&r, 2, "exactly one of");
+	tu_expect(&r, 2, "exactly one of");
 	r = DEVICE("provision", "--dir", "x", "--root-hash", "abcd");
-	expect(&r, 2, "64 hex digits");
+	tu_expect(&r, 2, "64 hex digits");
 	r = DEVICE("provision", "--dir", "x", "--root-hash",
 	           "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff",
 	           "--lifecycle", "weird");
-	expect(&r, 2, "--lifecycle");
+	tu_expect(&r, 2, "--lifecycle");
 	r = DEVICE("install", "--dir", "x");
-	expect(&r, 2, "exactly one package");
+	tu_expect(&r, 2, "exactly one package");
 	r = DEVICE("boot", "--dir", "x", "extra");
-	expect(&r, 2, "unexpected argument");
+	tu_expect(&r, 2, "unexpected argument");
 	r = DEVICE("boot", "--dir", "nodev");
-	expect(&r, 1, "open device");
+	tu_expect(&r, 1, "open device");
 }
 
 static void test_device_flow(void **state)
@@ -113,11 +104,11 @@ static void test_device_flow(void **state)
 	(void)state;
 	r = SPHERE("image-package", "keygen", "--role", "platform-root", "--out-key", "root.key",
 	           "--out-cert", "root.pem");
-	expect(&r, 0, NULL);
+	tu_expect(&r, 0, NULL);
 	r = SPHERE("image-package", "keygen", "--role", "platform-signer", "--issuer-key",
 	           "root.key", "--issuer-cert", "root.pem", "--out-key", "os.key", "--out-cert",
 	           "os.pem");
-	expect(&r, 0, NULL);
+	tu_expect(&r, 0, NULL);
 	write_payload("bl.bin", 3000, 1);
 	write_payload("sm.bin", 5000, 2);
 	write_payload("os.bin", 7000, 3);
@@ -130,35 +121,35 @@ static void test_device_flow(void **state)
 	           "root.pem");
 	expect_out(&r, 0, "provisioned");
 	r = DEVICE("provision", "--dir", "dev", "--root-cert", "root.pem");
-	expect(&r, 1, "provision");
+	tu_expect(&r, 1, "provision");
 	/* Nothing installed: RECOVERY, exit 1. */
 	r = DEVICE("boot", "--dir", "dev");
 	expect_out(&r, 1, "RECOVERY");
 	r = DEVICE("install", "--dir", "dev", "bl.pkg");
 	expect_out(&r, 0, "installed BL 1.0.0");
 	r = DEVICE("install", "--dir", "dev", "sm.pkg");
-	expect(&r, 0, NULL);
+	tu_expect(&r, 0, NULL);
 	r = DEVICE("install", "--dir", "dev", "os1.pkg");
-	expect(&r, 0, NULL);
+	tu_expect(&r, 0, NULL);
 	r = DEVICE("boot", "--dir", "dev");
 	expect_out(&r, 0, "OS     slot A (trial): verified 1.0.0");
 	r = DEVICE("confirm", "--dir", "dev");
 	expect_out(&r, 0, "confirmed 3");
 	r = DEVICE("install", "--dir", "dev", "os2.pkg");
-	expect(&r, 0, NULL);
+	tu_expect(&r, 0, NULL);
 	/* A power cut while the boot counts the trial down: that boot fails. */
 	r = DEVICE("boot", "--dir", "dev", "--faults", "powercut=1");
-	expect(&r, 1, "power");
+	tu_expect(&r, 1, "power");
 	r = DEVICE("boot", "--dir", "dev", "--faults", "bogus");
-	expect(&r, 2, "--faults");
+	tu_expect(&r, 2, "--faults");
 	r = DEVICE("boot", "--dir", "dev");
 	expect_out(&r, 0, "OS     slot B (trial): verified 2.0.0");
 	r = DEVICE("confirm", "--dir", "dev");
 	expect_out(&r, 0, "confirmed 1");
 	r = DEVICE("install", "--dir", "dev", "os1.pkg");
-	expect(&r, 1, "security version 1 below");
+	tu_expect(&r, 1, "security version 1 below");
 	r = DEVICE("install", "--dir", "dev", "root.pem");
-	expect(&r, 1, "package");
+	tu_expect(&r, 1, "package");
 
 	r = DEVICE("status", "--dir", "dev", "--boot", "--json");
 	assert_int_equal(r.status, 0);
@@ -192,29 +183,29 @@ static void test_capability_flow(void **state)
 	(void)state;
 	r = SPHERE("image-package", "keygen", "--role", "platform-root", "--out-key", "root.key",
 	           "--out-cert", "root.pem");
-	expect(&r, 0, NULL);
+	tu_expect(&r, 0, NULL);
 	r = SPHERE("image-package", "keygen", "--role", "tenant-root", "--out-key", "t.key",
 	           "--out-cert", "t.pem");
-	expect(&r, 0, NULL);
+	tu_expect(&r, 0, NULL);
 	r = SPHERE("image-package", "keygen", "--role", "capability-signer", "--issuer-key",
 	           "t.key", "--issuer-cert", "t.pem", "--out-key", "cap.key", "--out-cert",
 	           "cap.pem");
-	expect(&r, 0, NULL);
+	tu_expect(&r, 0, NULL);
 	r = SPHERE("image-package", "keygen", "--role", "developer", "--issuer-key", "t.key",
 	           "--issuer-cert", "t.pem", "--out-key", "dev.key", "--out-cert", "dev.pem");
-	expect(&r, 0, NULL);
+	tu_expect(&r, 0, NULL);
 	r = SPHERE("device", "--help");
 	expect_out(&r, 0, "capability create");
 
 	/* a platform root is no tenant root: nothing is provisioned */
 	r = DEVICE("provision", "--dir", "dev", "--root-cert", "root.pem", "--tenant-root-cert",
 	           "root.pem");
-	expect(&r, 1, "tenant root");
+	tu_expect(&r, 1, "tenant root");
 	r = DEVICE("provision", "--dir", "dev", "--lifecycle", "production", "--root-cert",
 	           "root.pem", "--tenant-root-cert", "t.pem");
 	expect_out(&r, 0, "tenant-root.pem");
 	r = DEVICE("provision", "--dir", "bare", "--root-cert", "root.pem");
-	expect(&r, 0, NULL);
+	tu_expect(&r, 0, NULL);
 	r = DEVICE("status", "--dir", "dev");
 	expect_out(&r, 0, "production: no capability, only production-signed images");
 
@@ -232,31 +223,31 @@ static void test_capability_flow(void **state)
 
 	r = SPHERE("device", "capability", "create", "--device-id", id, "--capability",
 	           "appDevelopment", "--key", "dev.key", "--cert", "dev.pem", "--out", "x.cap");
-	expect(&r, 1, "not a capability signer");
+	tu_expect(&r, 1, "not a capability signer");
 	r = SPHERE("device", "capability", "create", "--device-id", id, "--capability", "debug",
 	           "--key", "cap.key", "--cert", "cap.pem", "--out", "x.cap");
-	expect(&r, 2, "--capability");
+	tu_expect(&r, 2, "--capability");
 	r = SPHERE("device", "capability", "create", "--device-id", "abcd", "--capability",
 	           "appDevelopment", "--key", "cap.key", "--cert", "cap.pem", "--out", "x.cap");
-	expect(&r, 2, "--device-id");
+	tu_expect(&r, 2, "--device-id");
 	r = SPHERE("device", "capability", "create", "--device-id", other, "--capability",
 	           "appDevelopment", "--key", "cap.key", "--cert", "cap.pem", "--out", "other.cap");
-	expect(&r, 0, NULL);
+	tu_expect(&r, 0, NULL);
 	r = SPHERE("device", "capability", "create", "--device-id", id, "--capability",
 	           "appDevelopment,fieldServicing", "--key", "cap.key", "--cert", "cap.pem",
 	           "--days", "30", "--out", "dev.cap");
-	expect(&r, 0, NULL);
+	tu_expect(&r, 0, NULL);
 	r = SPHERE("device", "capability", "show", "dev.cap");
 	expect_out(&r, 0, "appDevelopment,fieldServicing");
 	r = SPHERE("device", "capability", "show", "dev.cap", "--json");
 	expect_out(&r, 0, "\"fieldServicing\"");
 
 	r = DEVICE("capability", "install", "--dir", "dev", "other.cap");
-	expect(&r, 1, "another device");
+	tu_expect(&r, 1, "another device");
 	r = DEVICE("capability", "install", "--dir", "bare", "dev.cap");
-	expect(&r, 1, "no tenant root");
+	tu_expect(&r, 1, "no tenant root");
 	r = DEVICE("capability", "show", "--dir", "dev");
-	expect(&r, 1, "no capability file");
+	tu_expect(&r, 1, "no capability file");
 	r = DEVICE("capability", "install", "--dir", "dev", "dev.cap");
 	expect_out(&r, 0, "installed capability file");
 	r = DEVICE("capability", "show", "--dir", "dev");
@@ -264,7 +255,7 @@ static void test_capability_flow(void **state)
 	r = DEVICE("status", "--dir", "dev");
 	expect_out(&r, 0, "development: appDevelopment capability present");
 	r = DEVICE("capability", "frob", "--dir", "dev");
-	expect(&r, 2, "install or show");
+	tu_expect(&r, 2, "install or show");
 }
 
 int main(void)

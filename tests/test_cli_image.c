@@ -49,15 +49,6 @@ static uint8_t *read_file(const char *name, size_t *len)
 	return b;
 }
 
-/* Checks status and that stderr mentions what (or is empty when what is NULL). */
-static void expect(struct tu_result *r, int status, const char *what)
-{
-	if (r->status != status || (what && !strstr(r->err, what)))
-		fail_msg("exit %d (want %d)\nstdout: %s\nstderr: %s\nwant in stderr: %s", r->status,
-		         status, r->out, r->err, what ? what : "(nothing)");
-	tu_result_free(r);
-}
-
 static int setup(void **state)
 {
 	(void)state;
@@ -98,40 +89,40 @@ static void test_help_and_usage(void **state)
 	tu_result_free(&r);
 
 	r = RUN("--bogus");
-	expect(&r, 2, "unknown option");
+	tu_expect(&r, 2, "unknown option");
 	r = tu_run("SPHERE_BIN", dir, (const char *const[]){NULL});
-	expect(&r, 2, "missing command");
+	tu_expect(&r, 2, "missing command");
 	r = RUN("frobnicate");
-	expect(&r, 2, "unknown command");
+	tu_expect(&r, 2, "unknown command");
 	r = RUN("image-package");
-	expect(&r, 2, "missing command");
+	tu_expect(&r, 2, "missing command");
 	r = RUN("image-package", "unpack");
-	expect(&r, 2, "unknown command");
+	tu_expect(&r, 2, "unknown command");
 	r = RUN("image-package", "keygen", "--role", "emperor", "--out-key", "k", "--out-cert",
 	        "c");
-	expect(&r, 2, "unknown role");
+	tu_expect(&r, 2, "unknown role");
 	r = RUN("image-package", "keygen", "--role", "platform-root", "--out-key", "k");
-	expect(&r, 2, "required");
+	tu_expect(&r, 2, "required");
 	r = RUN("image-package", "keygen", "--role", "platform-signer", "--out-key", "k",
 	        "--out-cert", "c");
-	expect(&r, 2, "--issuer-key");
+	tu_expect(&r, 2, "--issuer-key");
 	r = RUN("image-package", "keygen", "--role", "platform-root", "--out-key", "k",
 	        "--out-cert", "c", "--days", "12x");
-	expect(&r, 2, "--days");
+	tu_expect(&r, 2, "--days");
 	r = RUN("image-package", "verify", "x.pkg");
-	expect(&r, 2, "--root-cert");
+	tu_expect(&r, 2, "--root-cert");
 	r = RUN("image-package", "verify", "x.pkg", "--root-hash", "abcd");
-	expect(&r, 2, "--root-hash");
+	tu_expect(&r, 2, "--root-hash");
 	r = RUN("image-package", "show");
-	expect(&r, 2, "PACKAGE");
+	tu_expect(&r, 2, "PACKAGE");
 	r = RUN("image-package", "pack-os", "--type", "kernel", "--name", "n", "--version", "1",
 	        "--security-version", "0", "--payload", "p", "--key", "k", "--cert", "c", "--out",
 	        "o");
-	expect(&r, 2, "--type");
+	tu_expect(&r, 2, "--type");
 	r = RUN("image-package", "pack-os", "--type", "os", "--name", "n", "--version", "1",
 	        "--security-version", "256", "--payload", "p", "--key", "k", "--cert", "c", "--out",
 	        "o");
-	expect(&r, 2, "--security-version");
+	tu_expect(&r, 2, "--security-version");
 	assert_false(exists("k"));
 	assert_false(exists("c"));
 	assert_false(exists("o"));
@@ -174,12 +165,12 @@ static void test_os_flow(void **state)
 	r = RUN("image-package", "keygen", "--role", "platform-signer", "--issuer-key", "root.key",
 	        "--issuer-cert", "root.pem", "--out-key", "os.key", "--out-cert", "os.pem",
 	        "--days", "30");
-	expect(&r, 0, NULL);
+	tu_expect(&r, 0, NULL);
 	/* keygen never overwrites, and leaves the existing key as it was */
 	before = read_file("os.key", &blen);
 	r = RUN("image-package", "keygen", "--role", "platform-root", "--out-key", "os.key",
 	        "--out-cert", "other.pem");
-	expect(&r, 1, "already exists");
+	tu_expect(&r, 1, "already exists");
 	assert_false(exists("other.pem"));
 	after = read_file("os.key", &alen);
 	assert_int_equal(alen, blen);
@@ -196,7 +187,7 @@ static void test_os_flow(void **state)
 	        "22.11.1", "--security-version", "4", "--component-id",
 	        "9a1b2c3d-0000-4000-8000-00000000abcd", "--payload", "os.bin", "--key", "os.key",
 	        "--cert", "os.pem", "--chain", "root.pem", "--out", "os.pkg");
-	expect(&r, 0, NULL);
+	tu_expect(&r, 0, NULL);
 
 	/* show --json */
 	r = RUN("image-package", "show", "os.pkg", "--json");
@@ -251,18 +242,18 @@ static void test_os_flow(void **state)
 	tu_result_free(&r);
 	/* a time outside the signer's validity; none at all */
 	r = RUN("image-package", "verify", "os.pkg", "--root-hash", root_hash, "--at", "100");
-	expect(&r, 1, "not yet valid");
+	tu_expect(&r, 1, "not yet valid");
 	r = RUN("image-package", "verify", "os.pkg", "--root-hash", root_hash, "--at",
 	        "4102444800"); /* 2100 */
-	expect(&r, 1, "expired");
+	tu_expect(&r, 1, "expired");
 	r = RUN("image-package", "verify", "os.pkg", "--root-hash", root_hash, "--no-time-check");
-	expect(&r, 0, NULL);
+	tu_expect(&r, 0, NULL);
 	/* the wrong root hash */
 	{
 		char saved = root_hash[10];
 		root_hash[10] = saved == '0' ? '1' : '0';
 		r = RUN("image-package", "verify", "os.pkg", "--root-hash", root_hash);
-		expect(&r, 1, "authentication failed");
+		tu_expect(&r, 1, "authentication failed");
 		root_hash[10] = saved;
 	}
 
@@ -271,9 +262,9 @@ static void test_os_flow(void **state)
 	pkg[len - 100] ^= 0x01;
 	write_file("tampered.pkg", pkg, len);
 	r = RUN("image-package", "verify", "tampered.pkg", "--root-hash", root_hash);
-	expect(&r, 1, "signature verification failed");
+	tu_expect(&r, 1, "signature verification failed");
 	r = RUN("image-package", "show", "tampered.pkg");
-	expect(&r, 1, "not a valid image package");
+	tu_expect(&r, 1, "not a valid image package");
 	pkg[len - 100] ^= 0x01;
 	pkg[len - sizeof(payload) - 64 - 20] ^= 0x40; /* inside the manifest */
 	write_file("tampered.pkg", pkg, len);
@@ -283,10 +274,10 @@ static void test_os_flow(void **state)
 	tu_result_free(&r);
 	write_file("tampered.pkg", pkg, len - 1);
 	r = RUN("image-package", "verify", "tampered.pkg", "--root-cert", "root.pem");
-	expect(&r, 1, "truncated");
+	tu_expect(&r, 1, "truncated");
 	free(pkg);
 	r = RUN("image-package", "verify", "missing.pkg", "--root-cert", "root.pem");
-	expect(&r, 1, "no such file");
+	tu_expect(&r, 1, "no such file");
 }
 
 static void test_app_flow_and_roles(void **state)
@@ -302,17 +293,17 @@ static void test_app_flow_and_roles(void **state)
 
 	r = RUN("image-package", "keygen", "--role", "tenant-root", "--out-key", "t.key",
 	        "--out-cert", "t.pem");
-	expect(&r, 0, NULL);
+	tu_expect(&r, 0, NULL);
 	r = RUN("image-package", "keygen", "--role", "developer", "--issuer-key", "t.key",
 	        "--issuer-cert", "t.pem", "--out-key", "dev.key", "--out-cert", "dev.pem");
-	expect(&r, 0, NULL);
+	tu_expect(&r, 0, NULL);
 	r = RUN("image-package", "keygen", "--role", "tenant-signer", "--issuer-key", "t.key",
 	        "--issuer-cert", "t.pem", "--out-key", "prod.key", "--out-cert", "prod.pem");
-	expect(&r, 0, NULL);
+	tu_expect(&r, 0, NULL);
 	/* the tenant root may not certify a platform signer */
 	r = RUN("image-package", "keygen", "--role", "platform-signer", "--issuer-key", "t.key",
 	        "--issuer-cert", "t.pem", "--out-key", "x.key", "--out-cert", "x.pem");
-	expect(&r, 1, "may not certify");
+	tu_expect(&r, 1, "may not certify");
 	assert_false(exists("x.key"));
 	assert_false(exists("x.pem"));
 
@@ -321,7 +312,7 @@ static void test_app_flow_and_roles(void **state)
 	r = RUN("image-package", "pack-application", "--payload", "app.elf", "--app-manifest",
 	        "app_manifest.json", "--version", "1.0.0", "--security-version", "1", "--key",
 	        "dev.key", "--cert", "dev.pem", "--chain", "t.pem", "--out", "dev.pkg");
-	expect(&r, 0, NULL);
+	tu_expect(&r, 0, NULL);
 	r = RUN("image-package", "show", "dev.pkg", "--json");
 	assert_int_equal(r.status, 0);
 	j = json_loads(r.out, 0, &jerr);
@@ -342,45 +333,45 @@ static void test_app_flow_and_roles(void **state)
 
 	/* developer images only where allowed */
 	r = RUN("image-package", "verify", "dev.pkg", "--root-cert", "t.pem");
-	expect(&r, 1, "permission denied");
+	tu_expect(&r, 1, "permission denied");
 	r = RUN("image-package", "verify", "dev.pkg", "--root-cert", "t.pem", "--allow-developer");
-	expect(&r, 0, NULL);
+	tu_expect(&r, 0, NULL);
 	/* another root does not vouch for it */
 	r = RUN("image-package", "keygen", "--role", "platform-root", "--out-key", "p.key",
 	        "--out-cert", "p.pem");
-	expect(&r, 0, NULL);
+	tu_expect(&r, 0, NULL);
 	r = RUN("image-package", "verify", "dev.pkg", "--root-cert", "p.pem", "--allow-developer");
-	expect(&r, 1, "authentication failed");
+	tu_expect(&r, 1, "authentication failed");
 
 	/* a real-time app with the production key */
 	r = RUN("image-package", "pack-application", "--realtime", "--payload", "app.elf",
 	        "--app-manifest", "app_manifest.json", "--name", "RT", "--version", "2",
 	        "--security-version", "0", "--key", "prod.key", "--cert", "prod.pem", "--out",
 	        "rt.pkg");
-	expect(&r, 0, NULL);
+	tu_expect(&r, 0, NULL);
 	r = RUN("image-package", "verify", "rt.pkg", "--root-cert", "t.pem");
-	expect(&r, 0, NULL);
+	tu_expect(&r, 0, NULL);
 	r = RUN("image-package", "verify", "rt.pkg", "--root-cert", "t.pem", "--target", "other");
-	expect(&r, 1, "target");
+	tu_expect(&r, 1, "target");
 
 	/* the tenant key may not sign an OS; nothing is written */
 	r = RUN("image-package", "pack-os", "--type", "os", "--name", "evil", "--version", "1",
 	        "--security-version", "0", "--payload", "app.elf", "--key", "prod.key", "--cert",
 	        "prod.pem", "--out", "evil.pkg");
-	expect(&r, 1, "may not sign");
+	tu_expect(&r, 1, "may not sign");
 	assert_false(exists("evil.pkg"));
 	/* a key that is not the certificate's */
 	r = RUN("image-package", "pack-application", "--payload", "app.elf", "--app-manifest",
 	        "app_manifest.json", "--version", "1", "--security-version", "0", "--key",
 	        "dev.key", "--cert", "prod.pem", "--out", "mismatch.pkg");
-	expect(&r, 1, "is not the key of the certificate");
+	tu_expect(&r, 1, "is not the key of the certificate");
 	assert_false(exists("mismatch.pkg"));
 	/* an app manifest that is not a JSON object */
 	write_file("bad.json", "[1, 2]", 6);
 	r = RUN("image-package", "pack-application", "--payload", "app.elf", "--app-manifest",
 	        "bad.json", "--name", "x", "--version", "1", "--security-version", "0", "--key",
 	        "prod.key", "--cert", "prod.pem", "--out", "bad.pkg");
-	expect(&r, 1, "not a JSON object");
+	tu_expect(&r, 1, "not a JSON object");
 	assert_false(exists("bad.pkg"));
 }
 

@@ -183,3 +183,11 @@ struct tu_result tu_run(const char *env, const char *dir, const char *const *arg
 	free(err_path);
 	return r;
 }
+
+void tu_expect(struct tu_result *r, int status, const char *what)
+{
+	if (r->status != status || (what && !strstr(r->err, what)))
+		fail_msg("exit %d (want %d)\nstdout: %s\nstderr: %s\nwant in stderr: %s", r->status,
+		         status, r->out, r->err, what ? what : "(nothing)");
+	tu_result_free(r);
+}

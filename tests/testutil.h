@@ -33,6 +33,9 @@ struct tu_result {
 /* Runs the binary named by $env (argv[0] "sphere") with the NULL-terminated
  * args in dir, capturing stdout and stderr. Aborts the test if it cannot run. */
 struct tu_result tu_run(const char *env, const char *dir, const char *const *args);
+/* Fails the test unless r exited with status and its stderr contains what
+ * (what NULL: anything); then frees r. */
+void tu_expect(struct tu_result *r, int status, const char *what);
 /* Frees what tu_run captured and zeroes r. */
 void tu_result_free(struct tu_result *r);
 
