@@ -86,6 +86,21 @@ static bool chip_touches_lost(const struct chip_flash *f, uint64_t off, uint64_t
 	return false;
 }
 
+/* Checks a read or program of len bytes at off, under the lock: the flash is
+ * powered (else SPH_ERR_POWER_LOSS), the range in bounds (SPH_ERR_INVALID_ARG)
+ * and, unless len is 0, clear of lost blocks (SPH_ERR_IO: uncorrectable, the
+ * controller returns an error, never the bytes). Returns 0 or that status. */
+static int chip_range_check(const struct chip_flash *f, uint64_t off, uint64_t len)
+{
+	if (f->power_lost)
+		return SPH_ERR_POWER_LOSS;
+	if (!chip_in_bounds(f, off, len))
+		return SPH_ERR_INVALID_ARG;
+	if (len != 0 && chip_touches_lost(f, off, len))
+		return SPH_ERR_IO;
+	return 0;
+}
+
 static int chip_fsync_fd(int fd)
 {
 	while (fdatasync(fd) != 0) {
@@ -453,18 +468,8 @@ int chip_flash_read(struct chip_flash *f, uint64_t off, void *buf, size_t len)
 	if (!f || (!buf && len))
 		return rc;
 	pthread_mutex_lock(&f->mu);
-	rc = SPH_ERR_POWER_LOSS;
-	if (f->power_lost)
-		goto out;
-	rc = SPH_ERR_INVALID_ARG;
-	if (!chip_in_bounds(f, off, len))
-		goto out;
-	rc = 0;
-	if (len == 0)
-		goto out;
-	/* Uncorrectable: the controller returns an error, never the bytes. */
-	rc = SPH_ERR_IO;
-	if (chip_touches_lost(f, off, len))
+	rc = chip_range_check(f, off, len);
+	if (rc != 0 || len == 0)
 		goto out;
 	rc = chip_pread_all(f->fd, buf, len, off);
 	if (rc != 0)
@@ -527,17 +532,8 @@ int chip_flash_program(struct chip_flash *f, uint64_t off, const void *data, siz
 	if (!f || (!data && len))
 		return rc;
 	pthread_mutex_lock(&f->mu);
-	rc = SPH_ERR_POWER_LOSS;
-	if (f->power_lost)
-		goto out;
-	rc = SPH_ERR_INVALID_ARG;
-	if (!chip_in_bounds(f, off, len))
-		goto out;
-	rc = 0;
-	if (len == 0)
-		goto out;
-	rc = SPH_ERR_IO;
-	if (chip_touches_lost(f, off, len))
+	rc = chip_range_check(f, off, len);
+	if (rc != 0 || len == 0)
 		goto out;
 	/* NOR can only clear bits: check the whole range before writing any of it. */
 	for (size_t done = 0; done < len;) {
