@@ -9,6 +9,7 @@ PACKAGES=(
 	clang libclang-rt-14-dev llvm         # libFuzzer, sanitizers
 	openssl libssl-dev                    # crypto, X.509, TLS; `openssl speed` for bench
 	libcbor-dev                           # CBOR (COSE, EAT)
+	libisal-dev                           # Reed-Solomon erasure code, CRC32C (secmon)
 	libcmocka-dev libjansson-dev          # unit tests (jansson reads test vectors)
 )
 

@@ -10,7 +10,7 @@
 static void test_strerror_every_code(void **state)
 {
 	(void)state;
-	for (int s = SPH_OK; s >= SPH_ERR_POWER_LOSS; s--) {
+	for (int s = SPH_OK; s >= SPH_ERR_NO_SPACE; s--) {
 		const char *m = sph_strerror(s);
 		assert_non_null(m);
 		assert_string_not_equal(m, "unknown status");

@@ -51,6 +51,10 @@ const char *sph_strerror(int status)
 		return "required claim missing or invalid";
 	case SPH_ERR_POWER_LOSS:
 		return "power lost (flash unpowered until the chip power-cycles)";
+	case SPH_ERR_CORRUPT:
+		return "stored data damaged beyond repair";
+	case SPH_ERR_NO_SPACE:
+		return "no space left (store or quota full)";
 	}
 	return "unknown status";
 }
