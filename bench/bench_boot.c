@@ -1,16 +1,19 @@
 /*
- * bench_boot: the verified boot chain's cost, as ratios to the cryptography
- * it cannot avoid, measured in the same run.
+ * bench_boot: the verified boot chain's cost, as multiples of the
+ * cryptography it cannot avoid, measured in the same run.
  *
- *  - image verify: img_verify() of an OS package in memory per second, against
- *    the floor of SHA-256 over the package plus two ECDSA P-256 verifies (the
- *    package signature and the signer certificate's signature by the root);
- *  - full boot: boot_run() (chip reset, RoT reset, three stages read through
- *    the firewall, verified, counter-checked and measured, trial state read)
- *    per second, against three times that floor.
- *
- * A ratio of 1.0 would be pure cryptography; what is left is parsing, the
- * certificate path, flash reads and the RoT.
+ * The floor of one stage is SHA-256 over its package plus one ECDSA P-256
+ * verify (issue 3's target: a stage within 1.2x of it). Reported:
+ *  - img_verify, cold: a package whose signer this boot has not seen. Beyond
+ *    the floor it must decode two X.509 certificates (d2i_X509, also measured
+ *    here: OpenSSL 3.0 builds a provider decoder per public key, which costs
+ *    about two verifies) and verify two more signatures (the signer
+ *    certificate, and the root's self-signature); its own floor is printed too;
+ *  - img_verify, warm: the same signer already validated this boot (the boot's
+ *    verified-signer cache, struct img_cache): the stage-2 and stage-3 case;
+ *  - full boot: boot_run() (chip reset, RoT restart, three stages read through
+ *    the firewall, verified, counter-checked and measured, trial state read),
+ *    against three stage floors.
  */
 #include <getopt.h>
 #include <stdio.h>
@@ -60,6 +63,9 @@ struct ctx {
 	size_t len[BOOT_COMPONENTS];
 	uint8_t digest[32], sig[72];
 	size_t sig_len;
+	uint8_t *signer_der;
+	int signer_der_len;
+	struct img_cache cache;
 	struct boot_device *dev;
 };
 
@@ -86,6 +92,23 @@ static int op_img_verify(void *p)
 	struct ctx *c = p;
 	struct img_trust t = {.root_hash = c->root_hash, .time_policy = IMG_TIME_NONE};
 	return img_verify(c->pkg[BOOT_OS], c->len[BOOT_OS], &t, NULL, NULL, 0);
+}
+
+static int op_img_verify_warm(void *p)
+{
+	struct ctx *c = p;
+	struct img_trust t = {
+	        .root_hash = c->root_hash, .time_policy = IMG_TIME_NONE, .cache = &c->cache};
+	return img_verify(c->pkg[BOOT_OS], c->len[BOOT_OS], &t, NULL, NULL, 0);
+}
+
+static int op_d2i(void *p)
+{
+	struct ctx *c = p;
+	const unsigned char *d = c->signer_der;
+	X509 *x = d2i_X509(NULL, &d, c->signer_der_len);
+	X509_free(x);
+	return x ? 0 : -1;
 }
 
 static int op_boot(void *p)
@@ -136,6 +159,9 @@ static int setup(struct ctx *c, size_t plen, const char *dir)
 	if (!s || EVP_PKEY_sign_init(s) != 1 ||
 	    EVP_PKEY_sign(s, c->sig, &c->sig_len, c->digest, sizeof(c->digest)) != 1)
 		goto out;
+	c->signer_der_len = i2d_X509(c->signer_cert, &c->signer_der);
+	if (c->signer_der_len <= 0)
+		goto out;
 	if (boot_provision(dir, NULL, ROT_LC_PRODUCTION, NULL, c->root_hash) != 0 ||
 	    boot_open(dir, NULL, &c->dev) != 0)
 		goto out;
@@ -155,6 +181,8 @@ out:
 static void teardown(struct ctx *c)
 {
 	boot_close(c->dev);
+	img_cache_clear(&c->cache);
+	OPENSSL_free(c->signer_der);
 	for (unsigned k = 0; k < BOOT_COMPONENTS; k++)
 		free(c->pkg[k]);
 	EVP_PKEY_free(c->root_key);
@@ -166,8 +194,8 @@ static void teardown(struct ctx *c)
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: bench_boot [--seconds N] [--payload-kib K]\n"
-	           "  Measures img_verify and the full 3-stage verified boot, as ratios to\n"
-	           "  SHA-256 + ECDSA P-256 verify measured now in this process.\n"
+	           "  Measures img_verify (cold and warm) and the full 3-stage verified boot, as\n"
+	           "  multiples of SHA-256 + ECDSA P-256 verify measured now in this process.\n"
 	           "  --seconds N      time per measurement (default 2)\n"
 	           "  --payload-kib K  payload per component, 1..240 KiB (default 64)\n");
 }
@@ -180,7 +208,7 @@ int main(int argc, char **argv)
 	                                     {NULL, 0, NULL, 0}};
 	char dir[] = "/tmp/sphere-bench-boot-XXXXXX", devdir[sizeof(dir) + 8];
 	struct ctx c;
-	double sha, ecv, imgv, boot, floor_s;
+	double sha, ecv, d2i, imgv, warm, boot, floor_s, cold_s;
 	unsigned long kib = 64;
 	int opt, rc = 1;
 
@@ -222,20 +250,30 @@ int main(int argc, char **argv)
 	}
 	sha = rate(op_sha, &c);
 	ecv = rate(op_ecdsa_verify, &c);
+	d2i = rate(op_d2i, &c);
 	imgv = rate(op_img_verify, &c);
+	warm = op_img_verify_warm(&c) == 0 ? rate(op_img_verify_warm, &c) : -1;
 	boot = rate(op_boot, &c);
-	if (sha <= 0 || ecv <= 0 || imgv <= 0 || boot <= 0) {
+	if (sha <= 0 || ecv <= 0 || d2i <= 0 || imgv <= 0 || warm <= 0 || boot <= 0) {
 		fprintf(stderr, "bench_boot: an operation failed\n");
 		goto out;
 	}
-	floor_s = 1.0 / sha + 2.0 / ecv;
+	floor_s = 1.0 / sha + 1.0 / ecv;
+	cold_s = 1.0 / sha + 3.0 / ecv + 2.0 / d2i;
 	printf("package    %zu bytes (payload %lu KiB) per component\n", c.len[BOOT_OS], kib);
-	printf("reference  SHA-256 of a package %.0f/s, ECDSA P-256 verify %.0f/s\n", sha, ecv);
-	printf("img_verify %.0f/s = %.3f ms (ratio to SHA-256 + 2 verifies: %.2f)\n", imgv,
-	       1e3 / imgv, imgv * floor_s);
-	printf("full boot  %.0f/s = %.3f ms for 3 stages (ratio to 3 x (SHA-256 + 2 verifies): "
-	       "%.2f)\n",
-	       boot, 1e3 / boot, boot * 3.0 * floor_s);
+	printf("reference  SHA-256 of a package %.1f us, ECDSA P-256 verify %.1f us, "
+	       "d2i_X509 %.1f us\n",
+	       1e6 / sha, 1e6 / ecv, 1e6 / d2i);
+	printf("floor      one stage = SHA-256 + 1 verify = %.1f us (target: within 1.2x)\n",
+	       1e6 * floor_s);
+	printf("img_verify warm (signer validated this boot) %7.1f us = %.2fx floor\n", 1e6 / warm,
+	       1.0 / (warm * floor_s));
+	printf("img_verify cold (new signer)                 %7.1f us = %.2fx floor "
+	       "(%.2fx SHA-256 + 3 verifies + 2 d2i_X509)\n",
+	       1e6 / imgv, 1.0 / (imgv * floor_s), 1.0 / (imgv * cold_s));
+	printf("full boot  3 stages, chip reset and RoT restart %7.1f us = %.2fx 3 floors "
+	       "(%.2fx cold + 2 warm stage floors)\n",
+	       1e6 / boot, 1.0 / (boot * 3.0 * floor_s), 1.0 / (boot * (cold_s + 2.0 * floor_s)));
 	rc = 0;
 out:
 	teardown(&c);

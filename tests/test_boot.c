@@ -341,6 +341,13 @@ static void test_boot_verified(void **state)
 	assert_true(log_has(d, 0, "OS A booted 1.0.0"));
 	assert_int_equal(chip_ram_info(boot_chip(d), &ri), 0);
 	assert_int_equal(ri.log_count, 3);
+	/* A chip reset alone resets the RoT too: the measurements are gone. */
+	assert_int_equal(chip_reset(boot_chip(d), CHIP_RESET_WATCHDOG), 0);
+	assert_int_equal(rot_accumulator(boot_rot(d), acc), 0);
+	{
+		static const uint8_t zero[32];
+		assert_memory_equal(acc, zero, 32);
+	}
 	boot_close(d);
 }
 

@@ -1076,6 +1076,45 @@ static void test_chip_reset(void **state)
 	assert_int_equal(chip_reset(x->c, (enum chip_reset_reason)7), SPH_ERR_INVALID_ARG);
 }
 
+struct reset_line {
+	int calls;
+	int status;
+};
+
+static int on_reset(void *arg)
+{
+	struct reset_line *l = arg;
+	l->calls++;
+	return l->status;
+}
+
+/* What sits on the reset line (the RoT) is reset by every chip reset. */
+static void test_chip_reset_line(void **state)
+{
+	struct chipfx *x = *state;
+	struct reset_line l = {0, 0}, other = {0, 0};
+	struct chip_ram_info info;
+
+	assert_int_equal(chip_on_reset(NULL, on_reset, &l), SPH_ERR_INVALID_ARG);
+	assert_int_equal(chip_on_reset(x->c, on_reset, &l), 0);
+	assert_int_equal(chip_on_reset(x->c, on_reset, &other), SPH_ERR_STATE);
+	assert_int_equal(chip_reset(x->c, CHIP_RESET_SOFTWARE), 0);
+	assert_int_equal(chip_reset(x->c, CHIP_RESET_WATCHDOG), 0);
+	assert_int_equal(l.calls, 2);
+	assert_int_equal(other.calls, 0);
+	/* Its failure is the reset's; the chip part happened all the same. */
+	l.status = SPH_ERR_IO;
+	assert_int_equal(chip_reset(x->c, CHIP_RESET_POWER_LOSS), SPH_ERR_IO);
+	assert_int_equal(chip_ram_info(x->c, &info), 0);
+	assert_int_equal(info.reset_reason, CHIP_RESET_POWER_LOSS);
+	/* A bad reason resets nothing. */
+	assert_int_equal(chip_reset(x->c, (enum chip_reset_reason)7), SPH_ERR_INVALID_ARG);
+	assert_int_equal(l.calls, 3);
+	assert_int_equal(chip_on_reset(x->c, NULL, NULL), 0);
+	assert_int_equal(chip_reset(x->c, CHIP_RESET_SOFTWARE), 0);
+	assert_int_equal(l.calls, 3);
+}
+
 static void test_chip_open_with_faults(void **state)
 {
 	struct chipfx *x = *state;
@@ -1135,6 +1174,7 @@ int main(void)
 	        cmocka_unit_test_setup_teardown(test_chip_flash_goes_through_firewall, chip_setup,
 	                                        chip_teardown),
 	        cmocka_unit_test_setup_teardown(test_chip_reset, chip_setup, chip_teardown),
+	        cmocka_unit_test_setup_teardown(test_chip_reset_line, chip_setup, chip_teardown),
 	        cmocka_unit_test_setup_teardown(test_chip_open_with_faults, chip_setup,
 	                                        chip_teardown),
 	};

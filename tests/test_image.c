@@ -1344,6 +1344,102 @@ static void test_write_file(void **state)
 	free(dir);
 }
 
+/* The boot's verified-signer cache (struct img_cache) skips only the
+ * certificate path: every other check still runs on a hit, and the key covers
+ * the root, the time policy and the exact x5chain bytes. */
+static void test_verified_signer_cache(void **state)
+{
+	(void)state;
+	struct img_cache cache;
+	struct img_trust t = trust_hash(fx.proot_hash);
+	uint8_t other[IMG_DIGEST_LEN];
+	const uint8_t payload2[16] = "other firmware!";
+	size_t len, len2, len3, len4, flips_ok = 0;
+	uint8_t *pkg = pack(IMG_TYPE_OS, &fx.psigner, fx.proot.cert, NULL, payload16, 16, &len);
+	uint8_t *pkg2 = pack(IMG_TYPE_OS, &fx.psigner, fx.proot.cert, NULL, payload2, 16, &len2);
+	uint8_t *app = pack(IMG_TYPE_APP, &fx.psigner, fx.proot.cert, NULL, payload16, 16, &len3);
+	uint8_t *exp = pack(IMG_TYPE_OS, &fx.expired, fx.proot.cert, NULL, payload16, 16, &len4);
+
+	memset(&cache, 0, sizeof(cache));
+	t.time_policy = IMG_TIME_NONE;
+	t.cache = &cache;
+	assert_int_equal(verify(pkg, len, &t), 0);
+	assert_int_equal(cache.misses, 1);
+	assert_int_equal(cache.n, 1);
+	assert_int_equal(verify(pkg, len, &t), 0);
+	assert_int_equal(verify(pkg2, len2, &t), 0);
+	assert_int_equal(cache.hits, 2);
+
+	/* Warm: every single-bit flip is still refused; signature and payload
+	 * flips by the signature checks, which a hit does not skip. */
+	{
+		size_t cose_len = (size_t)pkg[8] | (size_t)pkg[9] << 8;
+		size_t sig_off = IMG_HEADER_LEN + cose_len - 64;
+		for (size_t bit = 0; bit < len * 8; bit++) {
+			int rc;
+			pkg[bit / 8] ^= (uint8_t)(1u << (bit % 8));
+			rc = img_verify(pkg, len, &t, NULL, NULL, 0);
+			if (rc == 0)
+				flips_ok++;
+			if (bit / 8 >= sig_off)
+				assert_int_equal(rc, SPH_ERR_BAD_SIGNATURE);
+			pkg[bit / 8] ^= (uint8_t)(1u << (bit % 8));
+		}
+		assert_int_equal(flips_ok, 0);
+		assert_true(cache.n <= IMG_CACHE_SLOTS);
+	}
+	/* The role is still checked: an OS key may not sign an app. */
+	assert_int_equal(verify(app, len3, &t), SPH_ERR_PERMISSION);
+	/* Another root: not a hit. */
+	assert_int_equal(img_root_hash(fx.oroot.cert, other), 0);
+	t.root_hash = other;
+	assert_int_equal(verify(pkg, len, &t), SPH_ERR_AUTH);
+	t.root_hash = fx.proot_hash;
+	/* A path cached without a time check is not a hit under one. */
+	assert_int_equal(verify(exp, len4, &t), 0);
+	t.time_policy = IMG_TIME_AT;
+	t.at = fx.now;
+	assert_int_equal(verify(exp, len4, &t), SPH_ERR_AUTH);
+	/* IMG_TIME_NOW never uses the cache. */
+	t.time_policy = IMG_TIME_NOW;
+	{
+		uint64_t h = cache.hits, m = cache.misses;
+		assert_int_equal(verify(pkg, len, &t), 0);
+		assert_int_equal(cache.hits, h);
+		assert_int_equal(cache.misses, m);
+	}
+	img_cache_clear(&cache);
+	assert_int_equal(cache.n, 0);
+	img_cache_clear(NULL);
+	free(pkg);
+	free(pkg2);
+	free(app);
+	free(exp);
+}
+
+/* The trusted root is matched by its key hash, but its self-signature is
+ * still checked: a root certificate whose fields were altered is refused. */
+static void test_root_self_signature(void **state)
+{
+	(void)state;
+	struct img_trust t = trust_hash(fx.proot_hash);
+	uint8_t d[IMG_MAX_CERT];
+	size_t n = der(fx.proot.cert, d, sizeof(d)), len;
+	const unsigned char *p = d;
+	X509 *bad;
+	uint8_t *pkg;
+
+	d[n - 1] ^= 0x01; /* the signature's last byte: still DER, no longer valid */
+	bad = d2i_X509(NULL, &p, (long)n);
+	assert_non_null(bad);
+	pkg = pack(IMG_TYPE_OS, &fx.psigner, bad, NULL, payload16, 16, &len);
+	assert_int_equal(verify(pkg, len, &t), SPH_ERR_AUTH);
+	t.time_policy = IMG_TIME_NONE;
+	assert_int_equal(verify(pkg, len, &t), SPH_ERR_AUTH);
+	free(pkg);
+	X509_free(bad);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1356,6 +1452,8 @@ int main(void)
 	        cmocka_unit_test(test_non_ca_intermediate),
 	        cmocka_unit_test(test_validity_time),
 	        cmocka_unit_test(test_root_hash),
+	        cmocka_unit_test(test_verified_signer_cache),
+	        cmocka_unit_test(test_root_self_signature),
 	        cmocka_unit_test(test_target_and_trust_args),
 	        cmocka_unit_test(test_manifest_codec),
 	        cmocka_unit_test(test_manifest_decoder_attacks),

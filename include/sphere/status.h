@@ -33,9 +33,9 @@ enum sph_status {
 	SPH_ERR_AUTH = -20,             /* authenticated decryption failed */
 	SPH_ERR_BUFFER_TOO_SMALL = -21, /* the output buffer cannot hold the result */
 	SPH_ERR_CLAIM = -22,            /* a required claim is missing or invalid */
-	SPH_ERR_POWER_LOSS = -23,       /* the flash lost power; it works again after a power cycle */
-	SPH_ERR_CORRUPT = -24,          /* stored data is damaged beyond what can be repaired */
-	SPH_ERR_NO_SPACE = -25,         /* the store, or a quota in it, is full */
+	SPH_ERR_POWER_LOSS = -23, /* the flash lost power; it works again after a power cycle */
+	SPH_ERR_CORRUPT = -24,    /* stored data is damaged beyond what can be repaired */
+	SPH_ERR_NO_SPACE = -25,   /* the store, or a quota in it, is full */
 };
 
 /* Returns a static, human-readable description of a status code (never NULL). */

@@ -131,7 +131,7 @@ struct boot_report {
 	uint8_t accumulator[ROT_DIGEST_LEN]; /* the RoT's after the boot */
 };
 
-/* Power-cycles and boots: chip_reset(reason) and rot_reset, then the chain
+/* Power-cycles and boots: chip_reset(reason) (which resets the RoT), then the chain
  * of §7.3. rep (may be NULL) receives the report. Returns 0 (booted),
  * SPH_ERR_STATE (RECOVERY: rep says which stage failed and why), or a status
  * of the chip / RoT / flash (e.g. SPH_ERR_POWER_LOSS) when the boot could not

@@ -19,7 +19,8 @@ int boot_slot_try(struct boot_device *d, uint32_t comp_as, unsigned comp, unsign
                   uint32_t len, const uint8_t root_hash[32], struct eat_component *m, char *why,
                   size_t why_cap)
 {
-	struct img_trust trust = {.root_hash = root_hash, .time_policy = IMG_TIME_NONE};
+	struct img_trust trust = {
+	        .root_hash = root_hash, .time_policy = IMG_TIME_NONE, .cache = &d->certs};
 	struct img_package pkg;
 	struct eat_component c;
 	uint8_t *buf = NULL;
@@ -228,11 +229,11 @@ int boot_run(struct boot_device *d, enum chip_reset_reason reason, struct boot_r
 	if (!d)
 		goto out;
 	memset(&d->last, 0, sizeof(d->last));
-	rc = chip_reset(d->chip, reason);
-	if (rc != 0)
-		goto out;
-	reset_done = true; /* from here on, every exit locks the firewall */
-	rc = rot_reset(d->rot);
+	img_cache_clear(&d->certs);       /* RAM does not survive the reset */
+	rc = chip_reset(d->chip, reason); /* and the RoT, on its reset line */
+	/* From here on, every exit locks the firewall: the chip part of a reset
+	 * happened even when the RoT's failed. */
+	reset_done = rc != SPH_ERR_INVALID_ARG;
 	if (rc == 0)
 		rc = boot_fw_setup(d);
 	if (rc != 0)

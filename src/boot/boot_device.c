@@ -81,6 +81,12 @@ int boot_fw_setup(struct boot_device *d)
 	return rc;
 }
 
+/* The RoT on the chip's reset line. */
+static int boot_rot_reset(void *rot)
+{
+	return rot_reset(rot);
+}
+
 int boot_open(const char *dir, const struct chip_faults *faults, struct boot_device **out)
 {
 	struct chip_config cfg = {.faults = faults};
@@ -103,6 +109,8 @@ int boot_open(const char *dir, const struct chip_faults *faults, struct boot_dev
 		rc = boot_layout_check(&d->geo);
 	if (rc == 0)
 		rc = rot_open_inproc(chip_otp_path(d->chip), &d->rot);
+	if (rc == 0)
+		rc = chip_on_reset(d->chip, boot_rot_reset, d->rot);
 	if (rc == 0) {
 		/* Latch the root key hash the RoT read at power-up (none is fine). */
 		d->root_rc = rot_root_hash(d->rot, d->root_hash);
@@ -124,6 +132,7 @@ void boot_close(struct boot_device *d)
 {
 	if (!d)
 		return;
+	img_cache_clear(&d->certs);
 	rot_close(d->rot);
 	chip_close(d->chip);
 	free(d);

@@ -9,6 +9,9 @@ struct boot_device {
 	struct rot *rot;
 	struct chip_flash_geometry geo;
 	struct boot_report last; /* the last boot_run's report */
+	/* RAM of this boot: signer paths already validated by an earlier stage
+	 * (struct img_cache); cleared at every chip reset. */
+	struct img_cache certs;
 	/* The root key hash the RoT latched when the device opened, and how that
 	 * read ended (0 or SPH_ERR_NOT_FOUND): a RoT restarted by boot_run
 	 * re-reads the OTP file and must find the same (boot_root_hash). */

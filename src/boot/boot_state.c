@@ -26,19 +26,6 @@
 _Static_assert(BOOT_OFF_CHECK + 32 == BOOT_RECORD_LEN, "record is 64 bytes");
 _Static_assert(sizeof(BOOT_RECORD_MAGIC) - 1 == 8, "magic is 8 bytes");
 
-static void boot_put_le32(uint8_t *p, uint32_t v)
-{
-	p[0] = (uint8_t)v;
-	p[1] = (uint8_t)(v >> 8);
-	p[2] = (uint8_t)(v >> 16);
-	p[3] = (uint8_t)(v >> 24);
-}
-
-static uint32_t boot_get_le32(const uint8_t *p)
-{
-	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
 static int boot_check_digest(const uint8_t *rec, uint8_t out[32])
 {
 	return EVP_Digest(rec, BOOT_CHECKED_LEN, out, NULL, EVP_sha256(), NULL) == 1
@@ -79,14 +66,14 @@ int boot_state_encode(const struct boot_state *s, uint8_t rec[BOOT_RECORD_LEN])
 		goto out;
 	memset(rec, 0, BOOT_RECORD_LEN);
 	memcpy(rec + BOOT_OFF_MAGIC, BOOT_RECORD_MAGIC, 8);
-	boot_put_le32(rec + BOOT_OFF_SEQ, s->seq);
+	sph_put_le32(rec + BOOT_OFF_SEQ, s->seq);
 	rec[BOOT_OFF_COMP] = s->component;
 	rec[BOOT_OFF_CONFIRMED] = s->confirmed;
 	rec[BOOT_OFF_TRIAL] = s->trial;
 	rec[BOOT_OFF_TRIALS] = s->trials_left;
-	boot_put_le32(rec + BOOT_OFF_SVN, s->confirmed_svn);
-	boot_put_le32(rec + BOOT_OFF_LEN_A, s->len[0]);
-	boot_put_le32(rec + BOOT_OFF_LEN_B, s->len[1]);
+	sph_put_le32(rec + BOOT_OFF_SVN, s->confirmed_svn);
+	sph_put_le32(rec + BOOT_OFF_LEN_A, s->len[0]);
+	sph_put_le32(rec + BOOT_OFF_LEN_B, s->len[1]);
 	rc = boot_check_digest(rec, rec + BOOT_OFF_CHECK);
 out:
 	return rc;
@@ -114,17 +101,17 @@ int boot_state_decode(const uint8_t *rec, size_t len, unsigned want, struct boot
 	rc = SPH_ERR_MALFORMED;
 	if (CRYPTO_memcmp(check, rec + BOOT_OFF_CHECK, sizeof(check)) != 0)
 		goto out;
-	if (boot_get_le32(rec + BOOT_OFF_RESERVED) != 0)
+	if (sph_get_le32(rec + BOOT_OFF_RESERVED) != 0)
 		goto out;
 	memset(&tmp, 0, sizeof(tmp));
-	tmp.seq = boot_get_le32(rec + BOOT_OFF_SEQ);
+	tmp.seq = sph_get_le32(rec + BOOT_OFF_SEQ);
 	tmp.component = rec[BOOT_OFF_COMP];
 	tmp.confirmed = rec[BOOT_OFF_CONFIRMED];
 	tmp.trial = rec[BOOT_OFF_TRIAL];
 	tmp.trials_left = rec[BOOT_OFF_TRIALS];
-	tmp.confirmed_svn = boot_get_le32(rec + BOOT_OFF_SVN);
-	tmp.len[0] = boot_get_le32(rec + BOOT_OFF_LEN_A);
-	tmp.len[1] = boot_get_le32(rec + BOOT_OFF_LEN_B);
+	tmp.confirmed_svn = sph_get_le32(rec + BOOT_OFF_SVN);
+	tmp.len[0] = sph_get_le32(rec + BOOT_OFF_LEN_A);
+	tmp.len[1] = sph_get_le32(rec + BOOT_OFF_LEN_B);
 	if (!boot_state_valid(&tmp))
 		goto out;
 	rc = SPH_ERR_CLAIM;

@@ -26,6 +26,8 @@ struct chip {
 	struct chip_fw *fw;
 	struct chip_ram ram;
 	uint64_t resets;
+	int (*reset_hook)(void *arg); /* the RoT's reset line (chip_on_reset) */
+	void *reset_arg;
 };
 
 static char *chip_join(const char *dir, const char *name)
@@ -150,6 +152,17 @@ void chip_close(struct chip *c)
 	free(c);
 }
 
+int chip_on_reset(struct chip *c, int (*fn)(void *arg), void *arg)
+{
+	if (!c)
+		return SPH_ERR_INVALID_ARG;
+	if (fn && c->reset_hook)
+		return SPH_ERR_STATE;
+	c->reset_hook = fn;
+	c->reset_arg = fn ? arg : NULL;
+	return 0;
+}
+
 int chip_reset(struct chip *c, enum chip_reset_reason reason)
 {
 	if (!c || (unsigned)reason > CHIP_RESET_POWER_LOSS)
@@ -162,7 +175,7 @@ int chip_reset(struct chip *c, enum chip_reset_reason reason)
 	chip_fw_reset(c->fw);
 	chip_flash_power_cycle(c->flash);
 	sph_log(SPH_LOG_DEBUG, "chip", "reset", "reason=%d", (int)reason);
-	return 0;
+	return c->reset_hook ? c->reset_hook(c->reset_arg) : 0;
 }
 
 const char *chip_dir(const struct chip *c)

@@ -13,10 +13,10 @@
  *    refused and counted; once locked the table is sticky until chip reset;
  *  - a small RAM-state area (chip.c): reset reason and boot log, cleared by a
  *    chip reset.
- * OTP is not here yet: it is the file `<dir>/otp`, owned by src/rot
- * (rot_otp_fuse, rot_open_*); chip_otp_path() names it. Until OTP moves into
- * the chip, the caller resets the RoT (rot_reset) next to chip_reset(); once
- * it moves, chip_reset() will own that too.
+ * The OTP fuses are the file `<dir>/otp` of the same directory; the RoT owns
+ * their format and is the only reader and writer (src/rot: rot_otp_fuse,
+ * rot_open_*; chip_otp_path() names the file). The RoT sits on the chip's
+ * reset line: chip_on_reset() connects it, and chip_reset() resets it.
  *
  * Every function returns 0 or a negative SPH_ERR_* unless said otherwise.
  * Handles are safe to share between threads (each object has its own lock).
@@ -341,10 +341,16 @@ int chip_open(const char *dir, const struct chip_config *cfg, struct chip **out)
 void chip_close(struct chip *c);
 
 /* Chip reset: clears the RAM state (boot log) and records reason, clears the
- * firewall grants and lock, and power-cycles the flash (a pending power-loss
- * state ends). Flash contents and OTP persist. The RoT is reset by the caller
- * (rot_reset) for now. Returns 0 or SPH_ERR_INVALID_ARG. */
+ * firewall grants and lock, power-cycles the flash (a pending power-loss
+ * state ends), then resets what is on the reset line (the RoT: its
+ * accumulator and RAM). Flash contents and OTP persist. Returns 0,
+ * SPH_ERR_INVALID_ARG, or the reset line's failure (the chip part is done). */
 int chip_reset(struct chip *c, enum chip_reset_reason reason);
+
+/* Connects fn(arg) to the reset line: chip_reset calls it last, and returns
+ * its status. One connection; fn NULL disconnects. A second connection:
+ * SPH_ERR_STATE. Not thread-safe against a concurrent chip_reset. */
+int chip_on_reset(struct chip *c, int (*fn)(void *arg), void *arg);
 
 /* The device directory and its OTP file path ("<dir>/otp"), owned by c. */
 const char *chip_dir(const struct chip *c);

@@ -167,4 +167,29 @@ int sph_cbr_text(struct sph_cbr *r, char *dst, size_t max);
 /* Reads an unsigned integer no larger than max. Returns 0 or a status as above. */
 int sph_cbr_uint_max(struct sph_cbr *r, uint64_t max, uint64_t *v);
 
+/* ---- little-endian wire integers ------------------------------------------ */
+static inline void sph_put_le32(uint8_t *p, uint32_t v)
+{
+	p[0] = (uint8_t)v;
+	p[1] = (uint8_t)(v >> 8);
+	p[2] = (uint8_t)(v >> 16);
+	p[3] = (uint8_t)(v >> 24);
+}
+
+static inline uint32_t sph_get_le32(const uint8_t *p)
+{
+	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+static inline void sph_put_le64(uint8_t *p, uint64_t v)
+{
+	sph_put_le32(p, (uint32_t)v);
+	sph_put_le32(p + 4, (uint32_t)(v >> 32));
+}
+
+static inline uint64_t sph_get_le64(const uint8_t *p)
+{
+	return (uint64_t)sph_get_le32(p) | (uint64_t)sph_get_le32(p + 4) << 32;
+}
+
 #endif

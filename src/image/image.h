@@ -194,14 +194,37 @@ enum img_time_policy {
 	IMG_TIME_NONE,    /* no validity check: a device without a trustworthy clock */
 };
 
+/* A boot's verified-signer cache: certificate paths img_verify validated,
+ * keyed by SHA-256 over the trusted root hash, the time policy and the exact
+ * x5chain bytes. A later package with the same x5chain under the same trust
+ * skips decoding and validating the path again; its COSE signature, role,
+ * target and payload digest are still checked. It lives in RAM: boot clears it
+ * at every chip reset, as a reset clears RAM. Used only with root_hash trust
+ * and IMG_TIME_NONE or IMG_TIME_AT. Not thread-safe: one per boot. */
+#define IMG_CACHE_SLOTS 4
+struct img_cache_entry {
+	uint8_t key[IMG_DIGEST_LEN];
+	X509 *leaf; /* the validated leaf, one reference held */
+	enum img_role role;
+	size_t path_len;
+};
+struct img_cache {
+	struct img_cache_entry e[IMG_CACHE_SLOTS];
+	unsigned n, next; /* entries in use; the slot to replace next */
+	uint64_t hits, misses;
+};
+/* Frees every entry and zeroes the cache (a zeroed cache is empty). Accepts NULL. */
+void img_cache_clear(struct img_cache *c);
+
 /* What a verifier trusts. Exactly one of root_cert and root_hash is set. */
 struct img_trust {
 	X509 *root_cert;          /* a trusted root certificate (self-signed CA) */
 	const uint8_t *root_hash; /* or IMG_DIGEST_LEN bytes: img_root_hash() of the root */
 	bool allow_developer;     /* accept developer-signed apps (appDevelopment capability) */
 	enum img_time_policy time_policy;
-	time_t at;          /* for IMG_TIME_AT */
-	const char *target; /* this device's target; NULL = IMG_TARGET_DEFAULT */
+	time_t at;               /* for IMG_TIME_AT */
+	const char *target;      /* this device's target; NULL = IMG_TARGET_DEFAULT */
+	struct img_cache *cache; /* NULL: none (see struct img_cache) */
 };
 
 /* Verifies a package fully (docs/formats.md §5.5): structure, the ES256

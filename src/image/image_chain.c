@@ -43,6 +43,8 @@ int img_chain_load(struct img_chain *c, const struct cose_x5 *x5, size_t n)
 		if (!c->certs[i])
 			return SPH_ERR_MALFORMED;
 		c->n++;
+		if (p != x5[i].der + x5[i].len)
+			return SPH_ERR_MALFORMED; /* exactly one certificate per entry */
 		if (i > 0 && !sk_X509_push(c->untrusted, c->certs[i]))
 			return SPH_ERR_NOMEM;
 	}
@@ -66,7 +68,9 @@ int img_chain_anchor(struct img_chain *c, const struct img_trust *t, char *why, 
 		img_why(why, cap, "x5chain must end with the root when trusting a root hash");
 		return SPH_ERR_AUTH;
 	}
-	if (X509_self_signed(top, 1) != 1) {
+	/* Names only here: X509_V_FLAG_CHECK_SS_SIGNATURE verifies the anchor's
+	 * self-signature once, in img_chain_verify. */
+	if (X509_self_signed(top, 0) != 1) {
 		img_why(why, cap, "the x5chain's last certificate is not a self-signed root");
 		return SPH_ERR_AUTH;
 	}

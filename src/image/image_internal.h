@@ -13,10 +13,12 @@
 int img_sha256(const uint8_t *data, size_t len, uint8_t out[IMG_DIGEST_LEN]);
 
 /* Steps 1..5 of docs/formats.md §5.5 (everything but the payload digest and
- * the cryptography). Returns 0 and fills *out, or a negative status with a
- * reason in why (may be NULL); *out is zeroed on failure. */
-int img_parse_structure(const uint8_t *pkg, size_t len, struct img_package *out, char *why,
-                        size_t why_cap);
+ * the cryptography). check_certs false skips decoding the x5chain entries
+ * (step 3): for a caller that decodes them next (img_chain_load) or that holds
+ * them already verified (img_cache). Returns 0 and fills *out, or a negative
+ * status with a reason in why (may be NULL); *out is zeroed on failure. */
+int img_parse_structure(const uint8_t *pkg, size_t len, bool check_certs, struct img_package *out,
+                        char *why, size_t why_cap);
 
 /* Writes a one-line reason into why (may be NULL). */
 void img_why(char *why, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -47,8 +49,9 @@ struct img_chain {
 };
 /* Frees everything the chain holds and zeroes it. Start from a zeroed chain. */
 void img_chain_free(struct img_chain *c);
-/* Decodes n (1..IMG_MAX_CHAIN) DER certificates. Returns 0, SPH_ERR_MALFORMED
- * or SPH_ERR_NOMEM; on failure the caller still calls img_chain_free. */
+/* Decodes n (1..IMG_MAX_CHAIN) entries, each exactly one DER certificate.
+ * Returns 0, SPH_ERR_MALFORMED or SPH_ERR_NOMEM; on failure the caller still
+ * calls img_chain_free. */
 int img_chain_load(struct img_chain *c, const struct cose_x5 *x5, size_t n);
 /* Picks the trust anchor (t->root_cert, or the self-signed top certificate
  * whose SPKI hash is t->root_hash). Returns 0 or SPH_ERR_AUTH with why. */
