@@ -11,6 +11,7 @@
 #include <openssl/x509.h>
 
 #include "boot/boot.h"
+#include "boot/boot_internal.h"
 #include "common/common.h"
 #include "image/image.h"
 #include "testutil.h"
@@ -55,6 +56,26 @@ static uint8_t *payload_for(unsigned comp, unsigned ver, size_t plen)
 	for (size_t i = 0; i < plen; i++)
 		p[i] = (uint8_t)(i * 31u + comp * 7u + ver * 101u);
 	return p;
+}
+
+/* Rewrites slot (comp, slot) through the security monitor's store with one
+ * bit flipped at byte at: the store's checksums then cover the altered bytes,
+ * as if whoever wrote the image meant it. Only the signature can tell. */
+static void tamper_slot(struct boot_device *d, unsigned comp, unsigned slot, size_t at,
+                        unsigned bit)
+{
+	struct secmon *sm;
+	char name[16];
+	uint8_t *buf = NULL;
+	size_t len = 0;
+
+	assert_int_equal(boot_slot_name(comp, slot, name, sizeof(name)), 0);
+	assert_int_equal(boot_store(d, CHIP_COMP_SECMON, &sm), 0);
+	assert_int_equal(secmon_get(sm, name, &buf, &len, NULL, 0), 0);
+	assert_true(at < len);
+	buf[at] ^= (uint8_t)(1u << bit);
+	assert_int_equal(secmon_put(sm, name, buf, len), 0);
+	free(buf);
 }
 
 /* Packs component comp (its type is comp + 1) at version "<ver>.0.0". */
@@ -303,17 +324,29 @@ static void test_state_record(void **state)
 
 static void test_layout(void **state)
 {
-	struct chip_flash_geometry g = {.block_size = 4096, .block_count = 389};
+	struct chip_flash_geometry g = {.block_size = 4096, .block_count = BOOT_STATE_BLOCKS + 63};
+	struct secmon_region r;
+	char name[16];
 
 	(void)state;
 	assert_int_equal(boot_layout_check(&test_geo), 0);
 	assert_int_equal(boot_layout_check(&g), SPH_ERR_UNSUPPORTED);
-	g = (struct chip_flash_geometry){.block_size = 4096, .block_count = 1024};
+	assert_int_equal(boot_store_region(&g, &r), SPH_ERR_UNSUPPORTED);
+	g.block_count++;
 	assert_int_equal(boot_layout_check(&g), 0);
-	assert_int_equal(boot_slot_offset(&g, BOOT_OS, 1) + BOOT_SLOT_SIZE, 390u * 4096u);
+	g = (struct chip_flash_geometry){.block_size = 4096, .block_count = 1024};
+	assert_int_equal(boot_store_region(&g, &r), 0);
+	assert_int_equal(r.first_block, BOOT_STATE_BLOCKS);
+	assert_int_equal(r.block_count, 1024 - BOOT_STATE_BLOCKS);
 	assert_int_equal(boot_record_offset(&g, BOOT_OS, 1), 5u * 4096u);
 	g.block_size = 512u * 1024u;
 	assert_int_equal(boot_layout_check(&g), SPH_ERR_UNSUPPORTED);
+	assert_int_equal(boot_slot_name(BOOT_OS, 1, name, sizeof(name)), 0);
+	assert_string_equal(name, "boot/os/b");
+	assert_int_equal(boot_slot_name(BOOT_BL, 0, name, sizeof(name)), 0);
+	assert_string_equal(name, "boot/bl/a");
+	assert_int_equal(boot_slot_name(BOOT_OS, 2, name, sizeof(name)), SPH_ERR_INVALID_ARG);
+	assert_int_equal(boot_slot_name(BOOT_OS, 0, name, 5), SPH_ERR_BUFFER_TOO_SMALL);
 }
 
 /* ---- booting -------------------------------------------------------------------- */
@@ -362,23 +395,33 @@ static void test_firewall_after_boot(void **state)
 	(void)state;
 	assert_int_equal(boot_run(d, CHIP_RESET_SOFTWARE, &r), 0);
 	assert_int_equal(chip_flash_geometry(chip_flash(boot_chip(d)), &g), 0);
-	/* The OS can read its own slots but write nothing, anywhere. */
-	assert_int_equal(chip_read(boot_chip(d), CHIP_COMP_OS, boot_slot_offset(&g, BOOT_OS, 0),
-	                           buf, sizeof(buf)),
-	                 0);
-	assert_int_equal(chip_program(boot_chip(d), CHIP_COMP_OS, boot_slot_offset(&g, BOOT_OS, 1),
-	                              zero, sizeof(zero)),
-	                 SPH_ERR_PERMISSION);
-	assert_int_equal(chip_program(boot_chip(d), CHIP_COMP_OS,
-	                              boot_record_offset(&g, BOOT_OS, 0), zero, sizeof(zero)),
-	                 SPH_ERR_PERMISSION);
-	assert_int_equal(chip_erase(boot_chip(d), CHIP_COMP_OS, 0), SPH_ERR_PERMISSION);
-	assert_int_equal(chip_read(boot_chip(d), CHIP_COMP_OS, boot_slot_offset(&g, BOOT_BL, 0),
-	                           buf, sizeof(buf)),
-	                 SPH_ERR_PERMISSION);
-	assert_int_equal(chip_read(boot_chip(d), CHIP_COMP_APP0, boot_slot_offset(&g, BOOT_OS, 0),
-	                           buf, sizeof(buf)),
-	                 SPH_ERR_PERMISSION);
+	/* Only the security monitor touches the store: the OS and apps ask it.
+	 * The bootloader reads it and writes only the state records. */
+	{
+		uint64_t store = (uint64_t)BOOT_STATE_BLOCKS * g.block_size;
+		struct secmon *sm;
+		assert_int_equal(chip_read(boot_chip(d), CHIP_COMP_OS, store, buf, sizeof(buf)),
+		                 SPH_ERR_PERMISSION);
+		assert_int_equal(
+		        chip_program(boot_chip(d), CHIP_COMP_OS, store + 4096, zero, sizeof(zero)),
+		        SPH_ERR_PERMISSION);
+		assert_int_equal(chip_program(boot_chip(d), CHIP_COMP_OS,
+		                              boot_record_offset(&g, BOOT_OS, 0), zero,
+		                              sizeof(zero)),
+		                 SPH_ERR_PERMISSION);
+		assert_int_equal(chip_erase(boot_chip(d), CHIP_COMP_OS, 0), SPH_ERR_PERMISSION);
+		assert_int_equal(chip_erase(boot_chip(d), CHIP_COMP_OS, BOOT_STATE_BLOCKS),
+		                 SPH_ERR_PERMISSION);
+		assert_int_equal(chip_read(boot_chip(d), CHIP_COMP_APP0, store, buf, sizeof(buf)),
+		                 SPH_ERR_PERMISSION);
+		assert_int_equal(
+		        chip_read(boot_chip(d), CHIP_COMP_BOOTLOADER, store, buf, sizeof(buf)), 0);
+		assert_int_equal(chip_erase(boot_chip(d), CHIP_COMP_BOOTLOADER, BOOT_STATE_BLOCKS),
+		                 SPH_ERR_PERMISSION);
+		assert_int_equal(boot_store(d, CHIP_COMP_OS, &sm), SPH_ERR_INVALID_ARG);
+		assert_int_equal(secmon_mount(boot_chip(d), CHIP_COMP_OS, &d->region, &sm),
+		                 SPH_ERR_PERMISSION);
+	}
 	/* Grants after the lock are refused. */
 	res = chip_res_region(CHIP_RES_FLASH, 0, g.block_size);
 	assert_int_equal(chip_fw_grant(chip_fw(boot_chip(d)), CHIP_COMP_OS, &res, CHIP_FW_W),
@@ -428,10 +471,8 @@ static void test_recovery_corrupt_bootloader(void **state)
 
 	(void)state;
 	assert_int_equal(chip_flash_geometry(chip_flash(boot_chip(d)), &g), 0);
-	plan.nflips = 1;
-	plan.flips[0].offset = boot_slot_offset(&g, BOOT_BL, 0) + 60;
-	plan.flips[0].bit = 3;
-	assert_int_equal(chip_faults_set(chip_flash(boot_chip(d)), &plan), 0);
+	(void)plan;
+	tamper_slot(d, BOOT_BL, 0, 60, 3);
 	assert_int_equal(boot_run(d, CHIP_RESET_SOFTWARE, &r), SPH_ERR_STATE);
 	assert_int_equal(r.result, BOOT_RESULT_RECOVERY);
 	assert_false(r.stage[BOOT_BL].booted);
@@ -483,10 +524,8 @@ static void flip_and_boot(size_t at_from_pkg_start, int want)
 	assert_int_equal(boot_state_read(d, BOOT_OS, &s), 0);
 	assert_int_equal(s.trial, 1);
 	assert_int_equal(chip_flash_geometry(chip_flash(boot_chip(d)), &g), 0);
-	plan.nflips = 1;
-	plan.flips[0].offset = boot_slot_offset(&g, BOOT_OS, 1) + at_from_pkg_start;
-	plan.flips[0].bit = 5;
-	assert_int_equal(chip_faults_set(chip_flash(boot_chip(d)), &plan), 0);
+	(void)plan;
+	tamper_slot(d, BOOT_OS, 1, at_from_pkg_start, 5);
 	assert_int_equal(boot_run(d, CHIP_RESET_SOFTWARE, &r), 0);
 	assert_booted(&r, 1, 1, 1);
 	assert_int_equal(r.stage[BOOT_OS].slot, 0);
@@ -515,23 +554,20 @@ static void test_attack_bit_flips(void **state)
 	free(pkg);
 }
 
-/* Writes pkg (len bytes, recorded as rec_len) raw into slot B of comp and
- * makes it a trial, bypassing boot_install's checks: an attacker with flash. */
+/* Writes pkg (len bytes, recorded as rec_len) into slot B of comp through the
+ * store and makes it a trial, bypassing boot_install's checks: an attacker
+ * who can get any bytes into a slot. */
 static void stage_raw(struct boot_device *d, unsigned comp, const uint8_t *pkg, size_t len,
                       uint32_t rec_len, unsigned slot)
 {
-	struct chip_flash *f = chip_flash(boot_chip(d));
-	struct chip_flash_geometry g;
 	struct boot_state s;
-	uint64_t off;
+	struct secmon *sm;
+	char name[16];
 
-	assert_int_equal(chip_flash_geometry(f, &g), 0);
-	off = boot_slot_offset(&g, comp, slot);
 	if (pkg) {
-		for (uint32_t b = 0; b < (len + g.block_size - 1) / g.block_size; b++)
-			assert_int_equal(chip_flash_erase(f, (uint32_t)(off / g.block_size) + b),
-			                 0);
-		assert_int_equal(chip_flash_program(f, off, pkg, len), 0);
+		assert_int_equal(boot_slot_name(comp, slot, name, sizeof(name)), 0);
+		assert_int_equal(boot_store(d, CHIP_COMP_SECMON, &sm), 0);
+		assert_int_equal(secmon_put(sm, name, pkg, len), 0);
 	}
 	assert_int_equal(boot_state_read(d, comp, &s), 0);
 	s.trial = (uint8_t)slot;
@@ -932,10 +968,7 @@ static void test_no_confirm_after_recovery(void **state)
 	install(d, BOOT_BL, 2, 2, 64);
 	assert_int_equal(chip_flash_geometry(chip_flash(boot_chip(d)), &g), 0);
 	memset(&plan, 0, sizeof(plan));
-	plan.nflips = 1;
-	plan.flips[0].offset = boot_slot_offset(&g, BOOT_SECMON, 0) + 200;
-	plan.flips[0].bit = 3;
-	assert_int_equal(chip_faults_set(chip_flash(boot_chip(d)), &plan), 0);
+	tamper_slot(d, BOOT_SECMON, 0, 200, 3);
 	assert_int_not_equal(boot_run(d, CHIP_RESET_SOFTWARE, &r), 0);
 	assert_int_equal(r.result, BOOT_RESULT_RECOVERY);
 	assert_true(r.stage[BOOT_BL].booted);
@@ -1167,6 +1200,85 @@ static void test_firewall_locked_on_failure(void **state)
 	boot_close(d);
 }
 
+/* ---- the store under the slots ------------------------------------------------ */
+
+/* Data blocks of the store: after the state records and the superblock areas
+ * (§9.1). */
+static uint32_t first_data_block(struct boot_device *d)
+{
+	struct secmon_stats st;
+	assert_int_equal(boot_storage_stats(d, &st), 0);
+	return BOOT_STATE_BLOCKS + 2u * st.params.meta_blocks;
+}
+
+/* A bit flip in any one data block, one block at a time, is rebuilt: the
+ * health check repairs it, nothing is ever unrecoverable, and the device
+ * still boots every confirmed image. */
+static void test_store_heals_every_block(void **state)
+{
+	struct boot_device *d = good_device();
+	struct chip_flash *f = chip_flash(boot_chip(d));
+	struct chip_flash_geometry g;
+	struct secmon_scrub_report rep;
+	struct boot_report r;
+	uint64_t repaired = 0;
+
+	(void)state;
+	assert_int_equal(chip_flash_geometry(f, &g), 0);
+	assert_int_equal(boot_storage_check(d, &rep), 0);
+	assert_int_equal(rep.objects, 3);
+	assert_int_equal(rep.repaired, 0);
+	for (uint32_t b = first_data_block(d); b < g.block_count; b++) {
+		struct chip_faults plan = {0};
+		plan.nflips = 1;
+		plan.flips[0].offset = (uint64_t)b * g.block_size + 100 + b % 64;
+		plan.flips[0].bit = (uint8_t)(b % 8);
+		assert_int_equal(chip_faults_set(f, &plan), 0);
+		assert_int_equal(boot_storage_check(d, &rep), 0);
+		assert_int_equal(rep.unrecoverable, 0);
+		assert_true(rep.repaired <= 1);
+		repaired += rep.repaired;
+	}
+	assert_true(repaired >= 3); /* every object had shards to damage */
+	assert_int_equal(boot_storage_check(d, &rep), 0);
+	assert_int_equal(rep.repaired, 0);
+	assert_int_equal(boot_run(d, CHIP_RESET_SOFTWARE, &r), 0);
+	assert_booted(&r, 1, 1, 1);
+	boot_close(d);
+}
+
+/* Damage beyond what the code can rebuild: the bootloader's slot is refused
+ * as corrupt (naming the object), the device stays in RECOVERY, and no stage
+ * ever runs altered bytes. */
+static void test_store_beyond_repair_is_recovery(void **state)
+{
+	struct boot_device *d = good_device();
+	struct chip_flash *f = chip_flash(boot_chip(d));
+	struct chip_flash_geometry g;
+	struct secmon_scrub_report rep;
+	struct boot_report r;
+	uint32_t b;
+
+	(void)state;
+	assert_int_equal(chip_flash_geometry(f, &g), 0);
+	b = first_data_block(d);
+	while (b < g.block_count) {
+		struct chip_faults plan = {0};
+		while (b < g.block_count && plan.nlost < CHIP_FAULTS_MAX_LOST)
+			plan.lost[plan.nlost++] = b++;
+		assert_int_equal(chip_faults_set(f, &plan), 0);
+	}
+	assert_int_equal(boot_run(d, CHIP_RESET_SOFTWARE, &r), SPH_ERR_STATE);
+	assert_int_equal(r.result, BOOT_RESULT_RECOVERY);
+	assert_false(r.stage[BOOT_BL].booted);
+	assert_int_equal(r.stage[BOOT_BL].status, SPH_ERR_CORRUPT);
+	assert_non_null(strstr(r.stage[BOOT_BL].reason, "boot/bl/a"));
+	assert_int_equal(boot_storage_check(d, &rep), SPH_ERR_CORRUPT);
+	assert_int_equal(rep.unrecoverable > 0, 1);
+	assert_true(strncmp(rep.first_bad, "boot/", 5) == 0);
+	boot_close(d);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1197,6 +1309,9 @@ int main(void)
 	        cmocka_unit_test_setup_teardown(test_counter_lag_healed, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_state_equal_sequences, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_firewall_locked_on_failure, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_store_heals_every_block, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_store_beyond_repair_is_recovery, setup,
+	                                        teardown),
 	};
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

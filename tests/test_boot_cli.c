@@ -170,6 +170,28 @@ static void test_device_flow(void **state)
 	tu_result_free(&r);
 	r = DEVICE("status", "--dir", "dev");
 	expect_out(&r, 0, "OS     confirmed B");
+
+	/* The store's health check: after every boot, and on demand. Two lost
+	 * blocks where the first shards went (data blocks start after 6 record
+	 * blocks and 20 superblock blocks) are rebuilt elsewhere. */
+	r = DEVICE("boot", "--dir", "dev");
+	expect_out(&r, 0, "storage: 4 object(s)"); /* OS A and B both stored */
+	r = DEVICE("storage", "check", "--dir", "dev", "--faults", "lose=26,lose=27", "--json");
+	assert_int_equal(r.status, 0);
+	st = json_loads(r.out, 0, &jerr);
+	assert_non_null(st);
+	assert_int_equal(json_integer_value(json_object_get(st, "objects")), 4);
+	assert_true(json_integer_value(json_object_get(st, "repaired")) >= 1);
+	assert_int_equal(json_integer_value(json_object_get(st, "unrecoverable")), 0);
+	assert_int_equal(json_integer_value(json_object_get(json_object_get(st, "store"), "m")), 2);
+	json_decref(st);
+	tu_result_free(&r);
+	r = DEVICE("storage", "check", "--dir", "dev");
+	expect_out(&r, 0, "0 repaired, 0 unrecoverable");
+	r = DEVICE("storage", "--dir", "dev");
+	tu_expect(&r, 2, "storage: check");
+	r = DEVICE("boot", "--dir", "dev");
+	expect_out(&r, 0, "OS     slot B: verified 2.0.0");
 }
 
 /* The documented development-device flow (README "Development devices"). */

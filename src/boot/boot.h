@@ -32,19 +32,20 @@
 #include "eat/eat.h"
 #include "image/image.h"
 #include "rot/rot.h"
+#include "secmon/secmon.h"
 
-#define BOOT_COMPONENTS    3
-#define BOOT_SLOTS         2
-#define BOOT_SLOT_SIZE     (256u * 1024u) /* bytes per slot */
-#define BOOT_TRIALS        3              /* boots a new image gets before it reverts */
-#define BOOT_STATE_BLOCKS  (2u * BOOT_COMPONENTS)
-#define BOOT_RECORD_LEN    64
-#define BOOT_RECORD_MAGIC  "SPHBST01"
-#define BOOT_NO_SLOT       0xffu
-#define BOOT_SEQ_MAX       0xfffffffeu
-#define BOOT_REASON_MAX    96    /* a refusal reason, including the NUL */
-#define BOOT_PROGRAM_CHUNK 1024u /* bytes per flash program operation */
-#define BOOT_MAX_SVN       255u
+#define BOOT_COMPONENTS       3
+#define BOOT_SLOTS            2
+#define BOOT_SLOT_SIZE        (256u * 1024u) /* bytes of a package in a slot, at most */
+#define BOOT_STORE_MIN_BLOCKS 64u            /* blocks the store needs beyond the records */
+#define BOOT_TRIALS           3              /* boots a new image gets before it reverts */
+#define BOOT_STATE_BLOCKS     (2u * BOOT_COMPONENTS)
+#define BOOT_RECORD_LEN       64
+#define BOOT_RECORD_MAGIC     "SPHBST01"
+#define BOOT_NO_SLOT          0xffu
+#define BOOT_SEQ_MAX          0xfffffffeu
+#define BOOT_REASON_MAX       96 /* a refusal reason, including the NUL */
+#define BOOT_MAX_SVN          255u
 
 /* Components in boot order; the value is also the RoT counter index. */
 enum boot_comp {
@@ -74,12 +75,18 @@ int boot_state_encode(const struct boot_state *s, uint8_t rec[BOOT_RECORD_LEN]);
  * zeroed on failure. */
 int boot_state_decode(const uint8_t *rec, size_t len, unsigned want, struct boot_state *s);
 
-/* Layout (§7.1). boot_layout_check returns 0, or SPH_ERR_UNSUPPORTED when the
- * flash cannot hold the layout; the offsets return the first byte of a slot
- * and of a record block, for a geometry that passed the check. */
+/* Layout (§7.1): the state-record blocks, then the security monitor's store
+ * (src/secmon) over every other block; slot s of component c is the store
+ * object boot_slot_name(c, s). boot_layout_check returns 0, or
+ * SPH_ERR_UNSUPPORTED when the flash cannot hold the layout;
+ * boot_record_offset returns the first byte of a record block and
+ * boot_store_region the store's blocks, for a geometry that passed the check. */
 int boot_layout_check(const struct chip_flash_geometry *g);
-uint64_t boot_slot_offset(const struct chip_flash_geometry *g, unsigned comp, unsigned slot);
 uint64_t boot_record_offset(const struct chip_flash_geometry *g, unsigned comp, unsigned rec);
+int boot_store_region(const struct chip_flash_geometry *g, struct secmon_region *r);
+/* "boot/bl/a", "boot/secmon/b", "boot/os/a"... into buf (cap bytes; 16 is
+ * enough). Returns 0, SPH_ERR_INVALID_ARG or SPH_ERR_BUFFER_TOO_SMALL. */
+int boot_slot_name(unsigned comp, unsigned slot, char *buf, size_t cap);
 
 /* Returns "BL", "SECMON", "OS" (the EAT measurement type), or "?". Never NULL. */
 const char *boot_comp_name(unsigned comp);
@@ -150,6 +157,14 @@ int boot_last_report(struct boot_device *d, struct boot_report *rep);
  * (SPH_ERR_POWER_LOSS). */
 int boot_install(struct boot_device *d, unsigned comp, const uint8_t *pkg, size_t len, char *why,
                  size_t why_cap);
+
+/* The security monitor's health check of the store (§9): secmon_scrub on its
+ * read-write mount, which rebuilds and rewrites damaged shards. rep is filled
+ * whenever the scrub ran. Returns 0, SPH_ERR_CORRUPT (some object is beyond
+ * repair: rep names the first), or a mount / flash status. */
+int boot_storage_check(struct boot_device *d, struct secmon_scrub_report *rep);
+/* The store's statistics (objects, free blocks, wear). */
+int boot_storage_stats(struct boot_device *d, struct secmon_stats *st);
 
 /* Confirms every component whose trial slot has booted (§7.4), and raises
  * every RoT counter to its confirmed security version. Returns the number of

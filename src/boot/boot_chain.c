@@ -23,6 +23,9 @@ int boot_slot_try(struct boot_device *d, uint32_t comp_as, unsigned comp, unsign
 	        .root_hash = root_hash, .time_policy = IMG_TIME_NONE, .cache = &d->certs};
 	struct img_package pkg;
 	struct eat_component c;
+	struct secmon *sm = NULL;
+	char name[16], store_why[SECMON_REASON_MAX];
+	size_t got = 0;
 	uint8_t *buf = NULL;
 	uint32_t counter = 0;
 	int rc;
@@ -40,13 +43,25 @@ int boot_slot_try(struct boot_device *d, uint32_t comp_as, unsigned comp, unsign
 		boot_why(why, why_cap, "longer than a slot");
 		goto out;
 	}
-	rc = SPH_ERR_NOMEM;
-	buf = malloc(len);
-	if (!buf)
-		goto out;
-	rc = chip_read(d->chip, comp_as, boot_slot_offset(&d->geo, comp, slot), buf, len);
+	rc = boot_slot_name(comp, slot, name, sizeof(name));
+	if (rc == 0)
+		rc = boot_store(d, comp_as, &sm);
 	if (rc != 0) {
-		boot_why(why, why_cap, "flash read: %s", sph_strerror(rc));
+		boot_why(why, why_cap, "store: %s", sph_strerror(rc));
+		goto out;
+	}
+	/* The store verifies every shard and the object's SHA-256, and rebuilds
+	 * what it can: a damaged slot is SPH_ERR_CORRUPT, never altered bytes. */
+	rc = secmon_get(sm, name, &buf, &got, store_why, sizeof(store_why));
+	if (rc != 0) {
+		boot_why(why, why_cap, "slot %s: %s", name,
+		         rc == SPH_ERR_CORRUPT ? store_why : sph_strerror(rc));
+		goto out;
+	}
+	rc = SPH_ERR_MALFORMED;
+	if (got != len) {
+		boot_why(why, why_cap, "slot %s holds %zu bytes, its record says %u", name, got,
+		         (unsigned)len);
 		goto out;
 	}
 	rc = img_verify(buf, len, &trust, &pkg, why, why_cap);
@@ -229,7 +244,8 @@ int boot_run(struct boot_device *d, enum chip_reset_reason reason, struct boot_r
 	if (!d)
 		goto out;
 	memset(&d->last, 0, sizeof(d->last));
-	img_cache_clear(&d->certs);       /* RAM does not survive the reset */
+	img_cache_clear(&d->certs); /* RAM does not survive the reset */
+	boot_store_drop(d);
 	rc = chip_reset(d->chip, reason); /* and the RoT, on its reset line */
 	/* From here on, every exit locks the firewall: the chip part of a reset
 	 * happened even when the RoT's failed. */

@@ -24,6 +24,88 @@ void boot_why(char *why, size_t cap, const char *fmt, ...)
 	va_end(ap);
 }
 
+/* Formats the store over its region, as the security monitor (the factory
+ * grants it the region on the fresh chip's firewall for this). */
+static int boot_format_store(struct chip *c, const struct chip_flash_geometry *g)
+{
+	struct secmon_region r;
+	struct chip_res res;
+	int rc = boot_store_region(g, &r);
+
+	if (rc != 0)
+		return rc;
+	res = chip_res_region(CHIP_RES_FLASH, (uint64_t)r.first_block * g->block_size,
+	                      (uint64_t)g->block_count * g->block_size);
+	rc = chip_fw_grant(chip_fw(c), CHIP_COMP_SECMON, &res, CHIP_FW_R | CHIP_FW_W);
+	if (rc == 0)
+		rc = secmon_format(c, &r, NULL);
+	chip_fw_reset(chip_fw(c));
+	return rc == SPH_ERR_NO_SPACE ? SPH_ERR_UNSUPPORTED : rc;
+}
+
+int boot_store(struct boot_device *d, uint32_t comp_as, struct secmon **sm)
+{
+	struct secmon **slot;
+	int rc;
+
+	if (sm)
+		*sm = NULL;
+	if (!d || !sm)
+		return SPH_ERR_INVALID_ARG;
+	if (comp_as == CHIP_COMP_SECMON)
+		slot = &d->store_rw;
+	else if (comp_as == CHIP_COMP_BOOTLOADER)
+		slot = &d->store_bl;
+	else
+		return SPH_ERR_INVALID_ARG;
+	if (!*slot) {
+		rc = secmon_mount(d->chip, comp_as, &d->region, slot);
+		if (rc != 0)
+			return rc;
+	}
+	*sm = *slot;
+	return 0;
+}
+
+void boot_store_drop(struct boot_device *d)
+{
+	secmon_unmount(d->store_rw);
+	secmon_unmount(d->store_bl);
+	d->store_rw = NULL;
+	d->store_bl = NULL;
+}
+
+int boot_storage_check(struct boot_device *d, struct secmon_scrub_report *rep)
+{
+	struct secmon *sm;
+	int rc;
+
+	if (rep)
+		memset(rep, 0, sizeof(*rep));
+	if (!d || !rep)
+		return SPH_ERR_INVALID_ARG;
+	rc = boot_store(d, CHIP_COMP_SECMON, &sm);
+	if (rc != 0)
+		return rc;
+	rc = secmon_scrub(sm, rep);
+	if (rc != 0 && rc != SPH_ERR_CORRUPT)
+		boot_store_drop(d); /* a write failed half-way: remount from flash */
+	return rc;
+}
+
+int boot_storage_stats(struct boot_device *d, struct secmon_stats *st)
+{
+	struct secmon *sm;
+	int rc;
+
+	if (st)
+		memset(st, 0, sizeof(*st));
+	if (!d || !st)
+		return SPH_ERR_INVALID_ARG;
+	rc = boot_store(d, CHIP_COMP_SECMON, &sm);
+	return rc == 0 ? secmon_stats(sm, st) : rc;
+}
+
 int boot_provision(const char *dir, const struct chip_flash_geometry *g,
                    enum rot_lifecycle lifecycle, const uint8_t *secret, const uint8_t root_hash[32])
 {
@@ -47,6 +129,8 @@ int boot_provision(const char *dir, const struct chip_flash_geometry *g,
 	if (rc == 0)
 		rc = boot_layout_check(&geo);
 	if (rc == 0)
+		rc = boot_format_store(c, &geo);
+	if (rc == 0)
 		rc = rot_otp_fuse(chip_otp_path(c), secret, lifecycle);
 	if (rc == 0)
 		rc = rot_otp_fuse_root_hash(chip_otp_path(c), root_hash);
@@ -61,21 +145,22 @@ out:
 int boot_fw_setup(struct boot_device *d)
 {
 	struct chip_fw *fw = chip_fw(d->chip);
-	uint64_t state_end = boot_record_offset(&d->geo, BOOT_COMPONENTS, 0);
-	uint64_t end = boot_slot_offset(&d->geo, BOOT_COMPONENTS, 0);
-	struct chip_res all = chip_res_region(CHIP_RES_FLASH, 0, end);
-	struct chip_res state = chip_res_region(CHIP_RES_FLASH, 0, state_end);
-	struct chip_res os = chip_res_region(CHIP_RES_FLASH, boot_slot_offset(&d->geo, BOOT_OS, 0),
-	                                     boot_slot_offset(&d->geo, BOOT_OS + 1, 0));
+	uint64_t bs = d->geo.block_size;
+	struct chip_res state = chip_res_region(CHIP_RES_FLASH, 0, d->region.first_block * bs);
+	struct chip_res store = chip_res_region(CHIP_RES_FLASH, d->region.first_block * bs,
+	                                        (uint64_t)d->geo.block_count * bs);
 	int rc;
 
-	rc = chip_fw_grant(fw, CHIP_COMP_BOOTLOADER, &all, CHIP_FW_R);
+	/* BL reads the store and counts trials in the records; the security
+	 * monitor owns all of it. Nothing else touches flash: the OS and apps ask
+	 * the security monitor. */
+	rc = chip_fw_grant(fw, CHIP_COMP_BOOTLOADER, &state, CHIP_FW_R | CHIP_FW_W);
 	if (rc == 0)
-		rc = chip_fw_grant(fw, CHIP_COMP_BOOTLOADER, &state, CHIP_FW_W);
+		rc = chip_fw_grant(fw, CHIP_COMP_BOOTLOADER, &store, CHIP_FW_R);
 	if (rc == 0)
-		rc = chip_fw_grant(fw, CHIP_COMP_SECMON, &all, CHIP_FW_R | CHIP_FW_W);
+		rc = chip_fw_grant(fw, CHIP_COMP_SECMON, &state, CHIP_FW_R | CHIP_FW_W);
 	if (rc == 0)
-		rc = chip_fw_grant(fw, CHIP_COMP_OS, &os, CHIP_FW_R);
+		rc = chip_fw_grant(fw, CHIP_COMP_SECMON, &store, CHIP_FW_R | CHIP_FW_W);
 	if (rc != 0)
 		(void)chip_fw_lock(fw); /* a partial table is never left open to grants */
 	return rc;
@@ -106,7 +191,7 @@ int boot_open(const char *dir, const struct chip_faults *faults, struct boot_dev
 		goto out;
 	rc = chip_flash_geometry(chip_flash(d->chip), &d->geo);
 	if (rc == 0)
-		rc = boot_layout_check(&d->geo);
+		rc = boot_store_region(&d->geo, &d->region);
 	if (rc == 0)
 		rc = rot_open_inproc(chip_otp_path(d->chip), &d->rot);
 	if (rc == 0)
@@ -133,6 +218,7 @@ void boot_close(struct boot_device *d)
 	if (!d)
 		return;
 	img_cache_clear(&d->certs);
+	boot_store_drop(d);
 	rot_close(d->rot);
 	chip_close(d->chip);
 	free(d);

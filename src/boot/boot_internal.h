@@ -12,12 +12,26 @@ struct boot_device {
 	/* RAM of this boot: signer paths already validated by an earlier stage
 	 * (struct img_cache); cleared at every chip reset. */
 	struct img_cache certs;
+	/* The store (§7.1), mounted when first needed and dropped at every chip
+	 * reset (the mounts are RAM): the security monitor's read-write mount and
+	 * the bootloader's read-only one. */
+	struct secmon_region region;
+	struct secmon *store_rw;
+	struct secmon *store_bl;
 	/* The root key hash the RoT latched when the device opened, and how that
 	 * read ended (0 or SPH_ERR_NOT_FOUND): a RoT restarted by boot_run
 	 * re-reads the OTP file and must find the same (boot_root_hash). */
 	int root_rc;
 	uint8_t root_hash[32];
 };
+
+/* The store as compartment comp_as: CHIP_COMP_SECMON gets the read-write
+ * mount, CHIP_COMP_BOOTLOADER the read-only one (mounted on first use).
+ * Returns 0 and *sm (owned by d), SPH_ERR_INVALID_ARG for another
+ * compartment, or secmon_mount's status. */
+int boot_store(struct boot_device *d, uint32_t comp_as, struct secmon **sm);
+/* Unmounts both (a chip reset, or a write that failed half-way). */
+void boot_store_drop(struct boot_device *d);
 
 /* Sets up the boot firewall grants (§7.3 step 2); on failure the table is
  * locked with what was granted. Returns 0 or a chip status. */

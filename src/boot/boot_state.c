@@ -2,6 +2,7 @@
  * boot: the flash layout and the slot-state record (docs/formats.md §7.1, §7.2).
  * The record decoder reads untrusted flash bytes: fixed length, checked.
  */
+#include <stdio.h>
 #include <string.h>
 
 #include <openssl/crypto.h>
@@ -123,27 +124,37 @@ out:
 	return rc;
 }
 
-static uint32_t boot_slot_blocks(const struct chip_flash_geometry *g)
-{
-	return BOOT_SLOT_SIZE / g->block_size;
-}
-
 int boot_layout_check(const struct chip_flash_geometry *g)
 {
-	uint64_t need;
-
 	if (!g || g->block_size == 0 || g->block_size > BOOT_SLOT_SIZE ||
 	    BOOT_SLOT_SIZE % g->block_size != 0)
 		return SPH_ERR_UNSUPPORTED;
-	need = BOOT_STATE_BLOCKS +
-	       (uint64_t)BOOT_COMPONENTS * BOOT_SLOTS * (uint64_t)boot_slot_blocks(g);
-	return need <= g->block_count ? 0 : SPH_ERR_UNSUPPORTED;
+	return (uint64_t)BOOT_STATE_BLOCKS + BOOT_STORE_MIN_BLOCKS <= g->block_count
+	               ? 0
+	               : SPH_ERR_UNSUPPORTED;
 }
 
-uint64_t boot_slot_offset(const struct chip_flash_geometry *g, unsigned comp, unsigned slot)
+int boot_store_region(const struct chip_flash_geometry *g, struct secmon_region *r)
 {
-	uint64_t block = BOOT_STATE_BLOCKS + (uint64_t)(2u * comp + slot) * boot_slot_blocks(g);
-	return block * g->block_size;
+	if (!r)
+		return SPH_ERR_INVALID_ARG;
+	memset(r, 0, sizeof(*r));
+	if (boot_layout_check(g) != 0)
+		return SPH_ERR_UNSUPPORTED;
+	r->first_block = BOOT_STATE_BLOCKS;
+	r->block_count = g->block_count - BOOT_STATE_BLOCKS;
+	return 0;
+}
+
+int boot_slot_name(unsigned comp, unsigned slot, char *buf, size_t cap)
+{
+	static const char *const names[BOOT_COMPONENTS] = {"bl", "secmon", "os"};
+	int n;
+
+	if (comp >= BOOT_COMPONENTS || slot >= BOOT_SLOTS || !buf)
+		return SPH_ERR_INVALID_ARG;
+	n = snprintf(buf, cap, "boot/%s/%c", names[comp], 'a' + (int)slot);
+	return n > 0 && (size_t)n < cap ? 0 : SPH_ERR_BUFFER_TOO_SMALL;
 }
 
 uint64_t boot_record_offset(const struct chip_flash_geometry *g, unsigned comp, unsigned rec)

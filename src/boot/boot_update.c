@@ -1,8 +1,9 @@
 /*
  * boot: installing an image into the inactive slot and confirming a trial
- * (docs/formats.md §7.4), both as the security monitor. The slot is written
- * before the state record that points at it, so a power cut at any operation
- * leaves either the old state or the new one.
+ * (docs/formats.md §7.4), both as the security monitor. The slot (a store
+ * object, written copy-on-write) is written before the state record that
+ * points at it, so a power cut at any operation leaves either the old state
+ * or the new one.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -51,9 +52,9 @@ int boot_install(struct boot_device *d, unsigned comp, const uint8_t *pkg, size_
                  size_t why_cap)
 {
 	struct boot_state s;
-	uint8_t hash[32], *back = NULL;
-	uint64_t off;
-	uint32_t first, blocks;
+	struct secmon *sm = NULL;
+	char name[16];
+	uint8_t hash[32];
 	unsigned slot;
 	int rc = SPH_ERR_INVALID_ARG;
 
@@ -95,31 +96,18 @@ int boot_install(struct boot_device *d, unsigned comp, const uint8_t *pkg, size_
 		if (rc != 0)
 			goto out;
 	}
-	off = boot_slot_offset(&d->geo, comp, slot);
-	first = (uint32_t)(off / d->geo.block_size);
-	blocks = (uint32_t)((len + d->geo.block_size - 1) / d->geo.block_size);
-	for (uint32_t b = 0; b < blocks; b++) {
-		rc = chip_erase(d->chip, CHIP_COMP_SECMON, first + b);
+	/* Copy-on-write in the store: a power cut leaves the old object or the
+	 * new one, and no record names this slot until the new one is whole. */
+	rc = boot_slot_name(comp, slot, name, sizeof(name));
+	if (rc == 0)
+		rc = boot_store(d, CHIP_COMP_SECMON, &sm);
+	if (rc == 0) {
+		rc = secmon_put(sm, name, pkg, len);
 		if (rc != 0)
-			goto out;
+			boot_store_drop(d); /* remount from flash next time */
 	}
-	for (size_t done = 0; done < len;) {
-		size_t n = len - done < BOOT_PROGRAM_CHUNK ? len - done : BOOT_PROGRAM_CHUNK;
-		rc = chip_program(d->chip, CHIP_COMP_SECMON, off + done, pkg + done, n);
-		if (rc != 0)
-			goto out;
-		done += n;
-	}
-	rc = SPH_ERR_NOMEM;
-	back = malloc(len);
-	if (!back)
-		goto out;
-	rc = chip_read(d->chip, CHIP_COMP_SECMON, off, back, len);
-	if (rc != 0)
-		goto out;
-	rc = SPH_ERR_IO;
-	if (memcmp(back, pkg, len) != 0) {
-		boot_why(why, why_cap, "read-back differs from what was programmed");
+	if (rc != 0) {
+		boot_why(why, why_cap, "store: %s", sph_strerror(rc));
 		goto out;
 	}
 	/* Last: the record that makes the new slot a trial. */
@@ -134,7 +122,6 @@ int boot_install(struct boot_device *d, unsigned comp, const uint8_t *pkg, size_
 	sph_log(SPH_LOG_INFO, "boot", "installed", "component=%s slot=%c len=%zu",
 	        boot_comp_name(comp), 'A' + slot, len);
 out:
-	free(back);
 	return rc;
 }
 

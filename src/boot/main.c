@@ -44,6 +44,11 @@ static const char dev_usage[] =
         "  confirm --dir DIR\n"
         "      Confirm the booted trial images and advance the anti-rollback\n"
         "      counters to their security versions.\n"
+        "  storage check --dir DIR [--json] [--faults SPEC]\n"
+        "      The security monitor's health check (scrub): read every shard of\n"
+        "      every object in the erasure-coded store, rebuild and rewrite damaged\n"
+        "      ones, and report counts and wear. Exits 1 if an object is beyond\n"
+        "      repair. `boot` runs the same check after a successful boot.\n"
         "  capability install --dir DIR FILE\n"
         "      Verify a capability file (signed by a capability signer of the tenant\n"
         "      root, for this device's id) and store it as DIR/capability.\n"
@@ -62,9 +67,9 @@ static const char dev_usage[] =
         "  -r, --root-hash HEX     the 64-hex-digit platform-root key hash (provision)\n"
         "  -c, --root-cert PEM     the platform root certificate (provision)\n"
         "      --tenant-root-cert PEM  the tenant root certificate (provision)\n"
-        "  -f, --faults SPEC       a fault plan for the flash (boot)\n"
+        "  -f, --faults SPEC       a fault plan for the flash (boot, storage check)\n"
         "  -b, --boot              boot before reporting (status)\n"
-        "  -j, --json              JSON output (status)\n"
+        "  -j, --json              JSON output (status, storage check)\n"
         "  -h, --help              show this help\n"
         "\n"
         "exit status: 0 success, 1 failure, 2 usage error\n";
@@ -218,6 +223,79 @@ static void dev_print_report(const struct boot_report *r)
 	       r->result == BOOT_RESULT_BOOTED ? "booted" : "RECOVERY", hex);
 }
 
+static json_t *dev_scrub_json(const struct secmon_scrub_report *rep, const struct secmon_stats *st)
+{
+	return json_pack("{s:I, s:I, s:I, s:I, s:I, s:s?, s:{s:i, s:i, s:i, s:i, s:I, s:i, s:i, "
+	                 "s:f, s:i}}",
+	                 "objects", (json_int_t)rep->objects, "shards_checked",
+	                 (json_int_t)rep->shards, "repaired", (json_int_t)rep->repaired,
+	                 "unrecoverable", (json_int_t)rep->unrecoverable, "unrepaired",
+	                 (json_int_t)rep->unrepaired, "first_unrecoverable",
+	                 rep->first_bad[0] ? rep->first_bad : NULL, "store", "k", (int)st->params.k,
+	                 "m", (int)st->params.m, "blocks", (int)st->blocks, "free_blocks",
+	                 (int)st->free_blocks, "bytes_stored", (json_int_t)st->bytes_stored,
+	                 "erase_min", (int)st->erase_min, "erase_max", (int)st->erase_max,
+	                 "erase_mean", st->erase_mean, "worn_blocks", (int)st->worn_blocks);
+}
+
+static void dev_print_scrub(const struct secmon_scrub_report *rep)
+{
+	printf("storage: %llu object(s), %llu shard(s) checked, %llu repaired, %llu "
+	       "unrecoverable%s%s\n",
+	       (unsigned long long)rep->objects, (unsigned long long)rep->shards,
+	       (unsigned long long)rep->repaired, (unsigned long long)rep->unrecoverable,
+	       rep->first_bad[0] ? " (first: " : "", rep->first_bad[0] ? rep->first_bad : "");
+	if (rep->first_bad[0])
+		printf(")\n");
+}
+
+static int dev_cmd_storage(const struct dev_opts *o)
+{
+	struct chip_faults plan;
+	struct boot_device *d = NULL;
+	struct secmon_scrub_report rep;
+	struct secmon_stats st;
+	char err[CHIP_FAULTS_ERR_MAX];
+	int rc, ret = 1;
+
+	rc = chip_faults_from_flag_or_env(o->faults, &plan, err, sizeof(err));
+	if (rc != 0)
+		return dev_usage_error("--faults: %s", err);
+	rc = boot_open(o->dir, &plan, &d);
+	if (rc != 0) {
+		ret = dev_fail("open device", rc, o->dir);
+		goto out;
+	}
+	rc = boot_storage_check(d, &rep);
+	if (rc != 0 && rc != SPH_ERR_CORRUPT) {
+		ret = dev_fail("storage check", rc, NULL);
+		goto out;
+	}
+	if (boot_storage_stats(d, &st) != 0)
+		memset(&st, 0, sizeof(st));
+	if (o->json) {
+		json_t *j = dev_scrub_json(&rep, &st);
+		char *text = j ? json_dumps(j, JSON_INDENT(2) | JSON_SORT_KEYS) : NULL;
+		json_decref(j);
+		if (!text) {
+			ret = dev_fail("storage check", SPH_ERR_NOMEM, NULL);
+			goto out;
+		}
+		printf("%s\n", text);
+		free(text);
+	} else {
+		dev_print_scrub(&rep);
+		printf("store: k=%u m=%u, %u of %u blocks free, erase counts %u..%u (mean %.1f), "
+		       "%u worn\n",
+		       (unsigned)st.params.k, (unsigned)st.params.m, st.free_blocks, st.blocks,
+		       st.erase_min, st.erase_max, st.erase_mean, st.worn_blocks);
+	}
+	ret = rc == 0 ? 0 : 1;
+out:
+	boot_close(d);
+	return ret;
+}
+
 static int dev_cmd_boot(const struct dev_opts *o)
 {
 	struct chip_faults plan;
@@ -236,10 +314,20 @@ static int dev_cmd_boot(const struct dev_opts *o)
 	}
 	rc = boot_run(d, CHIP_RESET_POWER_ON, &r);
 	dev_print_report(&r);
-	if (rc != 0 && rc != SPH_ERR_STATE)
+	if (rc != 0 && rc != SPH_ERR_STATE) {
 		ret = dev_fail("boot", rc, NULL);
-	else
-		ret = rc == 0 ? 0 : 1;
+		goto out;
+	}
+	ret = rc == 0 ? 0 : 1;
+	if (rc == 0) {
+		/* The security monitor is up: its health check at boot. */
+		struct secmon_scrub_report rep;
+		rc = boot_storage_check(d, &rep);
+		if (rc == 0 || rc == SPH_ERR_CORRUPT)
+			dev_print_scrub(&rep);
+		else
+			ret = dev_fail("storage check", rc, NULL);
+	}
 out:
 	boot_close(d);
 	return ret;
@@ -388,6 +476,20 @@ static json_t *dev_status_json(struct boot_device *d, const struct boot_report *
 			break;
 	}
 	json_object_set_new(root, "boot_log", log);
+	{
+		struct secmon_stats st;
+		if (boot_storage_stats(d, &st) == 0)
+			json_object_set_new(
+			        root, "storage",
+			        json_pack("{s:i, s:i, s:i, s:i, s:i, s:I, s:i, s:i, s:f, s:i}", "k",
+			                  (int)st.params.k, "m", (int)st.params.m, "blocks",
+			                  (int)st.blocks, "free_blocks", (int)st.free_blocks,
+			                  "objects", (int)st.objects, "bytes_stored",
+			                  (json_int_t)st.bytes_stored, "erase_min",
+			                  (int)st.erase_min, "erase_max", (int)st.erase_max,
+			                  "erase_mean", st.erase_mean, "worn_blocks",
+			                  (int)st.worn_blocks));
+	}
 	return root;
 fail:
 	json_decref(root);
@@ -617,6 +719,12 @@ int main(int argc, char **argv)
 		sub = argv[2];
 		optind = 3;
 	}
+	if (strcmp(cmd, "storage") == 0) {
+		if (argc < 3 || strcmp(argv[2], "check") != 0)
+			return dev_usage_error("storage: check");
+		sub = argv[2];
+		optind = 3;
+	}
 	while ((ch = getopt_long(argc, argv, "d:l:r:c:f:bjh", opts, NULL)) != -1) {
 		switch (ch) {
 		case 'd':
@@ -679,6 +787,8 @@ int main(int argc, char **argv)
 		return dev_cmd_confirm(&o);
 	if (strcmp(cmd, "status") == 0)
 		return dev_cmd_status(&o);
+	if (strcmp(cmd, "storage") == 0)
+		return dev_cmd_storage(&o);
 	if (sub)
 		return dev_cmd_capability(&o, sub);
 	return dev_usage_error("unknown command '%s'", cmd);
