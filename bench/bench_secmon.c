@@ -271,11 +271,18 @@ int main(int argc, char **argv)
 	double ec;
 	int opt;
 
-	while ((opt = getopt(argc, argv, "h")) != -1) {
-		printf("usage: bench_secmon\n"
-		       "  Store write/read/scrub/self-heal throughput as ratios to raw file I/O\n"
-		       "  and ISA-L encode, in $TMPDIR (default /tmp).\n");
+	static const struct option opts[] = {{"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
+
+	while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		fprintf(opt == 'h' ? stdout : stderr,
+		        "usage: bench_secmon [--help]\n"
+		        "  Store write/read/scrub/self-heal throughput as ratios to raw file I/O\n"
+		        "  and ISA-L encode, in $TMPDIR (default /tmp).\n");
 		return opt == 'h' ? 0 : 2;
+	}
+	if (optind != argc) {
+		fprintf(stderr, "bench_secmon: unexpected argument '%s'\n", argv[optind]);
+		return 2;
 	}
 	memset(&b, 0, sizeof(b));
 	snprintf(b.dir, sizeof(b.dir), "%s/bench-secmon-XXXXXX", base ? base : "/tmp");

@@ -146,34 +146,7 @@ out:
 int secmon_app_get(struct secmon *s, const uint8_t app[SECMON_APP_ID_LEN], const char *key,
                    uint8_t **data, size_t *len, char *why, size_t why_cap)
 {
-	size_t klen, i;
-	uint64_t olen;
-	bool found;
-	int rc = SPH_ERR_INVALID_ARG;
-
-	if (data)
-		*data = NULL;
-	if (len)
-		*len = 0;
-	if (why && why_cap)
-		why[0] = '\0';
-	if (!s || !app || !data || !len || !secmon_name_ok(key, SECMON_KEY_MAX, &klen))
-		return rc;
-	pthread_mutex_lock(&s->mu);
-	rc = secmon_refresh(s);
-	if (rc != 0)
-		goto out;
-	i = secmon_table_find(&s->st.t, SECMON_NS_APP, app, key, klen, &found);
-	rc = SPH_ERR_NOT_FOUND;
-	if (!found)
-		goto out;
-	olen = s->st.t.obj[i].len;
-	rc = secmon_read_entry(s, i, false, data, why, why_cap, NULL);
-	if (rc == 0)
-		*len = (size_t)olen;
-out:
-	pthread_mutex_unlock(&s->mu);
-	return rc;
+	return secmon_get_ns(s, SECMON_NS_APP, app, key, SECMON_KEY_MAX, data, len, why, why_cap);
 }
 
 int secmon_app_delete(struct secmon *s, const uint8_t app[SECMON_APP_ID_LEN], const char *key)

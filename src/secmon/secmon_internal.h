@@ -197,6 +197,10 @@ int secmon_put_locked(struct secmon *s, uint8_t ns, const uint8_t *app, const ch
                       size_t name_len, const void *data, size_t len);
 /* Removes entry i. Called with the lock held. */
 int secmon_delete_locked(struct secmon *s, size_t i);
+/* secmon_get / secmon_app_get for namespace ns (app: the app id in
+ * SECMON_NS_APP, else ignored), name of at most name_max bytes. Same returns. */
+int secmon_get_ns(struct secmon *s, uint8_t ns, const uint8_t *app, const char *name,
+                  size_t name_max, uint8_t **data, size_t *len, char *why, size_t why_cap);
 /* SHA-256 of a followed by b. Returns 0 or SPH_ERR_CRYPTO. */
 int secmon_sha256(const uint8_t *a, size_t alen, const uint8_t *b, size_t blen, uint8_t out[32]);
 /* Ensures erased and programs n shard images (bs bytes each, consecutive in

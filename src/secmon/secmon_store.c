@@ -706,8 +706,8 @@ out:
 
 /* ---- get, stat, list, stats ------------------------------------------------ */
 
-int secmon_get(struct secmon *s, const char *name, uint8_t **data, size_t *len, char *why,
-               size_t why_cap)
+int secmon_get_ns(struct secmon *s, uint8_t ns, const uint8_t *app, const char *name,
+                  size_t name_max, uint8_t **data, size_t *len, char *why, size_t why_cap)
 {
 	size_t nlen, i;
 	uint64_t olen;
@@ -720,13 +720,14 @@ int secmon_get(struct secmon *s, const char *name, uint8_t **data, size_t *len, 
 		*len = 0;
 	if (why && why_cap)
 		why[0] = '\0';
-	if (!s || !data || !len || !secmon_name_ok(name, SECMON_NAME_MAX, &nlen))
+	if (!s || (ns == SECMON_NS_APP && !app) || !data || !len ||
+	    !secmon_name_ok(name, name_max, &nlen))
 		return rc;
 	pthread_mutex_lock(&s->mu);
 	rc = secmon_refresh(s);
 	if (rc != 0)
 		goto out;
-	i = secmon_table_find(&s->st.t, SECMON_NS_SYSTEM, NULL, name, nlen, &found);
+	i = secmon_table_find(&s->st.t, ns, ns == SECMON_NS_APP ? app : NULL, name, nlen, &found);
 	rc = SPH_ERR_NOT_FOUND;
 	if (!found)
 		goto out;
@@ -737,6 +738,13 @@ int secmon_get(struct secmon *s, const char *name, uint8_t **data, size_t *len, 
 out:
 	pthread_mutex_unlock(&s->mu);
 	return rc;
+}
+
+int secmon_get(struct secmon *s, const char *name, uint8_t **data, size_t *len, char *why,
+               size_t why_cap)
+{
+	return secmon_get_ns(s, SECMON_NS_SYSTEM, NULL, name, SECMON_NAME_MAX, data, len, why,
+	                     why_cap);
 }
 
 static void secmon_info_of(const struct secmon_entry *e, struct secmon_object_info *info)
