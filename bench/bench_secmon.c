@@ -284,6 +284,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "bench_secmon: unexpected argument '%s'\n", argv[optind]);
 		return 2;
 	}
+	setenv("SPHERE_LOG", "warn", 0); /* the results, not every repair */
 	memset(&b, 0, sizeof(b));
 	snprintf(b.dir, sizeof(b.dir), "%s/bench-secmon-XXXXXX", base ? base : "/tmp");
 	if (!mkdtemp(b.dir))
