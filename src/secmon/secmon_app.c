@@ -151,27 +151,7 @@ int secmon_app_get(struct secmon *s, const uint8_t app[SECMON_APP_ID_LEN], const
 
 int secmon_app_delete(struct secmon *s, const uint8_t app[SECMON_APP_ID_LEN], const char *key)
 {
-	size_t klen, i;
-	bool found;
-	int rc = SPH_ERR_INVALID_ARG;
-
-	if (!s || !app || !secmon_name_ok(key, SECMON_KEY_MAX, &klen))
-		return rc;
-	pthread_mutex_lock(&s->mu);
-	rc = secmon_refresh(s);
-	if (rc != 0)
-		goto out;
-	rc = SPH_ERR_PERMISSION;
-	if (s->ro)
-		goto out;
-	i = secmon_table_find(&s->st.t, SECMON_NS_APP, app, key, klen, &found);
-	rc = SPH_ERR_NOT_FOUND;
-	if (!found)
-		goto out;
-	rc = secmon_delete_locked(s, i);
-out:
-	pthread_mutex_unlock(&s->mu);
-	return rc;
+	return secmon_delete_ns(s, SECMON_NS_APP, app, key, SECMON_KEY_MAX);
 }
 
 int secmon_app_usage(struct secmon *s, const uint8_t app[SECMON_APP_ID_LEN], uint64_t *used,

@@ -201,6 +201,9 @@ int secmon_delete_locked(struct secmon *s, size_t i);
  * SECMON_NS_APP, else ignored), name of at most name_max bytes. Same returns. */
 int secmon_get_ns(struct secmon *s, uint8_t ns, const uint8_t *app, const char *name,
                   size_t name_max, uint8_t **data, size_t *len, char *why, size_t why_cap);
+/* secmon_delete / secmon_app_delete for namespace ns, as secmon_get_ns. */
+int secmon_delete_ns(struct secmon *s, uint8_t ns, const uint8_t *app, const char *name,
+                     size_t name_max);
 /* SHA-256 of a followed by b. Returns 0 or SPH_ERR_CRYPTO. */
 int secmon_sha256(const uint8_t *a, size_t alen, const uint8_t *b, size_t blen, uint8_t out[32]);
 /* Ensures erased and programs n shard images (bs bytes each, consecutive in

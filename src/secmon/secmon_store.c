@@ -679,13 +679,14 @@ int secmon_put(struct secmon *s, const char *name, const void *data, size_t len)
 	return rc;
 }
 
-int secmon_delete(struct secmon *s, const char *name)
+int secmon_delete_ns(struct secmon *s, uint8_t ns, const uint8_t *app, const char *name,
+                     size_t name_max)
 {
 	size_t nlen, i;
 	bool found;
 	int rc = SPH_ERR_INVALID_ARG;
 
-	if (!s || !secmon_name_ok(name, SECMON_NAME_MAX, &nlen))
+	if (!s || (ns == SECMON_NS_APP && !app) || !secmon_name_ok(name, name_max, &nlen))
 		return rc;
 	pthread_mutex_lock(&s->mu);
 	rc = secmon_refresh(s);
@@ -694,7 +695,7 @@ int secmon_delete(struct secmon *s, const char *name)
 	rc = SPH_ERR_PERMISSION;
 	if (s->ro)
 		goto out;
-	i = secmon_table_find(&s->st.t, SECMON_NS_SYSTEM, NULL, name, nlen, &found);
+	i = secmon_table_find(&s->st.t, ns, ns == SECMON_NS_APP ? app : NULL, name, nlen, &found);
 	rc = SPH_ERR_NOT_FOUND;
 	if (!found)
 		goto out;
@@ -702,6 +703,11 @@ int secmon_delete(struct secmon *s, const char *name)
 out:
 	pthread_mutex_unlock(&s->mu);
 	return rc;
+}
+
+int secmon_delete(struct secmon *s, const char *name)
+{
+	return secmon_delete_ns(s, SECMON_NS_SYSTEM, NULL, name, SECMON_NAME_MAX);
 }
 
 /* ---- get, stat, list, stats ------------------------------------------------ */
