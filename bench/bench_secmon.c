@@ -36,7 +36,7 @@
 
 #define BS   4096u
 #define NB   4096u /* 16 MiB of flash */
-#define REPS 5
+#define REPS 15
 #define MB   (1024.0 * 1024.0)
 
 static double now(void)
@@ -164,33 +164,51 @@ static double ec_rate(const uint8_t *d, size_t len)
 	return (double)(len / stripe * stripe) * reps / t;
 }
 
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+	return x < y ? -1 : x > y;
+}
+
+/* The median of n timings (sorts them). */
+static double median(double *t, size_t n)
+{
+	qsort(t, n, sizeof(*t), cmp_double);
+	return n % 2 ? t[n / 2] : (t[n / 2 - 1] + t[n / 2]) / 2;
+}
+
 static void bench_size(struct bench *b, size_t len, double ec)
 {
 	uint8_t *d = malloc(len), *rb = malloc(len);
-	double rw = 0, sw = 0, sr = 0, rr = 0, swr = 0, srw = 0, rrw = 0;
+	double rw[REPS], sw[REPS], sr[REPS], rr[REPS], swr[REPS], srw[REPS], rrw[REPS];
 
 	for (size_t i = 0; i < len; i++)
 		d[i] = (uint8_t)(i * 2654435761u >> 13);
 	for (int i = 0; i < REPS; i++) {
 		fresh_store(b);
-		rw += raw_write(b, d, len);
-		sw += store_write(b, d, len);
-		swr += store_write(b, d, len); /* replace: copy-on-write */
-		rr += raw_read(b, rb, len, true);
-		sr += store_read(b, d, len, true);
-		rrw += raw_read(b, rb, len, false);
-		srw += store_read(b, d, len, false);
+		rw[i] = raw_write(b, d, len);
+		sw[i] = store_write(b, d, len);
+		swr[i] = store_write(b, d, len); /* replace: copy-on-write */
+		rr[i] = raw_read(b, rb, len, true);
+		sr[i] = store_read(b, d, len, true);
+		rrw[i] = raw_read(b, rb, len, false);
+		srw[i] = store_read(b, d, len, false);
 	}
-	printf("%4zu KiB object\n", len / 1024);
-	printf("  write (fresh store)     %7.1f MB/s, raw pwrite+fdatasync %7.1f MB/s: ratio %.2f"
-	       " (to ec_encode_data %.3f)\n",
-	       len * REPS / sw / MB, len * REPS / rw / MB, rw / sw, len * REPS / sw / ec);
-	printf("  write (replace, COW)    %7.1f MB/s: ratio %.2f\n", len * REPS / swr / MB,
-	       rw / swr);
-	printf("  read cold               %7.1f MB/s, raw pread %7.1f MB/s: ratio %.2f\n",
-	       len * REPS / sr / MB, len * REPS / rr / MB, rr / sr);
-	printf("  read warm (info)        %7.1f MB/s, raw pread %7.1f MB/s: ratio %.2f\n",
-	       len * REPS / srw / MB, len * REPS / rrw / MB, rrw / srw);
+	{
+		double mrw = median(rw, REPS), msw = median(sw, REPS), mswr = median(swr, REPS);
+		double mrr = median(rr, REPS), msr = median(sr, REPS), mrrw = median(rrw, REPS);
+		double msrw = median(srw, REPS);
+		printf("%4zu KiB object (medians of %d runs)\n", len / 1024, REPS);
+		printf("  write (fresh store)     %7.1f MB/s, raw pwrite+fdatasync %7.1f MB/s: "
+		       "ratio %.2f (to ec_encode_data %.3f)\n",
+		       len / msw / MB, len / mrw / MB, mrw / msw, len / msw / ec);
+		printf("  write (replace, COW)    %7.1f MB/s: ratio %.2f\n", len / mswr / MB,
+		       mrw / mswr);
+		printf("  read cold               %7.1f MB/s, raw pread %7.1f MB/s: ratio %.2f\n",
+		       len / msr / MB, len / mrr / MB, mrr / msr);
+		printf("  read warm (info)        %7.1f MB/s, raw pread %7.1f MB/s: ratio %.2f\n",
+		       len / msrw / MB, len / mrrw / MB, mrrw / msrw);
+	}
 	free(d);
 	free(rb);
 }

@@ -31,6 +31,9 @@
 _Static_assert(CHIP_META_OFF_ERASES + 8 == CHIP_META_HDR_LEN, "metadata header is pinned by §6.2");
 _Static_assert(sizeof(CHIP_META_MAGIC) - 1 == CHIP_META_MAGIC_LEN, "magic is 8 bytes");
 
+/* Bytes a program checks per read of the current contents. */
+#define CHIP_SCRATCH_MIN (64u * 1024u)
+
 struct chip_flash {
 	pthread_mutex_t mu;
 	int fd;  /* image */
@@ -39,12 +42,18 @@ struct chip_flash {
 	uint64_t size;
 	uint32_t *erase_counts;                /* block_count entries, mirrors the metadata */
 	uint32_t *flags;                       /* block_count entries, CHIP_META_FLAG_* */
-	uint8_t *scratch;                      /* block_size bytes */
+	/* RAM only, per block: 1 = all 0xff since a complete erase by this handle
+	 * (a program of it then needs no read-back check); 0 = unknown. */
+	uint8_t *erased;
+	uint8_t *scratch;                      /* scratch_len bytes */
+	size_t scratch_len;                    /* max(block_size, CHIP_SCRATCH_MIN) */
 	uint64_t total_programs, total_erases; /* lifetime, mirrors the metadata */
 	uint64_t ops;                          /* accepted program/erase since open */
 	uint64_t reads;                        /* successful reads since open */
 	bool sync_every_op;
-	bool dirty; /* written since the last fdatasync */
+	bool dirty;        /* image written since the last fdatasync */
+	bool mdirty;       /* metadata records written since the last fdatasync */
+	bool totals_dirty; /* programs counted since the totals were last written */
 	/* Fault injector state (faults.c). */
 	uint64_t cut_at; /* tear op number cut_at; 0 = none armed */
 	uint64_t cut_seed;

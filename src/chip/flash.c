@@ -110,28 +110,37 @@ static int chip_fsync_fd(int fd)
 	return 0;
 }
 
-static int chip_sync_locked(struct chip_flash *f)
-{
-	int rc;
-
-	if (!f->dirty)
-		return 0;
-	rc = chip_fsync_fd(f->fd);
-	if (rc == 0)
-		rc = chip_fsync_fd(f->mfd);
-	if (rc == 0)
-		f->dirty = false;
-	return rc;
-}
-
 /* Rewrites the lifetime totals in the metadata header. */
 static int chip_meta_write_totals(struct chip_flash *f)
 {
 	uint8_t b[16];
+	int rc;
 
 	chip_put_le64(b, f->total_programs);
 	chip_put_le64(b + 8, f->total_erases);
-	return chip_pwrite_all(f->mfd, b, sizeof(b), CHIP_META_OFF_PROGRAMS);
+	rc = chip_pwrite_all(f->mfd, b, sizeof(b), CHIP_META_OFF_PROGRAMS);
+	if (rc == 0)
+		f->totals_dirty = false;
+	return rc;
+}
+
+/* Writes pending totals, then fdatasyncs the image and, when a record
+ * changed, the metadata (§6.2 durability). */
+static int chip_sync_locked(struct chip_flash *f)
+{
+	int rc = 0;
+
+	if (f->totals_dirty)
+		rc = chip_meta_write_totals(f);
+	if (rc == 0 && f->dirty)
+		rc = chip_fsync_fd(f->fd);
+	if (rc == 0)
+		f->dirty = false;
+	if (rc == 0 && f->mdirty)
+		rc = chip_fsync_fd(f->mfd);
+	if (rc == 0)
+		f->mdirty = false;
+	return rc;
 }
 
 /* Rewrites one block's metadata record. */
@@ -141,6 +150,7 @@ static int chip_meta_write_rec(struct chip_flash *f, uint32_t block)
 
 	chip_put_le32(b, f->erase_counts[block]);
 	chip_put_le32(b + 4, f->flags[block]);
+	f->mdirty = true;
 	return chip_pwrite_all(f->mfd, b, sizeof(b),
 	                       CHIP_META_HDR_LEN + (uint64_t)block * CHIP_META_REC_LEN);
 }
@@ -156,6 +166,7 @@ int chip_flash_xor_locked(struct chip_flash *f, uint64_t off, uint8_t mask)
 	if (rc != 0)
 		return rc;
 	b ^= mask;
+	f->erased[off / f->geo.block_size] = 0;
 	rc = chip_pwrite_all(f->fd, &b, 1, off);
 	if (rc == 0)
 		f->dirty = true;
@@ -331,8 +342,10 @@ static int chip_flash_load_meta(struct chip_flash *f)
 	recs = malloc(rec_bytes);
 	f->erase_counts = calloc(f->geo.block_count, sizeof(*f->erase_counts));
 	f->flags = calloc(f->geo.block_count, sizeof(*f->flags));
-	f->scratch = malloc(f->geo.block_size);
-	if (!recs || !f->erase_counts || !f->flags || !f->scratch)
+	f->erased = calloc(f->geo.block_count, 1);
+	f->scratch_len = f->geo.block_size > CHIP_SCRATCH_MIN ? f->geo.block_size : CHIP_SCRATCH_MIN;
+	f->scratch = malloc(f->scratch_len);
+	if (!recs || !f->erase_counts || !f->flags || !f->erased || !f->scratch)
 		goto out;
 	rc = chip_pread_all(f->mfd, recs, rec_bytes, CHIP_META_HDR_LEN);
 	if (rc != 0)
@@ -421,6 +434,7 @@ out:
 			pthread_mutex_destroy(&f->mu);
 		free(f->erase_counts);
 		free(f->flags);
+		free(f->erased);
 		free(f->scratch);
 		free(f);
 	}
@@ -444,6 +458,7 @@ void chip_flash_close(struct chip_flash *f)
 	pthread_mutex_destroy(&f->mu);
 	free(f->erase_counts);
 	free(f->flags);
+	free(f->erased);
 	free(f->scratch);
 	free(f);
 }
@@ -522,6 +537,24 @@ static uint64_t chip_begin_op(struct chip_flash *f, enum chip_flash_op kind, uin
 	return f->last_cut.landed;
 }
 
+/* Would programming want over have set any bit (0 -> 1)? No early exit, so
+ * the compiler vectorises it. */
+static bool chip_sets_a_bit(const uint8_t *want, const uint8_t *have, size_t n)
+{
+	uint64_t acc = 0;
+	size_t i = 0;
+
+	for (; i + 8 <= n; i += 8) {
+		uint64_t w, h;
+		memcpy(&w, want + i, 8);
+		memcpy(&h, have + i, 8);
+		acc |= w & ~h;
+	}
+	for (; i < n; i++)
+		acc |= (uint64_t)(want[i] & (uint8_t)~have[i]);
+	return acc != 0;
+}
+
 int chip_flash_program(struct chip_flash *f, uint64_t off, const void *data, size_t len)
 {
 	const uint8_t *src = data;
@@ -535,26 +568,34 @@ int chip_flash_program(struct chip_flash *f, uint64_t off, const void *data, siz
 	rc = chip_range_check(f, off, len);
 	if (rc != 0 || len == 0)
 		goto out;
-	/* NOR can only clear bits: check the whole range before writing any of it. */
+	/* NOR can only clear bits: check the whole range before writing any of it
+	 * (blocks known erased need no read: every bit is still 1). */
 	for (size_t done = 0; done < len;) {
-		size_t chunk = len - done < f->geo.block_size ? len - done : f->geo.block_size;
-		rc = chip_pread_all(f->fd, f->scratch, chunk, off + done);
+		uint64_t at = off + done;
+		size_t chunk = len - done < f->scratch_len ? len - done : f->scratch_len;
+		size_t in_block = f->geo.block_size - (size_t)(at % f->geo.block_size);
+		if (f->erased[at / f->geo.block_size]) {
+			done += chunk < in_block ? chunk : in_block;
+			continue;
+		}
+		rc = chip_pread_all(f->fd, f->scratch, chunk, at);
 		if (rc != 0)
 			goto out;
 		rc = SPH_ERR_STATE;
-		for (size_t i = 0; i < chunk; i++) {
-			if (src[done + i] & (uint8_t)~f->scratch[i])
-				goto out;
-		}
+		if (chip_sets_a_bit(src + done, f->scratch, chunk))
+			goto out;
 		done += chunk;
 	}
+	for (uint64_t b = off / f->geo.block_size; b <= (off + len - 1) / f->geo.block_size; b++)
+		f->erased[b] = 0;
 
 	n = chip_begin_op(f, CHIP_OP_PROGRAM, off, len, &torn);
 	rc = n ? chip_pwrite_all(f->fd, src, (size_t)n, off) : 0;
 	if (rc != 0 && !torn)
 		goto out;
 	f->total_programs++;
-	rc = chip_after_write(f, torn, rc == 0 ? chip_meta_write_totals(f) : rc);
+	f->totals_dirty = true; /* written at the next sync (a statistic) */
+	rc = chip_after_write(f, torn, rc);
 out:
 	pthread_mutex_unlock(&f->mu);
 	return rc;
@@ -587,6 +628,7 @@ int chip_flash_erase(struct chip_flash *f, uint32_t block)
 		f->erase_counts[block]++;
 	if (!torn && rc == 0)
 		f->flags[block] &= ~CHIP_META_FLAG_LOST;
+	f->erased[block] = !torn && rc == 0;
 	f->total_erases++;
 	if (rc == 0)
 		rc = chip_meta_write_rec(f, block);

@@ -37,8 +37,8 @@
 #define SECMON_NS_SYSTEM     0u
 #define SECMON_NS_APP        1u
 
-/* The fixed part of an object entry: ns, name_len, len, sha256, k, m. */
-#define SECMON_ENTRY_FIXED (1u + 1u + 8u + 32u + 1u + 1u)
+/* The fixed part of an object entry: ns, name_len, len, sha256, object id, k, m. */
+#define SECMON_ENTRY_FIXED (1u + 1u + 8u + 32u + 16u + 1u + 1u)
 
 /* ---- geometry ------------------------------------------------------------ */
 
@@ -84,7 +84,8 @@ struct secmon_entry {
 	char name[SECMON_NAME_MAX + 1];
 	uint64_t len;
 	uint8_t sha256[32];
-	uint8_t m; /* the store's m */
+	uint8_t objid[SECMON_OBJID_LEN]; /* random per version; in every shard header */
+	uint8_t m;                       /* the store's m */
 	struct secmon_layout lay;
 	uint16_t *blocks; /* lay.nblocks flash block numbers (NULL when 0) */
 };
@@ -204,6 +205,28 @@ int secmon_get_ns(struct secmon *s, uint8_t ns, const uint8_t *app, const char *
 /* secmon_delete / secmon_app_delete for namespace ns, as secmon_get_ns. */
 int secmon_delete_ns(struct secmon *s, uint8_t ns, const uint8_t *app, const char *name,
                      size_t name_max);
+/* An object's SHA-256 on a second thread (secmon_hash.c), overlapping I/O.
+ * start: data[0, len) will be hashed, of which the first ready bytes are
+ * final now; ready: more are final (never decreasing); join: waits and gives
+ * the digest (0 or SPH_ERR_CRYPTO); abort: stops without one. After start,
+ * exactly one of join and abort MUST be called. Small inputs get no thread
+ * (join hashes them). */
+struct secmon_bghash {
+	pthread_t th;
+	bool threaded;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	const uint8_t *data;
+	size_t len, ready;
+	bool abort;
+	int rc;
+	uint8_t md[32];
+};
+int secmon_bghash_start(struct secmon_bghash *h, const uint8_t *data, size_t len, size_t ready);
+void secmon_bghash_ready(struct secmon_bghash *h, size_t ready);
+int secmon_bghash_join(struct secmon_bghash *h, uint8_t md[32]);
+void secmon_bghash_abort(struct secmon_bghash *h);
+
 /* SHA-256 of a followed by b. Returns 0 or SPH_ERR_CRYPTO. */
 int secmon_sha256(const uint8_t *a, size_t alen, const uint8_t *b, size_t blen, uint8_t out[32]);
 /* Ensures erased and programs n shard images (bs bytes each, consecutive in

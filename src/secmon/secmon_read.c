@@ -91,7 +91,7 @@ static int secmon_stripe_read(struct secmon *s, const struct secmon_entry *e, ui
 	for (uint8_t i = 0; i < k_s; i++) {
 		rd[i] = true;
 		good[i] = ok[i] &&
-		          secmon_shard_ok(g, buf + (size_t)i * g->bs, i, k_s, m, st, e->sha256);
+		          secmon_shard_ok(g, buf + (size_t)i * g->bs, i, k_s, m, st, e->objid);
 		ngood += good[i];
 	}
 	if (all || ngood < k_s) {
@@ -101,7 +101,7 @@ static int secmon_stripe_read(struct secmon *s, const struct secmon_entry *e, ui
 		for (uint8_t i = k_s; i < n; i++) {
 			rd[i] = true;
 			good[i] = ok[i] && secmon_shard_ok(g, buf + (size_t)i * g->bs, i, k_s, m,
-			                                   st, e->sha256);
+			                                   st, e->objid);
 			ngood += good[i];
 		}
 	}
@@ -212,8 +212,9 @@ int secmon_read_entry(struct secmon *s, size_t i, bool all_shards, uint8_t **dat
 	uint8_t *out = NULL, *badmap = NULL;
 	uint8_t md[32];
 	char label[SECMON_NAME_MAX + 64];
+	struct secmon_bghash hash;
 	uint64_t nbad = 0;
-	bool broken = false;
+	bool broken = false, hashing = false;
 	int rc = SPH_ERR_NOMEM;
 
 	*data = NULL;
@@ -224,6 +225,11 @@ int secmon_read_entry(struct secmon *s, size_t i, bool all_shards, uint8_t **dat
 	out = malloc(e.len ? (size_t)e.len : 1);
 	if (!out || (e.lay.nblocks && !(badmap = calloc(e.lay.nblocks, 1))))
 		goto out;
+	/* The SHA-256 follows the stripes on another thread as they land. */
+	rc = secmon_bghash_start(&hash, out, (size_t)e.len, 0);
+	if (rc != 0)
+		goto out;
+	hashing = true;
 	for (uint32_t st = 0; st < e.lay.stripes; st++) {
 		uint32_t base = secmon_stripe_base(g, &e.lay, st);
 		uint64_t off0 = (uint64_t)st * e.lay.k_eff * g->payload;
@@ -250,13 +256,19 @@ int secmon_read_entry(struct secmon *s, size_t i, bool all_shards, uint8_t **dat
 			size_t n = e.len - off < g->payload ? (size_t)(e.len - off) : g->payload;
 			memcpy(out + off, s->stripe + (size_t)d * g->bs + SECMON_SHARD_HDR, n);
 		}
+		if (!broken)
+			secmon_bghash_ready(&hash,
+			                    (size_t)(off0 + (uint64_t)res.k_s * g->payload < e.len
+			                                     ? off0 + (uint64_t)res.k_s * g->payload
+			                                     : e.len));
 	}
 	rc = SPH_ERR_CORRUPT;
 	if (broken) {
 		rs->unrepaired += nbad;
 		goto out;
 	}
-	if (secmon_sha256(out, (size_t)e.len, NULL, 0, md) != 0 || memcmp(md, e.sha256, 32) != 0) {
+	hashing = false;
+	if (secmon_bghash_join(&hash, md) != 0 || memcmp(md, e.sha256, 32) != 0) {
 		rs->unrecoverable++;
 		rs->unrepaired += nbad;
 		if (why && why_cap)
@@ -282,6 +294,8 @@ int secmon_read_entry(struct secmon *s, size_t i, bool all_shards, uint8_t **dat
 	out = NULL; /* transferred */
 	rc = 0;
 out:
+	if (hashing)
+		secmon_bghash_abort(&hash);
 	free(out);
 	free(badmap);
 	return rc;

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include <openssl/evp.h>
+#include <openssl/rand.h>
 
 #include "common/common.h"
 #include "secmon_internal.h"
@@ -472,7 +473,7 @@ int secmon_stripe_build(const struct secmon_geom *g, const struct secmon_entry *
 	if (rc != 0)
 		return rc;
 	for (uint8_t i = 0; i < k_s + m; i++)
-		secmon_shard_seal(g, buf + (size_t)i * g->bs, i, k_s, m, st, e->sha256);
+		secmon_shard_seal(g, buf + (size_t)i * g->bs, i, k_s, m, st, e->objid);
 	return 0;
 }
 
@@ -580,9 +581,10 @@ int secmon_put_locked(struct secmon *s, uint8_t ns, const uint8_t *app, const ch
 	struct secmon_table nt = {0};
 	struct secmon_alloc al = {0};
 	struct secmon_entry e;
+	struct secmon_bghash hash;
 	uint16_t *gone = NULL;
 	uint32_t free_blocks = 0;
-	bool found, have_nt = false;
+	bool found, have_nt = false, hashing = false;
 	size_t i;
 	int rc;
 
@@ -606,9 +608,16 @@ int secmon_put_locked(struct secmon *s, uint8_t ns, const uint8_t *app, const ch
 	rc = SPH_ERR_NO_SPACE;
 	if (e.lay.nblocks > free_blocks)
 		goto out;
-	rc = secmon_sha256(data, len, NULL, 0, e.sha256);
+	/* The shards carry a fresh random id, so they can be written while the
+	 * SHA-256 is computed on another thread; the table needs it only at the
+	 * commit. */
+	rc = SPH_ERR_RANDOM;
+	if (RAND_bytes(e.objid, SECMON_OBJID_LEN) != 1)
+		goto out;
+	rc = secmon_bghash_start(&hash, data, len, len);
 	if (rc != 0)
 		goto out;
+	hashing = true;
 	rc = SPH_ERR_NOMEM;
 	if (e.lay.nblocks && !(e.blocks = malloc((size_t)e.lay.nblocks * sizeof(*e.blocks))))
 		goto out;
@@ -640,10 +649,16 @@ int secmon_put_locked(struct secmon *s, uint8_t ns, const uint8_t *app, const ch
 		if (rc != 0)
 			goto out;
 	}
+	hashing = false;
+	rc = secmon_bghash_join(&hash, nt.obj[i].sha256);
+	if (rc != 0)
+		goto out;
 	have_nt = false;
 	rc = secmon_install(s, &nt, &gone, gone ? 1 : 0, e.blocks);
 	e.blocks = NULL; /* taken by install, either way */
 out:
+	if (hashing)
+		secmon_bghash_abort(&hash);
 	if (rc == SPH_ERR_POWER_LOSS)
 		s->stale = true;
 	if (have_nt)

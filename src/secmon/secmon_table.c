@@ -12,7 +12,7 @@
 #include "secmon_internal.h"
 
 _Static_assert(SECMON_APP_REC == SECMON_APP_ID_LEN + 8, "app record size");
-_Static_assert(SECMON_ENTRY_FIXED == 44, "object entry fixed part");
+_Static_assert(SECMON_ENTRY_FIXED == 60, "object entry fixed part");
 _Static_assert(SECMON_SHARD_HDR == 4 + 1 + 1 + 1 + 1 + 4 + SECMON_OBJID_LEN + 4,
                "shard header size");
 _Static_assert(SECMON_SB_HDR == SECMON_SB_OFF_HASH + 32, "superblock header size");
@@ -157,6 +157,8 @@ int secmon_table_encode(const struct secmon_table *t, uint8_t *buf, size_t cap, 
 		off += 8;
 		memcpy(buf + off, e->sha256, 32);
 		off += 32;
+		memcpy(buf + off, e->objid, SECMON_OBJID_LEN);
+		off += SECMON_OBJID_LEN;
 		buf[off++] = e->lay.k_eff;
 		buf[off++] = e->m;
 		for (uint32_t b = 0; b < e->lay.nblocks; b++, off += 2)
@@ -327,14 +329,15 @@ static int secmon_parse_entry(struct secmon_cur *c, const struct secmon_geom *g,
 	if (!sph_text_ok(p, e->name_len, SECMON_NAME_MAX))
 		return SPH_ERR_MALFORMED;
 	memcpy(e->name, p, e->name_len);
-	if (!(p = secmon_take(c, 8 + 32 + 2)))
+	if (!(p = secmon_take(c, 8 + 32 + SECMON_OBJID_LEN + 2)))
 		return SPH_ERR_TRUNCATED;
 	e->len = secmon_get_le64(p);
 	if (e->len > SECMON_OBJECT_MAX)
 		return SPH_ERR_TOO_LARGE;
 	memcpy(e->sha256, p + 8, 32);
+	memcpy(e->objid, p + 40, SECMON_OBJID_LEN);
 	secmon_layout_of(g, e->len, &e->lay);
-	if (p[40] != e->lay.k_eff || p[41] != g->m)
+	if (p[56] != e->lay.k_eff || p[57] != g->m)
 		return SPH_ERR_MALFORMED;
 	e->m = g->m;
 	/* Check the block list fits before allocating it. */
