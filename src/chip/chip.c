@@ -231,6 +231,18 @@ out:
 	return rc;
 }
 
+int chip_prefetch(struct chip *c, uint32_t comp, uint64_t off, size_t len)
+{
+	int rc;
+
+	if (!c)
+		return SPH_ERR_INVALID_ARG;
+	if (len == 0)
+		return 0;
+	rc = chip_flash_allowed(c, comp, off, len, CHIP_FW_R);
+	return rc ? rc : chip_flash_prefetch(c->flash, off, len);
+}
+
 int chip_program(struct chip *c, uint32_t comp, uint64_t off, const void *data, size_t len)
 {
 	int rc;

@@ -82,6 +82,12 @@ uint64_t chip_flash_size(const struct chip_flash *f);
  * SPH_ERR_POWER_LOSS. On any error buf is zeroed. len 0 is a no-op. */
 int chip_flash_read(struct chip_flash *f, uint64_t off, void *buf, size_t len);
 
+/* Hints that [off, off + len) will be read soon, so its reads stream (a
+ * flash controller's sequential prefetch; the emulation asks the host to read
+ * ahead). Changes nothing and counts as no operation. Out of bounds:
+ * SPH_ERR_INVALID_ARG; after a power cut: SPH_ERR_POWER_LOSS. */
+int chip_flash_prefetch(struct chip_flash *f, uint64_t off, size_t len);
+
 /* Programs len bytes at off (any range within the flash; it may span blocks).
  * Programming can only clear bits: if any bit would go 0 -> 1 the call fails
  * with SPH_ERR_STATE and changes nothing (the whole range is checked before a
@@ -364,6 +370,8 @@ struct chip_fw *chip_fw(struct chip *c);
  * grants first (R for read, W for program and erase of the whole block);
  * refused: SPH_ERR_PERMISSION and nothing touched. Then as chip_flash_*. */
 int chip_read(struct chip *c, uint32_t comp, uint64_t off, void *buf, size_t len);
+/* chip_flash_prefetch as a compartment (R needed, as for a read). */
+int chip_prefetch(struct chip *c, uint32_t comp, uint64_t off, size_t len);
 int chip_program(struct chip *c, uint32_t comp, uint64_t off, const void *data, size_t len);
 int chip_erase(struct chip *c, uint32_t comp, uint32_t block);
 

@@ -40,8 +40,8 @@ struct chip_flash {
 	int mfd; /* metadata */
 	struct chip_flash_geometry geo;
 	uint64_t size;
-	uint32_t *erase_counts;                /* block_count entries, mirrors the metadata */
-	uint32_t *flags;                       /* block_count entries, CHIP_META_FLAG_* */
+	uint32_t *erase_counts; /* block_count entries, mirrors the metadata */
+	uint32_t *flags;        /* block_count entries, CHIP_META_FLAG_* */
 	/* RAM only, per block: 1 = all 0xff since a complete erase by this handle
 	 * (a program of it then needs no read-back check); 0 = unknown. */
 	uint8_t *erased;

@@ -343,7 +343,8 @@ static int chip_flash_load_meta(struct chip_flash *f)
 	f->erase_counts = calloc(f->geo.block_count, sizeof(*f->erase_counts));
 	f->flags = calloc(f->geo.block_count, sizeof(*f->flags));
 	f->erased = calloc(f->geo.block_count, 1);
-	f->scratch_len = f->geo.block_size > CHIP_SCRATCH_MIN ? f->geo.block_size : CHIP_SCRATCH_MIN;
+	f->scratch_len =
+	        f->geo.block_size > CHIP_SCRATCH_MIN ? f->geo.block_size : CHIP_SCRATCH_MIN;
 	f->scratch = malloc(f->scratch_len);
 	if (!recs || !f->erase_counts || !f->flags || !f->erased || !f->scratch)
 		goto out;
@@ -474,6 +475,22 @@ int chip_flash_geometry(const struct chip_flash *f, struct chip_flash_geometry *
 uint64_t chip_flash_size(const struct chip_flash *f)
 {
 	return f ? f->size : 0;
+}
+
+int chip_flash_prefetch(struct chip_flash *f, uint64_t off, size_t len)
+{
+	int rc = SPH_ERR_INVALID_ARG;
+
+	if (!f)
+		return rc;
+	pthread_mutex_lock(&f->mu);
+	rc = f->power_lost ? SPH_ERR_POWER_LOSS : 0;
+	if (rc == 0 && (off > f->size || len > f->size - off))
+		rc = SPH_ERR_INVALID_ARG;
+	if (rc == 0 && len)
+		(void)posix_fadvise(f->fd, (off_t)off, (off_t)len, POSIX_FADV_WILLNEED);
+	pthread_mutex_unlock(&f->mu);
+	return rc;
 }
 
 int chip_flash_read(struct chip_flash *f, uint64_t off, void *buf, size_t len)

@@ -60,6 +60,15 @@ static int secmon_read_shards(struct secmon *s, const uint16_t *blks, uint8_t *b
 	return 0;
 }
 
+/* How many of blks[0..n) are consecutive block numbers from blks[0]. */
+static size_t secmon_run_len(const uint16_t *blks, size_t n)
+{
+	size_t i = 1;
+	while (i < n && blks[i] == blks[0] + i)
+		i++;
+	return n ? i : 0;
+}
+
 struct secmon_stripe_res {
 	uint32_t read, bad, good;
 	uint8_t k_s;
@@ -85,7 +94,10 @@ static int secmon_stripe_read(struct secmon *s, const struct secmon_entry *e, ui
 	res->k_s = k_s;
 	for (uint8_t i = 0; i < n; i++)
 		pl[i] = buf + (size_t)i * g->bs + SECMON_SHARD_HDR;
-	rc = secmon_read_shards(s, blks, buf, k_s, ok);
+	/* Parity that follows the data on flash is read along with it: one
+	 * sequential read keeps the flash's readahead going. It is only looked
+	 * at when needed. */
+	rc = secmon_read_shards(s, blks, buf, secmon_run_len(blks, n) == n ? n : k_s, ok);
 	if (rc != 0)
 		return rc;
 	for (uint8_t i = 0; i < k_s; i++) {
@@ -225,6 +237,13 @@ int secmon_read_entry(struct secmon *s, size_t i, bool all_shards, uint8_t **dat
 	out = malloc(e.len ? (size_t)e.len : 1);
 	if (!out || (e.lay.nblocks && !(badmap = calloc(e.lay.nblocks, 1))))
 		goto out;
+	/* Ask the flash to stream the object's runs of consecutive blocks. */
+	for (uint32_t b = 0; b < e.lay.nblocks;) {
+		size_t run = secmon_run_len(e.blocks + b, e.lay.nblocks - b);
+		(void)chip_prefetch(s->c, s->comp, (uint64_t)e.blocks[b] * g->bs,
+		                    run * (size_t)g->bs);
+		b += (uint32_t)run;
+	}
 	/* The SHA-256 follows the stripes on another thread as they land. */
 	rc = secmon_bghash_start(&hash, out, (size_t)e.len, 0);
 	if (rc != 0)
