@@ -27,6 +27,7 @@
 #define SECMON_SLOTS         4u
 #define SECMON_TABLE_MIN     8u
 #define SECMON_TABLE_MAX     (1u << 20)
+#define SECMON_SB_ALIGN      64u /* records in a slot start at multiples of this */
 #define SECMON_APP_REC       24u
 #define SECMON_MAX_APPS      256u
 #define SECMON_MAX_OBJECTS   8192u
@@ -142,6 +143,11 @@ struct secmon_state {
 	uint64_t seq;
 	bool degraded; /* the winning slot's sibling copy is missing or differs */
 	struct secmon_table t;
+	/* Per superblock slot (§9.3): where its next record goes, and whether
+	 * everything from there on is still erased (else the slot is erased
+	 * before its next record). */
+	uint64_t slot_end[SECMON_SLOTS];
+	bool slot_clean[SECMON_SLOTS];
 };
 
 struct secmon {

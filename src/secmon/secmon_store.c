@@ -100,42 +100,49 @@ struct secmon_cand {
 	uint64_t seq;
 };
 
-/* Reads slot j if it checks out (§9.3): magic, version, a table length that
- * fits the slot its own meta_blocks describes, and the hash. Returns 0 with
- * cand->buf set (checks out) or NULL (absent), or a chip status. */
-static int secmon_slot_load(struct chip *c, uint32_t comp, uint32_t first, uint32_t count,
-                            uint32_t bs, uint32_t j, struct secmon_cand *cand)
+/* The record at offset o of slot j, if it checks out (§9.3): magic, version,
+ * the slot size its own meta_blocks gives (*meta: 0 = not known yet, else it
+ * MUST match), a table length that fits from o, and the hash. Sets *state:
+ * 1 it checks out (cand filled), 0 erased bytes (the slot's clean end),
+ * -1 anything else. Returns 0 or a chip status other than a lost block. */
+static int secmon_record_load(struct chip *c, uint32_t comp, const struct secmon_geom *g,
+                              uint32_t j, uint64_t o, uint32_t *meta, struct secmon_cand *cand,
+                              int *state)
 {
 	uint8_t hdr[SECMON_SB_HDR], md[32];
-	struct secmon_geom g = {.first = first, .count = count, .bs = bs};
-	uint32_t meta, tlen;
+	uint32_t m, tlen;
 	uint64_t cap;
 	uint8_t *buf = NULL;
+	size_t i;
 	int rc;
 
 	memset(cand, 0, sizeof(*cand));
-	rc = chip_read(c, comp, (uint64_t)(first + j) * bs, hdr, sizeof(hdr));
-	if (rc == SPH_ERR_IO)
-		return 0; /* unreadable: absent */
+	*state = -1;
+	rc = secmon_slot_read(c, comp, g, j, o, hdr, sizeof(hdr));
 	if (rc != 0)
-		return rc;
+		return rc == SPH_ERR_IO ? 0 : rc;
+	for (i = 0; i < sizeof(hdr) && hdr[i] == 0xff; i++)
+		;
+	if (i == sizeof(hdr)) {
+		*state = 0;
+		return 0;
+	}
 	if (memcmp(hdr, SECMON_SB_MAGIC, SECMON_SB_MAGIC_LEN) != 0 ||
 	    secmon_get_le32(hdr + 8) != SECMON_SB_VERSION)
 		return 0;
-	meta = secmon_get_le32(hdr + 40);
+	m = secmon_get_le32(hdr + 40);
 	tlen = secmon_get_le32(hdr + 12);
-	if (meta < 2 || (meta & 1) || meta > count / 2)
+	if (m < 2 || (m & 1) || m > g->count / 2 || (*meta && m != *meta))
 		return 0;
-	cap = (uint64_t)(meta / 2) * bs - SECMON_SB_HDR;
-	if (cap > SECMON_TABLE_MAX)
-		cap = SECMON_TABLE_MAX;
-	if (tlen < SECMON_TABLE_MIN || tlen > cap)
+	cap = (uint64_t)(m / 2) * g->bs;
+	if (o + SECMON_SB_HDR > cap || tlen < SECMON_TABLE_MIN || tlen > SECMON_TABLE_MAX ||
+	    tlen > cap - o - SECMON_SB_HDR)
 		return 0;
 	buf = malloc(SECMON_SB_HDR + (size_t)tlen);
 	if (!buf)
 		return SPH_ERR_NOMEM;
 	memcpy(buf, hdr, sizeof(hdr));
-	rc = secmon_slot_read(c, comp, &g, j, SECMON_SB_HDR, buf + SECMON_SB_HDR, tlen);
+	rc = secmon_slot_read(c, comp, g, j, o + SECMON_SB_HDR, buf + SECMON_SB_HDR, tlen);
 	if (rc != 0) {
 		free(buf);
 		return rc == SPH_ERR_IO ? 0 : rc;
@@ -145,10 +152,65 @@ static int secmon_slot_load(struct chip *c, uint32_t comp, uint32_t first, uint3
 		free(buf);
 		return rc;
 	}
+	*meta = m;
 	cand->buf = buf;
 	cand->len = SECMON_SB_HDR + (size_t)tlen;
 	cand->seq = secmon_get_le64(buf + 16);
+	*state = 1;
 	return 0;
+}
+
+/* The offset after a record of len bytes at o. */
+static uint64_t secmon_record_next(uint64_t o, size_t len)
+{
+	return (o + len + SECMON_SB_ALIGN - 1) / SECMON_SB_ALIGN * SECMON_SB_ALIGN;
+}
+
+/* Scans slot j's records from offset 0 (§9.3): cand gets the last one that
+ * checks out (with a higher seq than the one before it); the scan stops at
+ * erased bytes (*clean, *end: where the next record goes) or at the first
+ * record that does not check out (not clean). Returns 0 or a chip status. */
+static int secmon_slot_load(struct chip *c, uint32_t comp, uint32_t first, uint32_t count,
+                            uint32_t bs, uint32_t j, struct secmon_cand *cand, uint64_t *end,
+                            bool *clean)
+{
+	struct secmon_geom g = {.first = first, .count = count, .bs = bs};
+	uint32_t meta = 0;
+	uint64_t o = 0;
+	int rc = 0;
+
+	memset(cand, 0, sizeof(*cand));
+	*end = 0;
+	*clean = false;
+	for (;;) {
+		struct secmon_cand r;
+		int state;
+		/* A slot never exceeds a quarter of the region. */
+		if (o + SECMON_SB_HDR > (uint64_t)(count / 4) * bs) {
+			*end = o;
+			break;
+		}
+		rc = secmon_record_load(c, comp, &g, j, o, &meta, &r, &state);
+		if (rc != 0 || state < 0)
+			break;
+		if (state == 0) {
+			*end = o;
+			*clean = true;
+			break;
+		}
+		if (cand->buf && r.seq <= cand->seq) {
+			free(r.buf);
+			break; /* out of order: not written by a commit */
+		}
+		free(cand->buf);
+		*cand = r;
+		o = secmon_record_next(o, r.len);
+	}
+	if (rc != 0) {
+		free(cand->buf);
+		memset(cand, 0, sizeof(*cand));
+	}
+	return rc;
 }
 
 /* The rules of §9.3 for the winning slot j; fills g. */
@@ -197,7 +259,8 @@ int secmon_load(struct chip *c, uint32_t comp, const struct secmon_region *r,
 	if (rc != 0)
 		return rc;
 	for (uint32_t j = 0; j < SECMON_SLOTS; j++) {
-		rc = secmon_slot_load(c, comp, r->first_block, r->block_count, bs, j, &cand[j]);
+		rc = secmon_slot_load(c, comp, r->first_block, r->block_count, bs, j, &cand[j],
+		                      &st->slot_end[j], &st->slot_clean[j]);
 		if (rc != 0)
 			goto out;
 		if (cand[j].buf && (best == SECMON_SLOTS || cand[j].seq > cand[best].seq))
@@ -236,6 +299,61 @@ out:
 	return rc;
 }
 
+/* Erases superblock slot j (all its blocks). */
+static int secmon_slot_erase(struct secmon *s, uint32_t j)
+{
+	const struct secmon_geom *g = &s->st.g;
+
+	for (uint32_t b = 0; b < g->meta_blocks / 2; b++) {
+		int rc = chip_erase(s->c, s->comp, g->first + j + SECMON_SLOTS * b);
+		if (rc != 0)
+			return rc;
+	}
+	return 0;
+}
+
+/* Programs a record of total bytes into slot j: after its last record while
+ * the slot is clean and has room, else (or when the flash refuses, finding
+ * bytes that are not erased after an interrupted erase) into the freshly
+ * erased slot at 0. */
+static int secmon_slot_append(struct secmon *s, uint32_t j, const uint8_t *rec, size_t total)
+{
+	const struct secmon_geom *g = &s->st.g;
+	uint64_t at = s->st.slot_end[j], cap = (uint64_t)(g->meta_blocks / 2) * g->bs;
+	bool erased = false;
+	int rc;
+
+	if (!s->st.slot_clean[j] || at + total > cap) {
+		rc = secmon_slot_erase(s, j);
+		if (rc != 0)
+			return rc;
+		at = 0;
+		erased = true;
+	}
+	s->st.slot_clean[j] = false; /* until the record is whole */
+	for (uint64_t o = 0; o < total;) {
+		uint64_t in = (at + o) % g->bs;
+		size_t n = g->bs - in < total - o ? (size_t)(g->bs - in) : (size_t)(total - o);
+		uint32_t blk = secmon_slot_block(g, j, at + o);
+		rc = chip_program(s->c, s->comp, secmon_block_off(g, blk) + in, rec + o, n);
+		if (rc == SPH_ERR_STATE && !erased) {
+			rc = secmon_slot_erase(s, j);
+			if (rc != 0)
+				return rc;
+			at = 0;
+			o = 0;
+			erased = true;
+			continue;
+		}
+		if (rc != 0)
+			return rc;
+		o += n;
+	}
+	s->st.slot_end[j] = secmon_record_next(at, total);
+	s->st.slot_clean[j] = true;
+	return 0;
+}
+
 /* Writes nt as the next commit (§9.3). */
 static int secmon_commit(struct secmon *s, const struct secmon_table *nt)
 {
@@ -272,16 +390,9 @@ static int secmon_commit(struct secmon *s, const struct secmon_table *nt)
 		goto out;
 	for (uint32_t copy = 0; copy < 2; copy++) {
 		uint32_t j = 2 * (uint32_t)(seq & 1) + copy;
-		for (uint64_t o = 0; o < total; o += g->bs) {
-			uint32_t blk = secmon_slot_block(g, j, o);
-			size_t n = total - o < g->bs ? (size_t)(total - o) : g->bs;
-			rc = chip_erase(s->c, s->comp, blk);
-			if (rc == 0)
-				rc = chip_program(s->c, s->comp, secmon_block_off(g, blk), buf + o,
-				                  n);
-			if (rc != 0)
-				goto out;
-		}
+		rc = secmon_slot_append(s, j, buf, total);
+		if (rc != 0)
+			goto out;
 	}
 	s->st.seq = seq;
 	s->st.degraded = false;
