@@ -33,6 +33,8 @@ _Static_assert(sizeof(CHIP_META_MAGIC) - 1 == CHIP_META_MAGIC_LEN, "magic is 8 b
 
 /* Bytes a program checks per read of the current contents. */
 #define CHIP_SCRATCH_MIN (64u * 1024u)
+/* Programs at least this long start their writeback at once (flash.c). */
+#define CHIP_EARLY_WRITEBACK (64u * 1024u)
 
 struct chip_flash {
 	pthread_mutex_t mu;

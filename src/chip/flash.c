@@ -608,6 +608,10 @@ int chip_flash_program(struct chip_flash *f, uint64_t off, const void *data, siz
 
 	n = chip_begin_op(f, CHIP_OP_PROGRAM, off, len, &torn);
 	rc = n ? chip_pwrite_all(f->fd, src, (size_t)n, off) : 0;
+	/* A large program starts its way to the disk now (as a real program is
+	 * done when it returns), so a later sync has less left to wait for. */
+	if (rc == 0 && n >= CHIP_EARLY_WRITEBACK)
+		(void)sync_file_range(f->fd, (off_t)off, (off_t)n, SYNC_FILE_RANGE_WRITE);
 	if (rc != 0 && !torn)
 		goto out;
 	f->total_programs++;

@@ -27,7 +27,8 @@
 #define SECMON_SLOTS         4u
 #define SECMON_TABLE_MIN     8u
 #define SECMON_TABLE_MAX     (1u << 20)
-#define SECMON_SB_ALIGN      64u /* records in a slot start at multiples of this */
+#define SECMON_SB_ALIGN      64u        /* records in a slot start at multiples of this */
+#define SECMON_WRITE_BATCH   (1u << 20) /* shard images a put builds before writing */
 #define SECMON_APP_REC       24u
 #define SECMON_MAX_APPS      256u
 #define SECMON_MAX_OBJECTS   8192u

@@ -694,7 +694,8 @@ int secmon_put_locked(struct secmon *s, uint8_t ns, const uint8_t *app, const ch
 	struct secmon_entry e;
 	struct secmon_bghash hash;
 	uint16_t *gone = NULL;
-	uint32_t free_blocks = 0;
+	uint8_t *batch = NULL;
+	uint32_t free_blocks = 0, cap;
 	bool found, have_nt = false, hashing = false;
 	size_t i;
 	int rc;
@@ -745,10 +746,30 @@ int secmon_put_locked(struct secmon *s, uint8_t ns, const uint8_t *app, const ch
 	rc = secmon_alloc_init(s, &al);
 	if (rc != 0)
 		goto out;
-	for (uint32_t st = 0; st < e.lay.stripes; st++) {
+	/* Stripes are built into a batch of up to SECMON_WRITE_BATCH bytes and
+	 * written together: their blocks are mostly consecutive, so a batch is a
+	 * few large programs instead of one per stripe. */
+	cap = SECMON_WRITE_BATCH / g->bs;
+	if (cap < SECMON_MAX_K + SECMON_MAX_M)
+		cap = SECMON_MAX_K + SECMON_MAX_M;
+	if (cap > e.lay.nblocks)
+		cap = e.lay.nblocks;
+	rc = SPH_ERR_NOMEM;
+	if (cap && !(batch = malloc((size_t)cap * g->bs)))
+		goto out;
+	rc = 0;
+	for (uint32_t st = 0, first = 0, used = 0; st < e.lay.stripes; st++) {
 		uint32_t base = secmon_stripe_base(g, &e.lay, st);
 		uint32_t n = secmon_stripe_k(&e.lay, st) + g->m;
-		rc = secmon_stripe_build(g, &e, st, data, s->stripe);
+		if (used + n > cap) {
+			rc = secmon_write_blocks(s, e.blocks + first, batch, used);
+			if (rc != 0)
+				goto out;
+			used = 0;
+		}
+		if (used == 0)
+			first = base;
+		rc = secmon_stripe_build(g, &e, st, data, batch + (size_t)used * g->bs);
 		if (rc != 0)
 			goto out;
 		for (uint32_t j = 0; j < n; j++) {
@@ -756,7 +777,9 @@ int secmon_put_locked(struct secmon *s, uint8_t ns, const uint8_t *app, const ch
 			if (rc != 0)
 				goto out;
 		}
-		rc = secmon_write_blocks(s, e.blocks + base, s->stripe, n);
+		used += n;
+		if (st + 1 == e.lay.stripes)
+			rc = secmon_write_blocks(s, e.blocks + first, batch, used);
 		if (rc != 0)
 			goto out;
 	}
@@ -775,6 +798,7 @@ out:
 	if (have_nt)
 		secmon_table_free_shallow(&nt);
 	secmon_alloc_free(&al);
+	free(batch);
 	free(e.blocks);
 	return rc;
 }
