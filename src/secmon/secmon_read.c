@@ -94,10 +94,7 @@ static int secmon_stripe_read(struct secmon *s, const struct secmon_entry *e, ui
 	res->k_s = k_s;
 	for (uint8_t i = 0; i < n; i++)
 		pl[i] = buf + (size_t)i * g->bs + SECMON_SHARD_HDR;
-	/* Parity that follows the data on flash is read along with it: one
-	 * sequential read keeps the flash's readahead going. It is only looked
-	 * at when needed. */
-	rc = secmon_read_shards(s, blks, buf, secmon_run_len(blks, n) == n ? n : k_s, ok);
+	rc = secmon_read_shards(s, blks, buf, k_s, ok);
 	if (rc != 0)
 		return rc;
 	for (uint8_t i = 0; i < k_s; i++) {
@@ -237,12 +234,17 @@ int secmon_read_entry(struct secmon *s, size_t i, bool all_shards, uint8_t **dat
 	out = malloc(e.len ? (size_t)e.len : 1);
 	if (!out || (e.lay.nblocks && !(badmap = calloc(e.lay.nblocks, 1))))
 		goto out;
-	/* Ask the flash to stream the object's runs of consecutive blocks. */
-	for (uint32_t b = 0; b < e.lay.nblocks;) {
-		size_t run = secmon_run_len(e.blocks + b, e.lay.nblocks - b);
-		(void)chip_prefetch(s->c, s->comp, (uint64_t)e.blocks[b] * g->bs,
-		                    run * (size_t)g->bs);
-		b += (uint32_t)run;
+	/* Ask the flash to stream what will be read: every stripe's data shards
+	 * (all shards for a scrub), run by run of consecutive blocks. */
+	for (uint32_t st = 0; st < e.lay.stripes; st++) {
+		uint32_t base = secmon_stripe_base(g, &e.lay, st);
+		uint32_t want = secmon_stripe_k(&e.lay, st) + (all_shards ? e.m : 0);
+		for (uint32_t b = 0; b < want;) {
+			size_t run = secmon_run_len(e.blocks + base + b, want - b);
+			(void)chip_prefetch(s->c, s->comp, (uint64_t)e.blocks[base + b] * g->bs,
+			                    run * (size_t)g->bs);
+			b += (uint32_t)run;
+		}
 	}
 	/* The SHA-256 follows the stripes on another thread as they land. */
 	rc = secmon_bghash_start(&hash, out, (size_t)e.len, 0);
