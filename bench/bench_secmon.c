@@ -1,14 +1,15 @@
 /*
  * bench_secmon: the security monitor store's throughput, as ratios to the I/O
  * and coding it cannot avoid, measured in the same run on the same disk.
+ * Every figure is the median of REPS runs (the disk's timing varies a lot).
  *
  *  - write: secmon_put of a 1 MiB and a 4 MiB object then chip_flash_sync,
  *    against the raw reference: pwrite of the same bytes at offset 0 of a
  *    preallocated file of the flash's size, in the same directory, then
  *    fdatasync (durable to durable). Two store cases: a fresh store (blocks
  *    erased by format) and a replace (copy-on-write into other free blocks,
- *    least-worn first, while the old version stays until the commit). Also as a ratio to ISA-L's
- * bare ec_encode_data rate for k = 8, m = 2 over the same bytes;
+ *    least-worn first, while the old version stays until the commit). Also
+ *    as a ratio to ISA-L's bare ec_encode_data rate for k = 8, m = 2;
  *  - read: secmon_get against pread of the same bytes, cold to cold
  *    (posix_fadvise POSIX_FADV_DONTNEED on the flash image and on the raw
  *    file before each timed read), and warm to warm for information;
@@ -17,7 +18,9 @@
  *  - self-heal: secmon_get of a 1 MiB object with m = 2 shards lost in every
  *    stripe (rebuild, rewrite to fresh blocks, commit), then sync.
  * The store writes k + m shards per k of data (25 % more bytes) plus a
- * 32-byte header per 4 KiB shard, so 0.8 is the ceiling of the write ratio.
+ * 32-byte header per 4 KiB shard; it keeps up with raw I/O by overlapping:
+ * the SHA-256 runs on a second thread, large programs start their writeback
+ * at once, and reads prefetch the shards they will use.
  */
 #include <fcntl.h>
 #include <getopt.h>
