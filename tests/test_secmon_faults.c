@@ -285,7 +285,7 @@ static void pl_free(struct pl *d)
 	free(d->n);
 }
 
-enum pl_op { PL_PUT_NEW, PL_REPLACE, PL_DELETE, PL_SCRUB_REPAIR };
+enum pl_op { PL_PUT_NEW, PL_REPLACE, PL_DELETE, PL_SCRUB_REPAIR, PL_APP_PUT };
 
 /* The state before the operation: a, b, an app key, and dirty free blocks
  * (so the operation has erases as well as programs to be cut). */
@@ -329,6 +329,10 @@ static int pl_run(struct fx *x, const struct pl *d, enum pl_op op)
 		return secmon_delete(x->s, "b");
 	case PL_SCRUB_REPAIR:
 		return secmon_scrub(x->s, &rep);
+	case PL_APP_PUT: {
+		const uint8_t app[SECMON_APP_ID_LEN] = {5};
+		return secmon_app_put(x->s, app, "k", "ww", 2);
+	}
 	}
 	return -1;
 }
@@ -366,7 +370,12 @@ static void pl_verify(struct fx *x, const struct pl *d, enum pl_op op, int *seen
 
 	assert_int_equal(pl_which(x->s, "a", d->a, d->alen, NULL, 0), 1);
 	assert_int_equal(secmon_app_get(x->s, app, "k", &got, &len, NULL, 0), 0);
-	assert_int_equal(len, 1);
+	if (op == PL_APP_PUT) {
+		assert_true((len == 1 && got[0] == 'v') || (len == 2 && memcmp(got, "ww", 2) == 0));
+		w = len == 2;
+	} else {
+		assert_int_equal(len, 1);
+	}
 	free(got);
 	assert_int_equal(pl_which(x->s, "tmp", NULL, 0, NULL, 0), 0);
 	switch (op) {
@@ -381,6 +390,9 @@ static void pl_verify(struct fx *x, const struct pl *d, enum pl_op op, int *seen
 	case PL_DELETE:
 		w = pl_which(x->s, "b", d->b, d->blen, NULL, 0);
 		w = w == 1 ? 0 : 2;
+		break;
+	case PL_APP_PUT:
+		assert_int_equal(pl_which(x->s, "b", d->b, d->blen, NULL, 0), 1);
 		break;
 	default:
 		assert_int_equal(pl_which(x->s, "b", d->b, d->blen, NULL, 0), 1);
@@ -466,6 +478,62 @@ static void test_powerloss_scrub_repair(void **state)
 	pl_exhaustive(PL_SCRUB_REPAIR, 0xf00d);
 }
 
+static void test_powerloss_app_put(void **state)
+{
+	(void)state;
+	pl_exhaustive(PL_APP_PUT, 5);
+	pl_exhaustive(PL_APP_PUT, 0xabba);
+}
+
+/* A format cut at any operation leaves the old store whole, no store
+ * (SPH_ERR_NOT_FOUND), or the new empty one: never old objects half erased. */
+static void test_powerloss_format(void **state)
+{
+	struct pl d;
+	struct fx *x;
+	uint64_t before, total;
+	int seen[3] = {0, 0, 0};
+
+	(void)state;
+	pl_data(&d);
+	x = pl_setup(&d, PL_PUT_NEW);
+	before = chip_flash_ops(fx_flash(x));
+	assert_int_equal(secmon_format(x->c, &x->r, &plp), 0);
+	total = chip_flash_ops(fx_flash(x)) - before;
+	fx_free(x);
+	for (uint64_t n = 1; n <= total; n++) {
+		struct chip_faults f = {.powercut = n, .seed = n, .has_seed = true};
+		struct secmon_stats st;
+		int rc;
+		x = pl_setup(&d, PL_PUT_NEW);
+		assert_int_equal(chip_faults_set(fx_flash(x), &f), 0);
+		assert_int_equal(secmon_format(x->c, &x->r, &plp), SPH_ERR_POWER_LOSS);
+		assert_int_equal(chip_reset(x->c, CHIP_RESET_POWER_LOSS), 0);
+		fx_grant(x);
+		secmon_unmount(x->s);
+		x->s = NULL;
+		rc = secmon_mount(x->c, CHIP_COMP_SECMON, &x->r, &x->s);
+		if (rc == SPH_ERR_NOT_FOUND) {
+			seen[1]++;
+		} else {
+			assert_int_equal(rc, 0);
+			assert_int_equal(secmon_stats(x->s, &st), 0);
+			if (st.objects == 0) {
+				seen[2]++;
+			} else {
+				assert_int_equal(pl_which(x->s, "a", d.a, d.alen, NULL, 0), 1);
+				assert_int_equal(pl_which(x->s, "b", d.b, d.blen, NULL, 0), 1);
+				seen[0]++;
+			}
+		}
+		fx_free(x);
+	}
+	assert_true(seen[0] > 0 && seen[1] > 0);
+	print_message("  format: %llu flash operations, each cut: old %d, none %d, new %d\n",
+	              (unsigned long long)total, seen[0], seen[1], seen[2]);
+	pl_free(&d);
+}
+
 /* The same handle keeps working after a cut and a power cycle: it re-reads the
  * table before its next change. */
 static void test_powerloss_same_handle(void **state)
@@ -506,6 +574,8 @@ int main(void)
 	        cmocka_unit_test(test_powerloss_replace),
 	        cmocka_unit_test(test_powerloss_delete),
 	        cmocka_unit_test(test_powerloss_scrub_repair),
+	        cmocka_unit_test(test_powerloss_app_put),
+	        cmocka_unit_test(test_powerloss_format),
 	        cmocka_unit_test(test_powerloss_same_handle),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
