@@ -101,7 +101,9 @@ struct secmon_object_info {
 };
 /* Information on object name (SPH_ERR_NOT_FOUND if absent). */
 int secmon_stat(struct secmon *s, const char *name, struct secmon_object_info *info);
-/* The i-th object in name order (0-based); SPH_ERR_NOT_FOUND past the end. */
+/* The i-th system object (those secmon_put names) in name order, 0-based;
+ * SPH_ERR_NOT_FOUND past the end. Apps' keys are listed per app only through
+ * the app calls (secmon_stats' objects counts both). */
 int secmon_object_at(struct secmon *s, size_t i, struct secmon_object_info *info);
 
 struct secmon_scrub_report {
