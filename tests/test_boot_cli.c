@@ -184,6 +184,11 @@ static void test_device_flow(void **state)
 	assert_true(json_integer_value(json_object_get(st, "repaired")) >= 1);
 	assert_int_equal(json_integer_value(json_object_get(st, "unrecoverable")), 0);
 	assert_int_equal(json_integer_value(json_object_get(json_object_get(st, "store"), "m")), 2);
+	/* Wear per block: every block of the default 1024-block flash, and
+	 * format erased the store's blocks at least once. */
+	assert_int_equal(json_array_size(json_object_get(st, "erase_counts")), 1024);
+	assert_true(json_integer_value(json_array_get(json_object_get(st, "erase_counts"), 100)) >=
+	            1);
 	json_decref(st);
 	tu_result_free(&r);
 	r = DEVICE("storage", "check", "--dir", "dev");

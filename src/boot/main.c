@@ -47,8 +47,9 @@ static const char dev_usage[] =
         "  storage check --dir DIR [--json] [--faults SPEC]\n"
         "      The security monitor's health check (scrub): read every shard of\n"
         "      every object in the erasure-coded store, rebuild and rewrite damaged\n"
-        "      ones, and report counts and wear. Exits 1 if an object is beyond\n"
-        "      repair. `boot` runs the same check after a successful boot.\n"
+        "      ones, and report counts and wear (--json: every block's erase\n"
+        "      count too). Exits 1 if an object is beyond repair. `boot` runs\n"
+        "      the same check after a successful boot.\n"
         "  capability install --dir DIR FILE\n"
         "      Verify a capability file (signed by a capability signer of the tenant\n"
         "      root, for this device's id) and store it as DIR/capability.\n"
@@ -238,6 +239,24 @@ static json_t *dev_scrub_json(const struct secmon_scrub_report *rep, const struc
 	                 "erase_mean", st->erase_mean, "worn_blocks", (int)st->worn_blocks);
 }
 
+/* Every erase block's erase count, block 0 first (wear, per block). */
+static json_t *dev_erase_counts_json(struct boot_device *d)
+{
+	struct chip_flash *f = chip_flash(boot_chip(d));
+	struct chip_flash_geometry g;
+	json_t *a = json_array();
+
+	if (!a || chip_flash_geometry(f, &g) != 0)
+		return a ? a : json_null();
+	for (uint32_t b = 0; b < g.block_count; b++) {
+		uint32_t n = 0;
+		if (chip_flash_erase_count(f, b, &n) != 0 ||
+		    json_array_append_new(a, json_integer((json_int_t)n)) != 0)
+			break;
+	}
+	return a;
+}
+
 static void dev_print_scrub(const struct secmon_scrub_report *rep)
 {
 	printf("storage: %llu object(s), %llu shard(s) checked, %llu repaired, %llu "
@@ -275,7 +294,10 @@ static int dev_cmd_storage(const struct dev_opts *o)
 		memset(&st, 0, sizeof(st));
 	if (o->json) {
 		json_t *j = dev_scrub_json(&rep, &st);
-		char *text = j ? json_dumps(j, JSON_INDENT(2) | JSON_SORT_KEYS) : NULL;
+		char *text;
+		if (j)
+			json_object_set_new(j, "erase_counts", dev_erase_counts_json(d));
+		text = j ? json_dumps(j, JSON_INDENT(2) | JSON_SORT_KEYS) : NULL;
 		json_decref(j);
 		if (!text) {
 			ret = dev_fail("storage check", SPH_ERR_NOMEM, NULL);
