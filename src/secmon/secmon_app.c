@@ -56,12 +56,8 @@ int secmon_app_set_quota(struct secmon *s, const uint8_t app[SECMON_APP_ID_LEN],
 
 	if (!s || !app)
 		return rc;
-	pthread_mutex_lock(&s->mu);
-	rc = secmon_refresh(s);
+	rc = secmon_enter(s, true);
 	if (rc != 0)
-		goto out;
-	rc = SPH_ERR_PERMISSION;
-	if (s->ro)
 		goto out;
 	t = &s->st.t;
 	a = secmon_app_find(t, app);
@@ -119,15 +115,12 @@ int secmon_app_put(struct secmon *s, const uint8_t app[SECMON_APP_ID_LEN], const
 	if (!s || !app || !secmon_name_ok(key, SECMON_KEY_MAX, &klen) || (!data && len) ||
 	    len > SECMON_OBJECT_MAX)
 		return rc;
-	pthread_mutex_lock(&s->mu);
-	rc = secmon_refresh(s);
+	rc = secmon_enter(s, true);
 	if (rc != 0)
-		goto out;
-	rc = SPH_ERR_PERMISSION;
-	if (s->ro)
 		goto out;
 	t = &s->st.t;
 	a = secmon_app_find(t, app);
+	rc = SPH_ERR_PERMISSION; /* no storage right */
 	if (a == t->napps || t->apps[a].quota == 0)
 		goto out;
 	used = secmon_app_used(t, app);
@@ -166,8 +159,7 @@ int secmon_app_usage(struct secmon *s, const uint8_t app[SECMON_APP_ID_LEN], uin
 		*quota = 0;
 	if (!s || !app || !used || !quota)
 		return rc;
-	pthread_mutex_lock(&s->mu);
-	rc = secmon_refresh(s);
+	rc = secmon_enter(s, false);
 	if (rc != 0)
 		goto out;
 	a = secmon_app_find(&s->st.t, app);
@@ -189,12 +181,8 @@ int secmon_app_erase(struct secmon *s, const uint8_t app[SECMON_APP_ID_LEN])
 
 	if (!s || !app)
 		return rc;
-	pthread_mutex_lock(&s->mu);
-	rc = secmon_refresh(s);
+	rc = secmon_enter(s, true);
 	if (rc != 0)
-		goto out;
-	rc = SPH_ERR_PERMISSION;
-	if (s->ro)
 		goto out;
 	t = &s->st.t;
 	rc = secmon_table_copy(t, &nt);

@@ -171,6 +171,9 @@ int secmon_load(struct chip *c, uint32_t comp, const struct secmon_region *r,
                 struct secmon_state *st);
 /* Re-reads the table if a write failed. Called with the lock held. */
 int secmon_refresh(struct secmon *s);
+/* Takes s's lock (held on return whatever the status: the caller unlocks),
+ * then secmon_refresh; write: a read-only mount is SPH_ERR_PERMISSION. */
+int secmon_enter(struct secmon *s, bool write);
 /* Commits nt (§9.3), first dropping app records with quota 0 and no keys.
  * On success nt becomes the table (its arrays are taken, the ngone block
  * lists in gone are freed) and *nt is zeroed; on failure fresh is freed,

@@ -18,8 +18,7 @@ int secmon_scrub(struct secmon *s, struct secmon_scrub_report *rep)
 		memset(rep, 0, sizeof(*rep));
 	if (!s || !rep)
 		return rc;
-	pthread_mutex_lock(&s->mu);
-	rc = secmon_refresh(s);
+	rc = secmon_enter(s, false);
 	if (rc != 0)
 		goto out;
 	for (size_t i = 0; i < s->st.t.nobj; i++) {

@@ -441,6 +441,17 @@ int secmon_install(struct secmon *s, struct secmon_table *nt, uint16_t **gone, s
 	return 0;
 }
 
+int secmon_enter(struct secmon *s, bool write)
+{
+	int rc;
+
+	pthread_mutex_lock(&s->mu);
+	rc = secmon_refresh(s);
+	if (rc == 0 && write && s->ro)
+		rc = SPH_ERR_PERMISSION;
+	return rc;
+}
+
 int secmon_refresh(struct secmon *s)
 {
 	struct secmon_state st;
@@ -838,12 +849,8 @@ int secmon_delete_ns(struct secmon *s, uint8_t ns, const uint8_t *app, const cha
 
 	if (!s || (ns == SECMON_NS_APP && !app) || !secmon_name_ok(name, name_max, &nlen))
 		return rc;
-	pthread_mutex_lock(&s->mu);
-	rc = secmon_refresh(s);
+	rc = secmon_enter(s, true);
 	if (rc != 0)
-		goto out;
-	rc = SPH_ERR_PERMISSION;
-	if (s->ro)
 		goto out;
 	i = secmon_table_find(&s->st.t, ns, ns == SECMON_NS_APP ? app : NULL, name, nlen, &found);
 	rc = SPH_ERR_NOT_FOUND;
@@ -879,8 +886,7 @@ int secmon_get_ns(struct secmon *s, uint8_t ns, const uint8_t *app, const char *
 	if (!s || (ns == SECMON_NS_APP && !app) || !data || !len ||
 	    !secmon_name_ok(name, name_max, &nlen))
 		return rc;
-	pthread_mutex_lock(&s->mu);
-	rc = secmon_refresh(s);
+	rc = secmon_enter(s, false);
 	if (rc != 0)
 		goto out;
 	i = secmon_table_find(&s->st.t, ns, ns == SECMON_NS_APP ? app : NULL, name, nlen, &found);
@@ -924,8 +930,7 @@ int secmon_stat(struct secmon *s, const char *name, struct secmon_object_info *i
 		memset(info, 0, sizeof(*info));
 	if (!s || !info || !secmon_name_ok(name, SECMON_NAME_MAX, &nlen))
 		return rc;
-	pthread_mutex_lock(&s->mu);
-	rc = secmon_refresh(s);
+	rc = secmon_enter(s, false);
 	if (rc != 0)
 		goto out;
 	i = secmon_table_find(&s->st.t, SECMON_NS_SYSTEM, NULL, name, nlen, &found);
@@ -947,8 +952,7 @@ int secmon_object_at(struct secmon *s, size_t i, struct secmon_object_info *info
 		memset(info, 0, sizeof(*info));
 	if (!s || !info)
 		return rc;
-	pthread_mutex_lock(&s->mu);
-	rc = secmon_refresh(s);
+	rc = secmon_enter(s, false);
 	if (rc != 0)
 		goto out;
 	/* System entries sort first. */
@@ -973,8 +977,7 @@ int secmon_stats(struct secmon *s, struct secmon_stats *st)
 		memset(st, 0, sizeof(*st));
 	if (!s || !st)
 		return rc;
-	pthread_mutex_lock(&s->mu);
-	rc = secmon_refresh(s);
+	rc = secmon_enter(s, false);
 	if (rc != 0)
 		goto out;
 	g = &s->st.g;
