@@ -224,6 +224,21 @@ static void dev_print_report(const struct boot_report *r)
 	       r->result == BOOT_RESULT_BOOTED ? "booted" : "RECOVERY", hex);
 }
 
+/* Opens the device with the --faults (or $SPHERE_FAULTS) plan. Returns 0 and
+ * *d, or the exit status (usage error, or failure already reported). */
+static int dev_open_faulty(const struct dev_opts *o, struct boot_device **d)
+{
+	struct chip_faults plan;
+	char err[CHIP_FAULTS_ERR_MAX];
+	int rc = chip_faults_from_flag_or_env(o->faults, &plan, err, sizeof(err));
+
+	*d = NULL;
+	if (rc != 0)
+		return dev_usage_error("--faults: %s", err);
+	rc = boot_open(o->dir, &plan, d);
+	return rc == 0 ? 0 : dev_fail("open device", rc, o->dir);
+}
+
 static json_t *dev_scrub_json(const struct secmon_scrub_report *rep, const struct secmon_stats *st)
 {
 	return json_pack("{s:I, s:I, s:I, s:I, s:I, s:s?, s:{s:i, s:i, s:i, s:i, s:I, s:i, s:i, "
@@ -270,21 +285,14 @@ static void dev_print_scrub(const struct secmon_scrub_report *rep)
 
 static int dev_cmd_storage(const struct dev_opts *o)
 {
-	struct chip_faults plan;
 	struct boot_device *d = NULL;
 	struct secmon_scrub_report rep;
 	struct secmon_stats st;
-	char err[CHIP_FAULTS_ERR_MAX];
-	int rc, ret = 1;
+	int rc, ret = dev_open_faulty(o, &d);
 
-	rc = chip_faults_from_flag_or_env(o->faults, &plan, err, sizeof(err));
-	if (rc != 0)
-		return dev_usage_error("--faults: %s", err);
-	rc = boot_open(o->dir, &plan, &d);
-	if (rc != 0) {
-		ret = dev_fail("open device", rc, o->dir);
-		goto out;
-	}
+	if (ret != 0)
+		return ret;
+	ret = 1;
 	rc = boot_storage_check(d, &rep);
 	if (rc != 0 && rc != SPH_ERR_CORRUPT) {
 		ret = dev_fail("storage check", rc, NULL);
@@ -320,20 +328,13 @@ out:
 
 static int dev_cmd_boot(const struct dev_opts *o)
 {
-	struct chip_faults plan;
 	struct boot_device *d = NULL;
 	struct boot_report r;
-	char err[CHIP_FAULTS_ERR_MAX];
-	int rc, ret = 1;
+	int rc, ret = dev_open_faulty(o, &d);
 
-	rc = chip_faults_from_flag_or_env(o->faults, &plan, err, sizeof(err));
-	if (rc != 0)
-		return dev_usage_error("--faults: %s", err);
-	rc = boot_open(o->dir, &plan, &d);
-	if (rc != 0) {
-		ret = dev_fail("open device", rc, o->dir);
-		goto out;
-	}
+	if (ret != 0)
+		return ret;
+	ret = 1;
 	rc = boot_run(d, CHIP_RESET_POWER_ON, &r);
 	dev_print_report(&r);
 	if (rc != 0 && rc != SPH_ERR_STATE) {
