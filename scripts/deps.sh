@@ -10,6 +10,8 @@ PACKAGES=(
 	openssl libssl-dev                    # crypto, X.509, TLS; `openssl speed` for bench
 	libcbor-dev                           # CBOR (COSE, EAT)
 	libisal-dev                           # Reed-Solomon erasure code, CRC32C (secmon)
+	libevent-dev libsqlite3-dev           # security service: HTTPS server, embedded database
+	libcurl4-openssl-dev                  # HTTPS clients (CLI, agent, tests)
 	libcmocka-dev libjansson-dev          # unit tests (jansson reads test vectors)
 )
 

@@ -1,0 +1,174 @@
+/*
+ * ss_store: the security service's storage, behind one interface
+ * (docs/api.md "Storage"). The embedded default is SQLite (WAL, foreign keys,
+ * synchronous=FULL so an acknowledged write survives kill -9 and power loss,
+ * versioned schema migrations); a PostgreSQL backend will implement the same
+ * functions and run the same contract tests (tests/test_service_store.c),
+ * so the SQL stays portable (no SQLite-only syntax outside the backend).
+ *
+ * Every function is safe to call from any worker thread at once. A call that
+ * changes state runs in ONE transaction, audit row included: it is wholly
+ * done or not at all. Unless a comment says otherwise a function returns 0 or
+ * a negative SPH_ERR_*: SPH_ERR_INVALID_ARG (a NULL, an over-long or
+ * malformed string), SPH_ERR_NOT_FOUND, SPH_ERR_DUPLICATE, SPH_ERR_IO (the
+ * database failed). Outputs are zeroed on entry; strings are copied into the
+ * caller's fixed-size fields (no allocation to free).
+ */
+#ifndef SPHERE_SS_STORE_H
+#define SPHERE_SS_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <sphere/status.h>
+
+#define SS_UUID_LEN      36   /* "xxxxxxxx-xxxx-4xxx-yxxx-xxxxxxxxxxxx", lowercase */
+#define SS_DEVICE_ID_LEN 128  /* lowercase hex of the RoT identity key's X||Y */
+#define SS_NAME_MAX      64   /* tenant and user names: 1..64 printable ASCII */
+#define SS_ACTION_MAX    32   /* audit action, e.g. "device.claim" */
+#define SS_TARGET_MAX    128  /* audit target: an id */
+#define SS_DETAIL_MAX    256  /* audit detail: short free text */
+#define SS_LIST_MAX      1000 /* rows one list call returns at most */
+
+enum ss_role {
+	SS_ROLE_NONE = 0,
+	SS_ROLE_READER = 1,
+	SS_ROLE_CONTRIBUTOR = 2,
+	SS_ROLE_ADMIN = 3,
+};
+
+struct ss_tenant {
+	char id[SS_UUID_LEN + 1];
+	char name[SS_NAME_MAX + 1];
+	int64_t created; /* Unix seconds */
+};
+
+struct ss_user {
+	char id[SS_UUID_LEN + 1];
+	char name[SS_NAME_MAX + 1];
+	bool is_operator; /* the platform operator (publishes OS images); no tenant */
+};
+
+struct ss_role_entry {
+	char user_id[SS_UUID_LEN + 1];
+	char user_name[SS_NAME_MAX + 1];
+	enum ss_role role;
+};
+
+struct ss_token {
+	char id[SS_UUID_LEN + 1];
+	char user_id[SS_UUID_LEN + 1];
+	int64_t created;
+	bool revoked;
+};
+
+struct ss_device {
+	char id[SS_DEVICE_ID_LEN + 1];
+	char tenant_id[SS_UUID_LEN + 1];   /* the tenant that holds it now */
+	char released_to[SS_UUID_LEN + 1]; /* "" or the tenant it was released to */
+	int64_t claimed;                   /* when the current tenant claimed it */
+};
+
+struct ss_audit {
+	int64_t id; /* increasing */
+	int64_t at; /* Unix seconds */
+	char tenant_id[SS_UUID_LEN + 1];
+	char actor[SS_UUID_LEN + 1]; /* a user id, or "" for the service itself */
+	char action[SS_ACTION_MAX + 1];
+	char target[SS_TARGET_MAX + 1];
+	char detail[SS_DETAIL_MAX + 1];
+};
+
+struct ss_store;
+
+/* Opens (creating if missing) the store at url: "sqlite:PATH" or a plain
+ * path (SQLite). Applies pending schema migrations in order, each in its own
+ * transaction. A database from a newer schema than this build knows:
+ * SPH_ERR_UNSUPPORTED. Returns 0 and *out (free with ss_store_close). */
+int ss_store_open(const char *url, struct ss_store **out);
+/* Accepts NULL. */
+void ss_store_close(struct ss_store *st);
+/* The schema version now in the database. */
+int ss_store_schema_version(struct ss_store *st, int *version);
+
+/* ---- tenants, users, roles, tokens ---------------------------------------- */
+
+/* Creates a tenant with a fresh random UUID, audited as "tenant.create" by
+ * actor (a user id, or "" for the service). */
+int ss_store_tenant_create(struct ss_store *st, const char *name, const char *actor,
+                           struct ss_tenant *out);
+int ss_store_tenant_get(struct ss_store *st, const char *id, struct ss_tenant *out);
+/* The tenants where user holds a role, by name; *n of them (at most cap). */
+int ss_store_tenant_list_for_user(struct ss_store *st, const char *user_id, struct ss_tenant *out,
+                                  size_t cap, size_t *n);
+
+/* Creates a user with a fresh UUID. Names are unique: SPH_ERR_DUPLICATE. */
+int ss_store_user_create(struct ss_store *st, const char *name, bool is_operator,
+                         struct ss_user *out);
+int ss_store_user_get(struct ss_store *st, const char *id, struct ss_user *out);
+int ss_store_user_by_name(struct ss_store *st, const char *name, struct ss_user *out);
+
+/* Sets user's role in tenant (SS_ROLE_NONE removes it), audited as
+ * "role.set" by actor with the role's name as detail. Removing the tenant's
+ * last Administrator: SPH_ERR_STATE (nothing changes). */
+int ss_store_role_set(struct ss_store *st, const char *tenant_id, const char *user_id,
+                      enum ss_role role, const char *actor);
+/* SS_ROLE_NONE (and 0) when the user has no role there. */
+int ss_store_role_get(struct ss_store *st, const char *tenant_id, const char *user_id,
+                      enum ss_role *role);
+int ss_store_role_list(struct ss_store *st, const char *tenant_id, struct ss_role_entry *out,
+                       size_t cap, size_t *n);
+
+/* Stores a token for user_id by its SHA-256 (the token itself is never
+ * stored). Returns 0 and *out (its id). */
+int ss_store_token_add(struct ss_store *st, const char *user_id, const uint8_t hash[32],
+                       struct ss_token *out);
+/* The live (not revoked) token whose SHA-256 is hash, and its user.
+ * SPH_ERR_NOT_FOUND if none. */
+int ss_store_token_find(struct ss_store *st, const uint8_t hash[32], struct ss_token *tok,
+                        struct ss_user *user);
+/* Revokes token id of user_id (a user revokes only their own; an
+ * Administrator's revocation of others goes through the service layer).
+ * SPH_ERR_NOT_FOUND if no such live token. Audited as "token.revoke" in
+ * tenant_id ("" when none) by actor. */
+int ss_store_token_revoke(struct ss_store *st, const char *user_id, const char *token_id,
+                          const char *tenant_id, const char *actor);
+
+/* ---- devices --------------------------------------------------------------- */
+
+/* Claims device_id into tenant_id, audited as "device.claim". A device is
+ * claimed once: held by any tenant already: SPH_ERR_DUPLICATE; released to
+ * another tenant than this one: SPH_ERR_PERMISSION. A device released to this
+ * tenant moves here (its history, the audit rows, stays with the old one). */
+int ss_store_device_claim(struct ss_store *st, const char *tenant_id, const char *device_id,
+                          const char *actor);
+/* Marks tenant_id's device as released to to_tenant (which must exist and
+ * differ), audited as "device.release" in tenant_id. Not held by tenant_id:
+ * SPH_ERR_NOT_FOUND; to_tenant unknown: SPH_ERR_NOT_FOUND. */
+int ss_store_device_release(struct ss_store *st, const char *tenant_id, const char *device_id,
+                            const char *to_tenant, const char *actor);
+/* The device if tenant_id holds it (else SPH_ERR_NOT_FOUND: another tenant's
+ * device is indistinguishable from none). */
+int ss_store_device_get(struct ss_store *st, const char *tenant_id, const char *device_id,
+                        struct ss_device *out);
+/* tenant_id's devices by id, starting after `after` ("" = from the start). */
+int ss_store_device_list(struct ss_store *st, const char *tenant_id, const char *after,
+                         struct ss_device *out, size_t cap, size_t *n);
+
+/* ---- audit ------------------------------------------------------------------- */
+
+/* Appends an audit row on its own (for actions without a store change, e.g.
+ * "attestation.refused"). */
+int ss_store_audit_add(struct ss_store *st, const char *tenant_id, const char *actor,
+                       const char *action, const char *target, const char *detail);
+/* tenant_id's audit rows with id > after_id, oldest first. */
+int ss_store_audit_list(struct ss_store *st, const char *tenant_id, int64_t after_id,
+                        struct ss_audit *out, size_t cap, size_t *n);
+
+/* Role names for the API: "Reader", "Contributor", "Administrator"; NULL for
+ * others. ss_role_from_name returns SS_ROLE_NONE for an unknown name. */
+const char *ss_role_name(enum ss_role role);
+enum ss_role ss_role_from_name(const char *name);
+
+#endif
