@@ -11,7 +11,8 @@
  * done or not at all. Unless a comment says otherwise a function returns 0 or
  * a negative SPH_ERR_*: SPH_ERR_INVALID_ARG (a NULL, an over-long or
  * malformed string), SPH_ERR_NOT_FOUND, SPH_ERR_DUPLICATE, SPH_ERR_IO (the
- * database failed). Outputs are zeroed on entry; strings are copied into the
+ * database failed), SPH_ERR_CORRUPT (a stored row out of shape: never
+ * returned as data). Outputs are zeroed on entry; strings are copied into the
  * caller's fixed-size fields (no allocation to free).
  */
 #ifndef SPHERE_SS_STORE_H
@@ -83,9 +84,10 @@ struct ss_audit {
 struct ss_store;
 
 /* Opens (creating if missing) the store at url: "sqlite:PATH" or a plain
- * path (SQLite). Applies pending schema migrations in order, each in its own
- * transaction. A database from a newer schema than this build knows:
- * SPH_ERR_UNSUPPORTED. Returns 0 and *out (free with ss_store_close). */
+ * path (SQLite; a file, not ":memory:"). Applies pending schema migrations in
+ * order, each in its own transaction. A database from a newer schema than
+ * this build knows, or another "scheme://": SPH_ERR_UNSUPPORTED. Returns 0
+ * and *out (free with ss_store_close). */
 int ss_store_open(const char *url, struct ss_store **out);
 /* Accepts NULL. */
 void ss_store_close(struct ss_store *st);
@@ -99,7 +101,9 @@ int ss_store_schema_version(struct ss_store *st, int *version);
 int ss_store_tenant_create(struct ss_store *st, const char *name, const char *actor,
                            struct ss_tenant *out);
 int ss_store_tenant_get(struct ss_store *st, const char *id, struct ss_tenant *out);
-/* The tenants where user holds a role, by name; *n of them (at most cap). */
+/* The tenants where user holds a role, by name; *n of them (at most cap).
+ * Every list call returns at most min(cap, SS_LIST_MAX) rows (out may be
+ * NULL when cap is 0); an unknown owner has an empty list. */
 int ss_store_tenant_list_for_user(struct ss_store *st, const char *user_id, struct ss_tenant *out,
                                   size_t cap, size_t *n);
 
@@ -110,8 +114,9 @@ int ss_store_user_get(struct ss_store *st, const char *id, struct ss_user *out);
 int ss_store_user_by_name(struct ss_store *st, const char *name, struct ss_user *out);
 
 /* Sets user's role in tenant (SS_ROLE_NONE removes it), audited as
- * "role.set" by actor with the role's name as detail. Removing the tenant's
- * last Administrator: SPH_ERR_STATE (nothing changes). */
+ * "role.set" by actor with the role's name as detail ("None" on removal).
+ * Removing the tenant's last Administrator: SPH_ERR_STATE (nothing changes).
+ * Unknown tenant or user, or removing a role not held: SPH_ERR_NOT_FOUND. */
 int ss_store_role_set(struct ss_store *st, const char *tenant_id, const char *user_id,
                       enum ss_role role, const char *actor);
 /* SS_ROLE_NONE (and 0) when the user has no role there. */
@@ -138,14 +143,17 @@ int ss_store_token_revoke(struct ss_store *st, const char *user_id, const char *
 /* ---- devices --------------------------------------------------------------- */
 
 /* Claims device_id into tenant_id, audited as "device.claim". A device is
- * claimed once: held by any tenant already: SPH_ERR_DUPLICATE; released to
- * another tenant than this one: SPH_ERR_PERMISSION. A device released to this
- * tenant moves here (its history, the audit rows, stays with the old one). */
+ * claimed once: held by any tenant already (the claimer included):
+ * SPH_ERR_DUPLICATE; released to another tenant than this one (and not held
+ * by this one): SPH_ERR_PERMISSION; unknown tenant: SPH_ERR_NOT_FOUND. A
+ * device released to this tenant moves here (its history, the audit rows,
+ * stays with the old one; the claim's detail is "transfer"). */
 int ss_store_device_claim(struct ss_store *st, const char *tenant_id, const char *device_id,
                           const char *actor);
 /* Marks tenant_id's device as released to to_tenant (which must exist and
- * differ), audited as "device.release" in tenant_id. Not held by tenant_id:
- * SPH_ERR_NOT_FOUND; to_tenant unknown: SPH_ERR_NOT_FOUND. */
+ * differ), audited as "device.release" in tenant_id with to_tenant as detail.
+ * Not held by tenant_id: SPH_ERR_NOT_FOUND; to_tenant unknown:
+ * SPH_ERR_NOT_FOUND; to_tenant == tenant_id: SPH_ERR_INVALID_ARG. */
 int ss_store_device_release(struct ss_store *st, const char *tenant_id, const char *device_id,
                             const char *to_tenant, const char *actor);
 /* The device if tenant_id holds it (else SPH_ERR_NOT_FOUND: another tenant's
@@ -159,10 +167,13 @@ int ss_store_device_list(struct ss_store *st, const char *tenant_id, const char 
 /* ---- audit ------------------------------------------------------------------- */
 
 /* Appends an audit row on its own (for actions without a store change, e.g.
- * "attestation.refused"). */
+ * "attestation.refused"). tenant_id and actor: a UUID or "" (service-wide);
+ * action 1..SS_ACTION_MAX, target 1..SS_TARGET_MAX, detail 0..SS_DETAIL_MAX
+ * bytes of printable ASCII. */
 int ss_store_audit_add(struct ss_store *st, const char *tenant_id, const char *actor,
                        const char *action, const char *target, const char *detail);
-/* tenant_id's audit rows with id > after_id, oldest first. */
+/* tenant_id's ("" = service-wide) audit rows with id > after_id (>= 0),
+ * oldest first. */
 int ss_store_audit_list(struct ss_store *st, const char *tenant_id, int64_t after_id,
                         struct ss_audit *out, size_t cap, size_t *n);
 

@@ -1,0 +1,410 @@
+/*
+ * ss_store: the backend-neutral front (docs/api.md "Storage"). It picks the
+ * backend from the URL, checks every argument before a backend sees it,
+ * zeroes outputs, and makes ids (random UUID v4) and creation times.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <openssl/rand.h>
+
+#include "common/common.h"
+#include "ss_store_internal.h"
+
+struct ss_store {
+	const struct ss_store_ops *ops;
+	void *be;
+};
+
+/* ---- helpers ---------------------------------------------------------------- */
+
+int64_t ss_store_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec;
+}
+
+static bool ss_is_lower_hex(char c)
+{
+	return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
+}
+
+/* "xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx", lowercase hex. */
+static bool ss_uuid_ok(const char *s)
+{
+	if (!s || strnlen(s, SS_UUID_LEN + 1) != SS_UUID_LEN)
+		return false;
+	for (size_t i = 0; i < SS_UUID_LEN; i++) {
+		bool dash = i == 8 || i == 13 || i == 18 || i == 23;
+		if (dash ? s[i] != '-' : !ss_is_lower_hex(s[i]))
+			return false;
+	}
+	return true;
+}
+
+static bool ss_uuid_or_empty_ok(const char *s)
+{
+	return s && (s[0] == '\0' || ss_uuid_ok(s));
+}
+
+static bool ss_device_id_ok(const char *s)
+{
+	if (!s || strnlen(s, SS_DEVICE_ID_LEN + 1) != SS_DEVICE_ID_LEN)
+		return false;
+	for (size_t i = 0; i < SS_DEVICE_ID_LEN; i++)
+		if (!ss_is_lower_hex(s[i]))
+			return false;
+	return true;
+}
+
+/* min..max bytes of printable ASCII (min is 0 or 1). */
+static bool ss_text_ok(const char *s, size_t min, size_t max)
+{
+	size_t n;
+
+	if (!s)
+		return false;
+	n = strnlen(s, max + 1);
+	if (n == 0)
+		return min == 0;
+	return sph_text_ok((const uint8_t *)s, n, max);
+}
+
+static bool ss_role_ok(enum ss_role role)
+{
+	return (int)role >= SS_ROLE_NONE && (int)role <= SS_ROLE_ADMIN;
+}
+
+/* A random (version 4) UUID in lowercase. */
+static int ss_uuid_new(char out[SS_UUID_LEN + 1])
+{
+	uint8_t b[16];
+	char hex[33];
+	int rc = SPH_ERR_RANDOM;
+
+	out[0] = '\0';
+	if (RAND_bytes(b, sizeof(b)) != 1)
+		goto out;
+	b[6] = (uint8_t)((b[6] & 0x0f) | 0x40);
+	b[8] = (uint8_t)((b[8] & 0x3f) | 0x80);
+	rc = sph_hex_encode(b, sizeof(b), hex, sizeof(hex));
+	if (rc)
+		goto out;
+	memcpy(out, hex, 8);
+	out[8] = '-';
+	memcpy(out + 9, hex + 8, 4);
+	out[13] = '-';
+	memcpy(out + 14, hex + 12, 4);
+	out[18] = '-';
+	memcpy(out + 19, hex + 16, 4);
+	out[23] = '-';
+	memcpy(out + 24, hex + 20, 12);
+	out[SS_UUID_LEN] = '\0';
+	rc = 0;
+out:
+	return rc;
+}
+
+/* Zeroes a list output and bounds cap. Returns false for a bad list call. */
+static bool ss_list_args(void *out, size_t elem, size_t *cap, size_t *n)
+{
+	if (n)
+		*n = 0;
+	if (*cap > SS_LIST_MAX)
+		*cap = SS_LIST_MAX;
+	if (out && *cap)
+		memset(out, 0, *cap * elem);
+	return n && (out || *cap == 0);
+}
+
+/* ---- open / close ---------------------------------------------------------- */
+
+static const struct {
+	const char *prefix;
+	const struct ss_store_ops *ops;
+} ss_backends[] = {
+        {"sqlite:", &ss_sqlite_ops},
+};
+
+int ss_store_open(const char *url, struct ss_store **out)
+{
+	const struct ss_store_ops *ops = NULL;
+	const char *loc = url;
+	struct ss_store *st = NULL;
+	int rc = SPH_ERR_INVALID_ARG;
+
+	if (out)
+		*out = NULL;
+	if (!url || !out || !url[0])
+		goto out;
+	for (size_t i = 0; i < sizeof(ss_backends) / sizeof(ss_backends[0]); i++) {
+		size_t len = strlen(ss_backends[i].prefix);
+		if (strncmp(url, ss_backends[i].prefix, len) == 0) {
+			ops = ss_backends[i].ops;
+			loc = url + len;
+		}
+	}
+	if (!ops) {
+		/* Any other "scheme://" (postgresql:// for now) is not built in. */
+		rc = SPH_ERR_UNSUPPORTED;
+		if (strstr(url, "://"))
+			goto out;
+		ops = &ss_sqlite_ops;
+	}
+	rc = SPH_ERR_NOMEM;
+	st = calloc(1, sizeof(*st));
+	if (!st)
+		goto out;
+	st->ops = ops;
+	rc = ops->open(loc, &st->be);
+	if (rc)
+		goto out;
+	sph_log(SPH_LOG_INFO, "ss_store", "opened", "backend=%s", ops->name);
+	*out = st;
+	st = NULL; /* transferred */
+out:
+	free(st);
+	return rc;
+}
+
+void ss_store_close(struct ss_store *st)
+{
+	if (!st)
+		return;
+	st->ops->close(st->be);
+	free(st);
+}
+
+int ss_store_schema_version(struct ss_store *st, int *version)
+{
+	if (version)
+		*version = 0;
+	if (!st || !version)
+		return SPH_ERR_INVALID_ARG;
+	return st->ops->schema_version(st->be, version);
+}
+
+/* ---- tenants, users, roles, tokens ----------------------------------------- */
+
+int ss_store_tenant_create(struct ss_store *st, const char *name, const char *actor,
+                           struct ss_tenant *out)
+{
+	struct ss_tenant t = {0};
+	int rc = SPH_ERR_INVALID_ARG;
+
+	if (out)
+		memset(out, 0, sizeof(*out));
+	if (!st || !out || !ss_text_ok(name, 1, SS_NAME_MAX) || !ss_uuid_or_empty_ok(actor))
+		goto out;
+	rc = ss_uuid_new(t.id);
+	if (rc)
+		goto out;
+	memcpy(t.name, name, strlen(name) + 1);
+	t.created = ss_store_now();
+	rc = st->ops->tenant_create(st->be, &t, actor);
+	if (rc)
+		goto out;
+	*out = t;
+out:
+	return rc;
+}
+
+int ss_store_tenant_get(struct ss_store *st, const char *id, struct ss_tenant *out)
+{
+	if (out)
+		memset(out, 0, sizeof(*out));
+	if (!st || !out || !ss_uuid_ok(id))
+		return SPH_ERR_INVALID_ARG;
+	return st->ops->tenant_get(st->be, id, out);
+}
+
+int ss_store_tenant_list_for_user(struct ss_store *st, const char *user_id, struct ss_tenant *out,
+                                  size_t cap, size_t *n)
+{
+	if (!ss_list_args(out, sizeof(*out), &cap, n) || !st || !ss_uuid_ok(user_id))
+		return SPH_ERR_INVALID_ARG;
+	return st->ops->tenant_list_for_user(st->be, user_id, out, cap, n);
+}
+
+int ss_store_user_create(struct ss_store *st, const char *name, bool is_operator,
+                         struct ss_user *out)
+{
+	struct ss_user u = {0};
+	int rc = SPH_ERR_INVALID_ARG;
+
+	if (out)
+		memset(out, 0, sizeof(*out));
+	if (!st || !out || !ss_text_ok(name, 1, SS_NAME_MAX))
+		goto out;
+	rc = ss_uuid_new(u.id);
+	if (rc)
+		goto out;
+	memcpy(u.name, name, strlen(name) + 1);
+	u.is_operator = is_operator;
+	rc = st->ops->user_create(st->be, &u, ss_store_now());
+	if (rc)
+		goto out;
+	*out = u;
+out:
+	return rc;
+}
+
+int ss_store_user_get(struct ss_store *st, const char *id, struct ss_user *out)
+{
+	if (out)
+		memset(out, 0, sizeof(*out));
+	if (!st || !out || !ss_uuid_ok(id))
+		return SPH_ERR_INVALID_ARG;
+	return st->ops->user_get(st->be, id, out);
+}
+
+int ss_store_user_by_name(struct ss_store *st, const char *name, struct ss_user *out)
+{
+	if (out)
+		memset(out, 0, sizeof(*out));
+	if (!st || !out || !ss_text_ok(name, 1, SS_NAME_MAX))
+		return SPH_ERR_INVALID_ARG;
+	return st->ops->user_by_name(st->be, name, out);
+}
+
+int ss_store_role_set(struct ss_store *st, const char *tenant_id, const char *user_id,
+                      enum ss_role role, const char *actor)
+{
+	if (!st || !ss_uuid_ok(tenant_id) || !ss_uuid_ok(user_id) || !ss_role_ok(role) ||
+	    !ss_uuid_or_empty_ok(actor))
+		return SPH_ERR_INVALID_ARG;
+	return st->ops->role_set(st->be, tenant_id, user_id, role, actor);
+}
+
+int ss_store_role_get(struct ss_store *st, const char *tenant_id, const char *user_id,
+                      enum ss_role *role)
+{
+	if (role)
+		*role = SS_ROLE_NONE;
+	if (!st || !role || !ss_uuid_ok(tenant_id) || !ss_uuid_ok(user_id))
+		return SPH_ERR_INVALID_ARG;
+	return st->ops->role_get(st->be, tenant_id, user_id, role);
+}
+
+int ss_store_role_list(struct ss_store *st, const char *tenant_id, struct ss_role_entry *out,
+                       size_t cap, size_t *n)
+{
+	if (!ss_list_args(out, sizeof(*out), &cap, n) || !st || !ss_uuid_ok(tenant_id))
+		return SPH_ERR_INVALID_ARG;
+	return st->ops->role_list(st->be, tenant_id, out, cap, n);
+}
+
+int ss_store_token_add(struct ss_store *st, const char *user_id, const uint8_t hash[32],
+                       struct ss_token *out)
+{
+	struct ss_token t = {0};
+	int rc = SPH_ERR_INVALID_ARG;
+
+	if (out)
+		memset(out, 0, sizeof(*out));
+	if (!st || !out || !hash || !ss_uuid_ok(user_id))
+		goto out;
+	rc = ss_uuid_new(t.id);
+	if (rc)
+		goto out;
+	memcpy(t.user_id, user_id, SS_UUID_LEN + 1);
+	t.created = ss_store_now();
+	rc = st->ops->token_add(st->be, &t, hash);
+	if (rc)
+		goto out;
+	*out = t;
+out:
+	return rc;
+}
+
+int ss_store_token_find(struct ss_store *st, const uint8_t hash[32], struct ss_token *tok,
+                        struct ss_user *user)
+{
+	if (tok)
+		memset(tok, 0, sizeof(*tok));
+	if (user)
+		memset(user, 0, sizeof(*user));
+	if (!st || !hash || !tok || !user)
+		return SPH_ERR_INVALID_ARG;
+	return st->ops->token_find(st->be, hash, tok, user);
+}
+
+int ss_store_token_revoke(struct ss_store *st, const char *user_id, const char *token_id,
+                          const char *tenant_id, const char *actor)
+{
+	if (!st || !ss_uuid_ok(user_id) || !ss_uuid_ok(token_id) ||
+	    !ss_uuid_or_empty_ok(tenant_id) || !ss_uuid_or_empty_ok(actor))
+		return SPH_ERR_INVALID_ARG;
+	return st->ops->token_revoke(st->be, user_id, token_id, tenant_id, actor);
+}
+
+/* ---- devices ------------------------------------------------------------------ */
+
+int ss_store_device_claim(struct ss_store *st, const char *tenant_id, const char *device_id,
+                          const char *actor)
+{
+	if (!st || !ss_uuid_ok(tenant_id) || !ss_device_id_ok(device_id) ||
+	    !ss_uuid_or_empty_ok(actor))
+		return SPH_ERR_INVALID_ARG;
+	return st->ops->device_claim(st->be, tenant_id, device_id, actor);
+}
+
+int ss_store_device_release(struct ss_store *st, const char *tenant_id, const char *device_id,
+                            const char *to_tenant, const char *actor)
+{
+	if (!st || !ss_uuid_ok(tenant_id) || !ss_device_id_ok(device_id) ||
+	    !ss_uuid_ok(to_tenant) || !ss_uuid_or_empty_ok(actor) ||
+	    strcmp(tenant_id, to_tenant) == 0)
+		return SPH_ERR_INVALID_ARG;
+	return st->ops->device_release(st->be, tenant_id, device_id, to_tenant, actor);
+}
+
+int ss_store_device_get(struct ss_store *st, const char *tenant_id, const char *device_id,
+                        struct ss_device *out)
+{
+	if (out)
+		memset(out, 0, sizeof(*out));
+	if (!st || !out || !ss_uuid_ok(tenant_id) || !ss_device_id_ok(device_id))
+		return SPH_ERR_INVALID_ARG;
+	return st->ops->device_get(st->be, tenant_id, device_id, out);
+}
+
+int ss_store_device_list(struct ss_store *st, const char *tenant_id, const char *after,
+                         struct ss_device *out, size_t cap, size_t *n)
+{
+	if (!ss_list_args(out, sizeof(*out), &cap, n) || !st || !ss_uuid_ok(tenant_id) || !after ||
+	    (after[0] && !ss_device_id_ok(after)))
+		return SPH_ERR_INVALID_ARG;
+	return st->ops->device_list(st->be, tenant_id, after, out, cap, n);
+}
+
+/* ---- audit ---------------------------------------------------------------------- */
+
+int ss_store_audit_add(struct ss_store *st, const char *tenant_id, const char *actor,
+                       const char *action, const char *target, const char *detail)
+{
+	struct ss_audit a = {0};
+
+	if (!st || !ss_uuid_or_empty_ok(tenant_id) || !ss_uuid_or_empty_ok(actor) ||
+	    !ss_text_ok(action, 1, SS_ACTION_MAX) || !ss_text_ok(target, 1, SS_TARGET_MAX) ||
+	    !ss_text_ok(detail, 0, SS_DETAIL_MAX))
+		return SPH_ERR_INVALID_ARG;
+	memcpy(a.tenant_id, tenant_id, strlen(tenant_id) + 1);
+	memcpy(a.actor, actor, strlen(actor) + 1);
+	memcpy(a.action, action, strlen(action) + 1);
+	memcpy(a.target, target, strlen(target) + 1);
+	memcpy(a.detail, detail, strlen(detail) + 1);
+	return st->ops->audit_add(st->be, &a);
+}
+
+int ss_store_audit_list(struct ss_store *st, const char *tenant_id, int64_t after_id,
+                        struct ss_audit *out, size_t cap, size_t *n)
+{
+	if (!ss_list_args(out, sizeof(*out), &cap, n) || !st || !ss_uuid_or_empty_ok(tenant_id) ||
+	    after_id < 0)
+		return SPH_ERR_INVALID_ARG;
+	return st->ops->audit_list(st->be, tenant_id, after_id, out, cap, n);
+}

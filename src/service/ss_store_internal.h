@@ -1,0 +1,57 @@
+/*
+ * ss_store internals: the backend vtable. ss_store.c validates every
+ * argument, zeroes outputs, makes ids and times, then calls the backend, so a
+ * backend sees only well-formed input (UUIDs, device ids, bounded printable
+ * text, roles in range, cap <= SS_LIST_MAX, out != NULL when cap > 0).
+ * Backends return the same codes as the public functions.
+ */
+#ifndef SPHERE_SS_STORE_INTERNAL_H
+#define SPHERE_SS_STORE_INTERNAL_H
+
+#include "ss_store.h"
+
+struct ss_store_ops {
+	const char *name; /* for logs: "sqlite" */
+	/* location: what follows the scheme (a path for SQLite). */
+	int (*open)(const char *location, void **be);
+	void (*close)(void *be);
+	int (*schema_version)(void *be, int *version);
+
+	/* t, u, tok: complete records (id, name or hash, created) made by ss_store.c. */
+	int (*tenant_create)(void *be, const struct ss_tenant *t, const char *actor);
+	int (*tenant_get)(void *be, const char *id, struct ss_tenant *out);
+	int (*tenant_list_for_user)(void *be, const char *user_id, struct ss_tenant *out,
+	                            size_t cap, size_t *n);
+	int (*user_create)(void *be, const struct ss_user *u, int64_t created);
+	int (*user_get)(void *be, const char *id, struct ss_user *out);
+	int (*user_by_name)(void *be, const char *name, struct ss_user *out);
+	int (*role_set)(void *be, const char *tenant_id, const char *user_id, enum ss_role role,
+	                const char *actor);
+	int (*role_get)(void *be, const char *tenant_id, const char *user_id, enum ss_role *role);
+	int (*role_list)(void *be, const char *tenant_id, struct ss_role_entry *out, size_t cap,
+	                 size_t *n);
+	int (*token_add)(void *be, const struct ss_token *tok, const uint8_t hash[32]);
+	int (*token_find)(void *be, const uint8_t hash[32], struct ss_token *tok,
+	                  struct ss_user *user);
+	int (*token_revoke)(void *be, const char *user_id, const char *token_id,
+	                    const char *tenant_id, const char *actor);
+	int (*device_claim)(void *be, const char *tenant_id, const char *device_id,
+	                    const char *actor);
+	int (*device_release)(void *be, const char *tenant_id, const char *device_id,
+	                      const char *to_tenant, const char *actor);
+	int (*device_get)(void *be, const char *tenant_id, const char *device_id,
+	                  struct ss_device *out);
+	int (*device_list)(void *be, const char *tenant_id, const char *after,
+	                   struct ss_device *out, size_t cap, size_t *n);
+	/* a: tenant_id, actor, action, target, detail (id and at are the backend's). */
+	int (*audit_add)(void *be, const struct ss_audit *a);
+	int (*audit_list)(void *be, const char *tenant_id, int64_t after_id, struct ss_audit *out,
+	                  size_t cap, size_t *n);
+};
+
+extern const struct ss_store_ops ss_sqlite_ops;
+
+/* Unix seconds now (CLOCK_REALTIME). */
+int64_t ss_store_now(void);
+
+#endif

@@ -1,0 +1,1195 @@
+/*
+ * ss_store_sqlite: the SQLite backend (docs/api.md "Storage").
+ *
+ * A pool of SS_SQ_CONNS connections, each opened NOMUTEX and guarded by its
+ * own mutex; a call takes a free one (round-robin trylock, then blocks on
+ * one). Every connection runs WAL, foreign_keys=ON, synchronous=FULL and a
+ * 5 s busy timeout. A change is one BEGIN IMMEDIATE ... COMMIT with its audit
+ * row; any error rolls it back, and a busy database is retried until the
+ * busy timeout. SQL is fixed text with ? parameters, prepared once per
+ * connection (sqlite3_prepare_v3, persistent).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <sqlite3.h>
+
+#include "common/common.h"
+#include "ss_store_internal.h"
+
+#define SS_SQ_CONNS   4
+#define SS_SQ_BUSY_MS 5000
+
+/* ---- schema ------------------------------------------------------------------
+ * Migration i takes the database from version i to i + 1; applied ones are
+ * never edited, a change is a new step at the end.
+ */
+static const char *const ss_sq_migrations[] = {
+        /* 1 */
+        "CREATE TABLE tenants ("
+        " id TEXT PRIMARY KEY CHECK (length(id) = 36),"
+        " name TEXT NOT NULL CHECK (length(name) BETWEEN 1 AND 64),"
+        " created INTEGER NOT NULL);"
+        "CREATE TABLE users ("
+        " id TEXT PRIMARY KEY CHECK (length(id) = 36),"
+        " name TEXT NOT NULL UNIQUE CHECK (length(name) BETWEEN 1 AND 64),"
+        " is_operator INTEGER NOT NULL CHECK (is_operator IN (0, 1)),"
+        " created INTEGER NOT NULL);"
+        "CREATE TABLE roles ("
+        " tenant_id TEXT NOT NULL REFERENCES tenants (id),"
+        " user_id TEXT NOT NULL REFERENCES users (id),"
+        " role INTEGER NOT NULL CHECK (role BETWEEN 1 AND 3),"
+        " PRIMARY KEY (tenant_id, user_id));"
+        "CREATE INDEX roles_user ON roles (user_id);"
+        "CREATE TABLE tokens ("
+        " id TEXT PRIMARY KEY CHECK (length(id) = 36),"
+        " user_id TEXT NOT NULL REFERENCES users (id),"
+        " hash BLOB NOT NULL UNIQUE CHECK (length(hash) = 32),"
+        " created INTEGER NOT NULL,"
+        " revoked INTEGER NOT NULL CHECK (revoked IN (0, 1)));"
+        "CREATE INDEX tokens_user ON tokens (user_id);"
+        "CREATE TABLE devices ("
+        " id TEXT PRIMARY KEY CHECK (length(id) = 128),"
+        " tenant_id TEXT NOT NULL REFERENCES tenants (id),"
+        " released_to TEXT REFERENCES tenants (id),"
+        " claimed INTEGER NOT NULL);"
+        "CREATE INDEX devices_tenant ON devices (tenant_id, id);"
+        "CREATE TABLE audit ("
+        " id INTEGER PRIMARY KEY,"
+        " at INTEGER NOT NULL,"
+        " tenant_id TEXT NOT NULL,"
+        " actor TEXT NOT NULL,"
+        " action TEXT NOT NULL,"
+        " target TEXT NOT NULL,"
+        " detail TEXT NOT NULL);"
+        "CREATE INDEX audit_tenant ON audit (tenant_id, id);",
+};
+
+#define SS_SQ_SCHEMA ((int)(sizeof(ss_sq_migrations) / sizeof(ss_sq_migrations[0])))
+
+/* ---- statements ------------------------------------------------------------ */
+
+enum ss_sq_q {
+	SS_Q_BEGIN,
+	SS_Q_COMMIT,
+	SS_Q_ROLLBACK,
+	SS_Q_VERSION_TABLE,
+	SS_Q_VERSION,
+	SS_Q_VERSION_ADD,
+	SS_Q_AUDIT_ADD,
+	SS_Q_AUDIT_LIST,
+	SS_Q_TENANT_ADD,
+	SS_Q_TENANT_GET,
+	SS_Q_TENANTS_OF_USER,
+	SS_Q_USER_ADD,
+	SS_Q_USER_GET,
+	SS_Q_USER_BY_NAME,
+	SS_Q_ROLE_GET,
+	SS_Q_ROLE_ADD,
+	SS_Q_ROLE_UPDATE,
+	SS_Q_ROLE_DELETE,
+	SS_Q_ROLE_ADMINS,
+	SS_Q_ROLE_LIST,
+	SS_Q_TOKEN_ADD,
+	SS_Q_TOKEN_FIND,
+	SS_Q_TOKEN_REVOKE,
+	SS_Q_DEVICE_STATE,
+	SS_Q_DEVICE_ADD,
+	SS_Q_DEVICE_MOVE,
+	SS_Q_DEVICE_RELEASE,
+	SS_Q_DEVICE_GET,
+	SS_Q_DEVICE_LIST,
+	SS_Q_COUNT
+};
+
+static const char *const ss_sq_sql[SS_Q_COUNT] = {
+        [SS_Q_BEGIN] = "BEGIN IMMEDIATE",
+        [SS_Q_COMMIT] = "COMMIT",
+        [SS_Q_ROLLBACK] = "ROLLBACK",
+        [SS_Q_VERSION_TABLE] = "CREATE TABLE IF NOT EXISTS schema_version ("
+                               "version INTEGER PRIMARY KEY, applied INTEGER NOT NULL)",
+        [SS_Q_VERSION] = "SELECT MAX(version) FROM schema_version",
+        [SS_Q_VERSION_ADD] = "INSERT INTO schema_version (version, applied) VALUES (?, ?)",
+        [SS_Q_AUDIT_ADD] = "INSERT INTO audit (at, tenant_id, actor, action, target, detail) "
+                           "VALUES (?, ?, ?, ?, ?, ?)",
+        [SS_Q_AUDIT_LIST] = "SELECT id, at, tenant_id, actor, action, target, detail FROM audit "
+                            "WHERE tenant_id = ? AND id > ? ORDER BY id LIMIT ?",
+        [SS_Q_TENANT_ADD] = "INSERT INTO tenants (id, name, created) VALUES (?, ?, ?)",
+        [SS_Q_TENANT_GET] = "SELECT id, name, created FROM tenants WHERE id = ?",
+        [SS_Q_TENANTS_OF_USER] = "SELECT t.id, t.name, t.created FROM tenants t "
+                                 "JOIN roles r ON r.tenant_id = t.id WHERE r.user_id = ? "
+                                 "ORDER BY t.name, t.id LIMIT ?",
+        [SS_Q_USER_ADD] = "INSERT INTO users (id, name, is_operator, created) VALUES (?, ?, ?, ?)",
+        [SS_Q_USER_GET] = "SELECT id, name, is_operator FROM users WHERE id = ?",
+        [SS_Q_USER_BY_NAME] = "SELECT id, name, is_operator FROM users WHERE name = ?",
+        [SS_Q_ROLE_GET] = "SELECT role FROM roles WHERE tenant_id = ? AND user_id = ?",
+        [SS_Q_ROLE_ADD] = "INSERT INTO roles (tenant_id, user_id, role) VALUES (?, ?, ?)",
+        [SS_Q_ROLE_UPDATE] = "UPDATE roles SET role = ? WHERE tenant_id = ? AND user_id = ?",
+        [SS_Q_ROLE_DELETE] = "DELETE FROM roles WHERE tenant_id = ? AND user_id = ?",
+        [SS_Q_ROLE_ADMINS] = "SELECT COUNT(*) FROM roles WHERE tenant_id = ? AND role = 3",
+        [SS_Q_ROLE_LIST] = "SELECT r.user_id, u.name, r.role FROM roles r "
+                           "JOIN users u ON u.id = r.user_id WHERE r.tenant_id = ? "
+                           "ORDER BY u.name LIMIT ?",
+        [SS_Q_TOKEN_ADD] = "INSERT INTO tokens (id, user_id, hash, created, revoked) "
+                           "VALUES (?, ?, ?, ?, 0)",
+        [SS_Q_TOKEN_FIND] = "SELECT t.id, t.created, u.id, u.name, u.is_operator "
+                            "FROM tokens t JOIN users u ON u.id = t.user_id "
+                            "WHERE t.hash = ? AND t.revoked = 0",
+        [SS_Q_TOKEN_REVOKE] = "UPDATE tokens SET revoked = 1 "
+                              "WHERE id = ? AND user_id = ? AND revoked = 0",
+        [SS_Q_DEVICE_STATE] = "SELECT tenant_id, released_to FROM devices WHERE id = ?",
+        [SS_Q_DEVICE_ADD] = "INSERT INTO devices (id, tenant_id, released_to, claimed) "
+                            "VALUES (?, ?, NULL, ?)",
+        [SS_Q_DEVICE_MOVE] = "UPDATE devices SET tenant_id = ?, released_to = NULL, claimed = ? "
+                             "WHERE id = ? AND released_to = ?",
+        [SS_Q_DEVICE_RELEASE] = "UPDATE devices SET released_to = ? "
+                                "WHERE id = ? AND tenant_id = ?",
+        [SS_Q_DEVICE_GET] = "SELECT id, tenant_id, released_to, claimed FROM devices "
+                            "WHERE id = ? AND tenant_id = ?",
+        [SS_Q_DEVICE_LIST] = "SELECT id, tenant_id, released_to, claimed FROM devices "
+                             "WHERE tenant_id = ? AND id > ? ORDER BY id LIMIT ?",
+};
+
+struct ss_sq_conn {
+	pthread_mutex_t mu;
+	sqlite3 *db;
+	sqlite3_stmt *stmt[SS_Q_COUNT];
+	const char *op; /* the running operation, for logs */
+	bool busy;      /* the last failure was SQLITE_BUSY / SQLITE_LOCKED */
+};
+
+struct ss_sq {
+	struct ss_sq_conn conn[SS_SQ_CONNS];
+	size_t nconn; /* connections whose mutex is initialised */
+	atomic_uint next;
+};
+
+/* Everything one operation needs; each callback reads its own fields. */
+struct ss_sq_args {
+	const char *tenant_id, *user_id, *device_id, *to_tenant, *token_id, *actor, *after;
+	const char *name;
+	const uint8_t *hash;
+	enum ss_role role;
+	int64_t after_id;
+	int64_t when;
+	const void *in;
+	void *out, *out2;
+	size_t cap;
+	size_t *n;
+	int version;
+	bool more;
+};
+
+typedef int (*ss_sq_fn)(struct ss_sq_conn *c, struct ss_sq_args *a);
+
+/* ---- low-level helpers -------------------------------------------------------- */
+
+/* Maps an SQLite result code to a status. Expected refusals are not logged;
+ * messages name tables and columns, never bound values. */
+static int ss_sq_err(struct ss_sq_conn *c, int src)
+{
+	int prim = src & 0xff;
+
+	if (prim == SQLITE_BUSY || prim == SQLITE_LOCKED) {
+		c->busy = true;
+		return SPH_ERR_IO;
+	}
+	if (src == SQLITE_CONSTRAINT_UNIQUE || src == SQLITE_CONSTRAINT_PRIMARYKEY)
+		return SPH_ERR_DUPLICATE;
+	if (src == SQLITE_CONSTRAINT_FOREIGNKEY)
+		return SPH_ERR_NOT_FOUND;
+	sph_log(SPH_LOG_ERROR, "ss_store", "db_error", "backend=sqlite op=%s code=%d msg=\"%s\"",
+	        c->op, src, c->db ? sqlite3_errmsg(c->db) : sqlite3_errstr(src));
+	return SPH_ERR_IO;
+}
+
+static int ss_sq_corrupt(struct ss_sq_conn *c, const char *what)
+{
+	sph_log(SPH_LOG_ERROR, "ss_store", "db_corrupt", "backend=sqlite op=%s column=%s", c->op,
+	        what);
+	return SPH_ERR_CORRUPT;
+}
+
+/* Gets statement q (prepared once) and binds types: t text, n text or NULL
+ * for "", i int64_t, b a 32-byte blob. Returns 0 and *out. */
+static int ss_sq_vprep(struct ss_sq_conn *c, enum ss_sq_q q, sqlite3_stmt **out, const char *types,
+                       va_list ap)
+{
+	sqlite3_stmt *s;
+	int src = SQLITE_OK;
+
+	*out = NULL;
+	if (!c->stmt[q]) {
+		src = sqlite3_prepare_v3(c->db, ss_sq_sql[q], -1, SQLITE_PREPARE_PERSISTENT,
+		                         &c->stmt[q], NULL);
+		if (src != SQLITE_OK)
+			return ss_sq_err(c, src);
+	}
+	s = c->stmt[q];
+	for (int i = 0; types[i] && src == SQLITE_OK; i++) {
+		const char *v;
+		switch (types[i]) {
+		case 't':
+			v = va_arg(ap, const char *);
+			src = sqlite3_bind_text(s, i + 1, v, -1, SQLITE_STATIC);
+			break;
+		case 'n':
+			v = va_arg(ap, const char *);
+			src = v[0] ? sqlite3_bind_text(s, i + 1, v, -1, SQLITE_STATIC)
+			           : sqlite3_bind_null(s, i + 1);
+			break;
+		case 'i':
+			src = sqlite3_bind_int64(s, i + 1, va_arg(ap, int64_t));
+			break;
+		case 'b':
+			src = sqlite3_bind_blob(s, i + 1, va_arg(ap, const uint8_t *), 32,
+			                        SQLITE_STATIC);
+			break;
+		default:
+			src = SQLITE_MISUSE;
+		}
+	}
+	if (src != SQLITE_OK) {
+		sqlite3_clear_bindings(s);
+		return ss_sq_err(c, src);
+	}
+	*out = s;
+	return 0;
+}
+
+static int ss_sq_prep(struct ss_sq_conn *c, enum ss_sq_q q, sqlite3_stmt **out, const char *types,
+                      ...)
+{
+	va_list ap;
+	int rc;
+
+	va_start(ap, types);
+	rc = ss_sq_vprep(c, q, out, types, ap);
+	va_end(ap);
+	return rc;
+}
+
+/* Resets a statement for its next use (accepts NULL). */
+static void ss_sq_done(sqlite3_stmt *s)
+{
+	if (s) {
+		sqlite3_reset(s);
+		sqlite3_clear_bindings(s);
+	}
+}
+
+/* Returns 1 for a row, 0 when done, or a negative status. */
+static int ss_sq_step(struct ss_sq_conn *c, sqlite3_stmt *s)
+{
+	int src = sqlite3_step(s);
+
+	if (src == SQLITE_ROW)
+		return 1;
+	if (src == SQLITE_DONE)
+		return 0;
+	return ss_sq_err(c, src);
+}
+
+/* Runs statement q to completion. Returns 0 or a negative status. */
+static int ss_sq_exec(struct ss_sq_conn *c, enum ss_sq_q q, const char *types, ...)
+{
+	sqlite3_stmt *s = NULL;
+	va_list ap;
+	int rc;
+
+	va_start(ap, types);
+	rc = ss_sq_vprep(c, q, &s, types, ap);
+	va_end(ap);
+	if (rc)
+		goto out;
+	do
+		rc = ss_sq_step(c, s);
+	while (rc == 1);
+out:
+	ss_sq_done(s);
+	return rc;
+}
+
+/* Copies text column col into dst[cap]; NULL gives "" only when nullable. */
+static int ss_sq_text(struct ss_sq_conn *c, sqlite3_stmt *s, int col, char *dst, size_t cap,
+                      bool nullable)
+{
+	const unsigned char *v;
+	int len;
+
+	dst[0] = '\0';
+	if (sqlite3_column_type(s, col) == SQLITE_NULL)
+		return nullable ? 0 : ss_sq_corrupt(c, sqlite3_column_name(s, col));
+	v = sqlite3_column_text(s, col);
+	len = sqlite3_column_bytes(s, col);
+	if (!v)
+		return ss_sq_err(c, SQLITE_NOMEM);
+	if (len <= 0 || (size_t)len >= cap || strlen((const char *)v) != (size_t)len)
+		return ss_sq_corrupt(c, sqlite3_column_name(s, col));
+	memcpy(dst, v, (size_t)len + 1);
+	return 0;
+}
+
+/* Runs every statement of a fixed SQL script (no parameters). If expect is
+ * set, the first statement's first column must read exactly that. */
+static int ss_sq_script(struct ss_sq_conn *c, const char *sql, const char *expect)
+{
+	const char *tail = sql;
+	int rc = 0;
+
+	while (rc == 0 && tail && *tail) {
+		sqlite3_stmt *s = NULL;
+		int src = sqlite3_prepare_v3(c->db, tail, -1, 0, &s, &tail);
+		if (src != SQLITE_OK) {
+			rc = ss_sq_err(c, src);
+			break;
+		}
+		if (!s)
+			break; /* only whitespace or comments left */
+		rc = ss_sq_step(c, s);
+		if (rc == 1 && expect) {
+			const unsigned char *v = sqlite3_column_text(s, 0);
+			if (!v || strcmp((const char *)v, expect) != 0) {
+				sph_log(SPH_LOG_ERROR, "ss_store", "db_setting",
+				        "backend=sqlite sql=\"%s\" got=%s want=%s", sql,
+				        v ? (const char *)v : "NULL", expect);
+				rc = SPH_ERR_IO;
+			}
+			expect = NULL;
+		}
+		while (rc == 1)
+			rc = ss_sq_step(c, s);
+		sqlite3_finalize(s);
+	}
+	return rc;
+}
+
+/* ---- connections and transactions ------------------------------------------- */
+
+static int64_t ss_sq_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static struct ss_sq_conn *ss_sq_acquire(struct ss_sq *s)
+{
+	unsigned start = atomic_fetch_add(&s->next, 1u);
+	struct ss_sq_conn *c;
+
+	for (unsigned i = 0; i < SS_SQ_CONNS; i++) {
+		c = &s->conn[(start + i) % SS_SQ_CONNS];
+		if (pthread_mutex_trylock(&c->mu) == 0)
+			return c;
+	}
+	c = &s->conn[start % SS_SQ_CONNS];
+	pthread_mutex_lock(&c->mu);
+	return c;
+}
+
+static void ss_sq_release(struct ss_sq_conn *c)
+{
+	c->op = NULL;
+	pthread_mutex_unlock(&c->mu);
+}
+
+/* Runs fn on a pooled connection: inside BEGIN IMMEDIATE ... COMMIT when
+ * write (rolled back on any failure), and again while the database is busy,
+ * for at most SS_SQ_BUSY_MS. */
+static int ss_sq_run(struct ss_sq *s, const char *op, bool write, ss_sq_fn fn, struct ss_sq_args *a)
+{
+	struct ss_sq_conn *c = ss_sq_acquire(s);
+	int64_t start = ss_sq_ms();
+	int rc;
+
+	for (unsigned attempt = 0;; attempt++) {
+		c->op = op;
+		c->busy = false;
+		rc = write ? ss_sq_exec(c, SS_Q_BEGIN, "") : 0;
+		if (rc == 0)
+			rc = fn(c, a);
+		if (rc == 0 && write)
+			rc = ss_sq_exec(c, SS_Q_COMMIT, "");
+		if (!sqlite3_get_autocommit(c->db)) {
+			bool busy = c->busy;
+			ss_sq_exec(c, SS_Q_ROLLBACK, "");
+			c->busy = busy;
+		}
+		if (rc == 0 || !c->busy || ss_sq_ms() - start >= SS_SQ_BUSY_MS)
+			break;
+		struct timespec ts = {0, (long)(1 + (attempt < 20 ? attempt : 20)) * 1000000L};
+		nanosleep(&ts, NULL);
+	}
+	if (rc && c->busy)
+		sph_log(SPH_LOG_ERROR, "ss_store", "db_busy", "backend=sqlite op=%s ms=%lld", op,
+		        (long long)(ss_sq_ms() - start));
+	ss_sq_release(c);
+	return rc;
+}
+
+static int ss_sq_conn_open(struct ss_sq_conn *c, const char *path, bool first)
+{
+	const int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX |
+	                  SQLITE_OPEN_EXRESCODE;
+	int src;
+	int rc;
+
+	c->op = "open";
+	src = sqlite3_open_v2(path, &c->db, flags, NULL);
+	if (src != SQLITE_OK) {
+		rc = ss_sq_err(c, src);
+		goto out;
+	}
+	sqlite3_extended_result_codes(c->db, 1);
+	sqlite3_busy_timeout(c->db, SS_SQ_BUSY_MS);
+	sqlite3_db_config(c->db, SQLITE_DBCONFIG_DEFENSIVE, 1, NULL);
+	sqlite3_db_config(c->db, SQLITE_DBCONFIG_TRUSTED_SCHEMA, 0, NULL);
+	rc = first ? ss_sq_script(c, "PRAGMA journal_mode = WAL", "wal") : 0;
+	if (rc)
+		goto out;
+	rc = ss_sq_script(c, "PRAGMA foreign_keys = ON", NULL);
+	if (!rc)
+		rc = ss_sq_script(c, "PRAGMA foreign_keys", "1");
+	if (!rc)
+		rc = ss_sq_script(c, "PRAGMA synchronous = FULL", NULL);
+	if (!rc)
+		rc = ss_sq_script(c, "PRAGMA synchronous", "2");
+out:
+	c->op = NULL;
+	return rc;
+}
+
+static void ss_sq_close(void *be)
+{
+	struct ss_sq *s = be;
+
+	if (!s)
+		return;
+	for (size_t i = 0; i < s->nconn; i++) {
+		struct ss_sq_conn *c = &s->conn[i];
+		for (int q = 0; q < SS_Q_COUNT; q++)
+			sqlite3_finalize(c->stmt[q]);
+		if (sqlite3_close(c->db) != SQLITE_OK)
+			sph_log(SPH_LOG_ERROR, "ss_store", "db_close", "backend=sqlite msg=\"%s\"",
+			        sqlite3_errmsg(c->db));
+		pthread_mutex_destroy(&c->mu);
+	}
+	free(s);
+}
+
+/* One migration step: brings the schema one version forward (a->more). */
+static int ss_sq_migrate_fn(struct ss_sq_conn *c, struct ss_sq_args *a)
+{
+	sqlite3_stmt *s = NULL;
+	int64_t v = 0;
+	int rc;
+
+	a->more = false;
+	rc = ss_sq_exec(c, SS_Q_VERSION_TABLE, "");
+	if (!rc)
+		rc = ss_sq_prep(c, SS_Q_VERSION, &s, "");
+	if (!rc)
+		rc = ss_sq_step(c, s);
+	if (rc == 1) {
+		v = sqlite3_column_int64(s, 0);
+		rc = 0;
+	}
+	ss_sq_done(s);
+	if (rc)
+		goto out;
+	rc = SPH_ERR_UNSUPPORTED;
+	if (v < 0 || v > SS_SQ_SCHEMA) {
+		sph_log(SPH_LOG_ERROR, "ss_store", "db_schema_unknown",
+		        "backend=sqlite version=%lld known=%d", (long long)v, SS_SQ_SCHEMA);
+		goto out;
+	}
+	rc = 0;
+	if (v == SS_SQ_SCHEMA)
+		goto out;
+	rc = ss_sq_script(c, ss_sq_migrations[v], NULL);
+	if (!rc)
+		rc = ss_sq_exec(c, SS_Q_VERSION_ADD, "ii", v + 1, ss_store_now());
+	if (rc)
+		goto out;
+	sph_log(SPH_LOG_INFO, "ss_store", "db_migrated", "backend=sqlite version=%lld",
+	        (long long)(v + 1));
+	a->more = true;
+out:
+	return rc;
+}
+
+static int ss_sq_open(const char *path, void **be)
+{
+	struct ss_sq *s = NULL;
+	struct ss_sq_args a = {0};
+	int rc = SPH_ERR_INVALID_ARG;
+	int fd;
+
+	*be = NULL;
+	/* A file only: ":memory:" would give each pooled connection its own database. */
+	if (!path[0] || path[0] == ':')
+		goto out;
+	rc = SPH_ERR_UNSUPPORTED;
+	if (!sqlite3_threadsafe())
+		goto out;
+	/* Created owner-only; SQLite gives -wal and -shm the same mode. */
+	rc = SPH_ERR_IO;
+	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		sph_log(SPH_LOG_ERROR, "ss_store", "db_open", "backend=sqlite path=\"%s\" errno=%d",
+		        path, errno);
+		goto out;
+	}
+	close(fd);
+	rc = SPH_ERR_NOMEM;
+	s = calloc(1, sizeof(*s));
+	if (!s)
+		goto out;
+	for (size_t i = 0; i < SS_SQ_CONNS; i++) {
+		rc = SPH_ERR_IO;
+		if (pthread_mutex_init(&s->conn[i].mu, NULL) != 0)
+			goto out;
+		s->nconn++;
+		rc = ss_sq_conn_open(&s->conn[i], path, i == 0);
+		if (rc)
+			goto out;
+	}
+	do
+		rc = ss_sq_run(s, "migrate", true, ss_sq_migrate_fn, &a);
+	while (rc == 0 && a.more);
+	if (rc)
+		goto out;
+	*be = s;
+	s = NULL; /* transferred */
+out:
+	ss_sq_close(s);
+	return rc;
+}
+
+/* ---- rows --------------------------------------------------------------------- */
+
+static int ss_sq_tenant_row(struct ss_sq_conn *c, sqlite3_stmt *s, struct ss_tenant *t)
+{
+	int rc = ss_sq_text(c, s, 0, t->id, sizeof(t->id), false);
+
+	if (!rc)
+		rc = ss_sq_text(c, s, 1, t->name, sizeof(t->name), false);
+	t->created = sqlite3_column_int64(s, 2);
+	return rc;
+}
+
+static int ss_sq_user_row(struct ss_sq_conn *c, sqlite3_stmt *s, int col, struct ss_user *u)
+{
+	int rc = ss_sq_text(c, s, col, u->id, sizeof(u->id), false);
+
+	if (!rc)
+		rc = ss_sq_text(c, s, col + 1, u->name, sizeof(u->name), false);
+	u->is_operator = sqlite3_column_int64(s, col + 2) != 0;
+	return rc;
+}
+
+static int ss_sq_device_row(struct ss_sq_conn *c, sqlite3_stmt *s, struct ss_device *d)
+{
+	int rc = ss_sq_text(c, s, 0, d->id, sizeof(d->id), false);
+
+	if (!rc)
+		rc = ss_sq_text(c, s, 1, d->tenant_id, sizeof(d->tenant_id), false);
+	if (!rc)
+		rc = ss_sq_text(c, s, 2, d->released_to, sizeof(d->released_to), true);
+	d->claimed = sqlite3_column_int64(s, 3);
+	return rc;
+}
+
+static int ss_sq_audit_row(struct ss_sq_conn *c, sqlite3_stmt *s, struct ss_audit *e)
+{
+	int rc = 0;
+
+	e->id = sqlite3_column_int64(s, 0);
+	e->at = sqlite3_column_int64(s, 1);
+	/* tenant_id and actor may be "" (stored as empty text). */
+	if (sqlite3_column_bytes(s, 2) > 0)
+		rc = ss_sq_text(c, s, 2, e->tenant_id, sizeof(e->tenant_id), false);
+	if (!rc && sqlite3_column_bytes(s, 3) > 0)
+		rc = ss_sq_text(c, s, 3, e->actor, sizeof(e->actor), false);
+	if (!rc)
+		rc = ss_sq_text(c, s, 4, e->action, sizeof(e->action), false);
+	if (!rc)
+		rc = ss_sq_text(c, s, 5, e->target, sizeof(e->target), false);
+	if (!rc && sqlite3_column_bytes(s, 6) > 0)
+		rc = ss_sq_text(c, s, 6, e->detail, sizeof(e->detail), false);
+	return rc;
+}
+
+/* Reads a role column (1..3). */
+static int ss_sq_role_col(struct ss_sq_conn *c, sqlite3_stmt *s, int col, enum ss_role *role)
+{
+	int64_t v = sqlite3_column_int64(s, col);
+
+	if (v < SS_ROLE_READER || v > SS_ROLE_ADMIN)
+		return ss_sq_corrupt(c, "role");
+	*role = (enum ss_role)v;
+	return 0;
+}
+
+/* 0 if statement q (one id parameter) finds a row, else SPH_ERR_NOT_FOUND. */
+static int ss_sq_exists(struct ss_sq_conn *c, enum ss_sq_q q, const char *id)
+{
+	sqlite3_stmt *s = NULL;
+	int rc = ss_sq_prep(c, q, &s, "t", id);
+
+	if (!rc)
+		rc = ss_sq_step(c, s);
+	ss_sq_done(s);
+	return rc == 1 ? 0 : rc == 0 ? SPH_ERR_NOT_FOUND : rc;
+}
+
+static int ss_sq_audit(struct ss_sq_conn *c, const char *tenant_id, const char *actor,
+                       const char *action, const char *target, const char *detail)
+{
+	return ss_sq_exec(c, SS_Q_AUDIT_ADD, "ittttt", ss_store_now(), tenant_id, actor, action,
+	                  target, detail);
+}
+
+/* ---- operations ----------------------------------------------------------------- */
+
+static int ss_sq_version_fn(struct ss_sq_conn *c, struct ss_sq_args *a)
+{
+	sqlite3_stmt *s = NULL;
+	int rc = ss_sq_prep(c, SS_Q_VERSION, &s, "");
+
+	if (!rc)
+		rc = ss_sq_step(c, s);
+	if (rc == 1) {
+		a->version = (int)sqlite3_column_int64(s, 0);
+		rc = 0;
+	}
+	ss_sq_done(s);
+	return rc;
+}
+
+static int ss_sq_schema_version(void *be, int *version)
+{
+	struct ss_sq_args a = {0};
+	int rc = ss_sq_run(be, "schema_version", false, ss_sq_version_fn, &a);
+
+	if (!rc)
+		*version = a.version;
+	return rc;
+}
+
+/* A one-row lookup: statement q with one or two text parameters (types), the
+ * row read by row(); no row: SPH_ERR_NOT_FOUND. */
+static int ss_sq_get1(struct ss_sq_conn *c, enum ss_sq_q q, const char *types, const char *p1,
+                      const char *p2, int (*row)(struct ss_sq_conn *, sqlite3_stmt *, void *),
+                      void *out)
+{
+	sqlite3_stmt *s = NULL;
+	int rc = types[1] ? ss_sq_prep(c, q, &s, types, p1, p2) : ss_sq_prep(c, q, &s, types, p1);
+
+	if (!rc)
+		rc = ss_sq_step(c, s);
+	if (rc == 1)
+		rc = row(c, s, out);
+	else if (rc == 0)
+		rc = SPH_ERR_NOT_FOUND;
+	ss_sq_done(s);
+	return rc;
+}
+
+static int ss_sq_tenant_row_v(struct ss_sq_conn *c, sqlite3_stmt *s, void *out)
+{
+	return ss_sq_tenant_row(c, s, out);
+}
+
+static int ss_sq_user_row_v(struct ss_sq_conn *c, sqlite3_stmt *s, void *out)
+{
+	return ss_sq_user_row(c, s, 0, out);
+}
+
+static int ss_sq_device_row_v(struct ss_sq_conn *c, sqlite3_stmt *s, void *out)
+{
+	return ss_sq_device_row(c, s, out);
+}
+
+static int ss_sq_tenant_create_fn(struct ss_sq_conn *c, struct ss_sq_args *a)
+{
+	const struct ss_tenant *t = a->in;
+	int rc = ss_sq_exec(c, SS_Q_TENANT_ADD, "tti", t->id, t->name, t->created);
+
+	if (!rc)
+		rc = ss_sq_audit(c, t->id, a->actor, "tenant.create", t->id, t->name);
+	return rc;
+}
+
+static int ss_sq_tenant_create(void *be, const struct ss_tenant *t, const char *actor)
+{
+	struct ss_sq_args a = {.in = t, .actor = actor};
+
+	return ss_sq_run(be, "tenant_create", true, ss_sq_tenant_create_fn, &a);
+}
+
+static int ss_sq_tenant_get_fn(struct ss_sq_conn *c, struct ss_sq_args *a)
+{
+	return ss_sq_get1(c, SS_Q_TENANT_GET, "t", a->tenant_id, NULL, ss_sq_tenant_row_v, a->out);
+}
+
+static int ss_sq_tenant_get(void *be, const char *id, struct ss_tenant *out)
+{
+	struct ss_sq_args a = {.tenant_id = id, .out = out};
+
+	return ss_sq_run(be, "tenant_get", false, ss_sq_tenant_get_fn, &a);
+}
+
+static int ss_sq_tenants_of_user_fn(struct ss_sq_conn *c, struct ss_sq_args *a)
+{
+	struct ss_tenant *out = a->out;
+	sqlite3_stmt *s = NULL;
+	int rc;
+
+	*a->n = 0;
+	rc = ss_sq_prep(c, SS_Q_TENANTS_OF_USER, &s, "ti", a->user_id, (int64_t)a->cap);
+	while (!rc && *a->n < a->cap && (rc = ss_sq_step(c, s)) == 1) {
+		rc = ss_sq_tenant_row(c, s, &out[*a->n]);
+		if (!rc)
+			(*a->n)++;
+	}
+	ss_sq_done(s);
+	return rc;
+}
+
+static int ss_sq_tenant_list_for_user(void *be, const char *user_id, struct ss_tenant *out,
+                                      size_t cap, size_t *n)
+{
+	struct ss_sq_args a = {.user_id = user_id, .out = out, .cap = cap, .n = n};
+	int rc = ss_sq_run(be, "tenant_list_for_user", false, ss_sq_tenants_of_user_fn, &a);
+
+	if (rc)
+		*n = 0;
+	return rc;
+}
+
+static int ss_sq_user_create_fn(struct ss_sq_conn *c, struct ss_sq_args *a)
+{
+	const struct ss_user *u = a->in;
+
+	return ss_sq_exec(c, SS_Q_USER_ADD, "ttii", u->id, u->name, (int64_t)u->is_operator,
+	                  a->when);
+}
+
+static int ss_sq_user_create(void *be, const struct ss_user *u, int64_t created)
+{
+	struct ss_sq_args a = {.in = u, .when = created};
+
+	return ss_sq_run(be, "user_create", true, ss_sq_user_create_fn, &a);
+}
+
+static int ss_sq_user_get_fn(struct ss_sq_conn *c, struct ss_sq_args *a)
+{
+	return ss_sq_get1(c, a->name ? SS_Q_USER_BY_NAME : SS_Q_USER_GET, "t",
+	                  a->name ? a->name : a->user_id, NULL, ss_sq_user_row_v, a->out);
+}
+
+static int ss_sq_user_get(void *be, const char *id, struct ss_user *out)
+{
+	struct ss_sq_args a = {.user_id = id, .out = out};
+
+	return ss_sq_run(be, "user_get", false, ss_sq_user_get_fn, &a);
+}
+
+static int ss_sq_user_by_name(void *be, const char *name, struct ss_user *out)
+{
+	struct ss_sq_args a = {.name = name, .out = out};
+
+	return ss_sq_run(be, "user_by_name", false, ss_sq_user_get_fn, &a);
+}
+
+/* The user's role in the tenant, SS_ROLE_NONE if none. */
+static int ss_sq_role_of(struct ss_sq_conn *c, const char *tenant_id, const char *user_id,
+                         enum ss_role *role)
+{
+	sqlite3_stmt *s = NULL;
+	int rc = ss_sq_prep(c, SS_Q_ROLE_GET, &s, "tt", tenant_id, user_id);
+
+	*role = SS_ROLE_NONE;
+	if (!rc)
+		rc = ss_sq_step(c, s);
+	if (rc == 1)
+		rc = ss_sq_role_col(c, s, 0, role);
+	ss_sq_done(s);
+	return rc;
+}
+
+static int ss_sq_role_set_fn(struct ss_sq_conn *c, struct ss_sq_args *a)
+{
+	const char *detail = a->role == SS_ROLE_NONE ? "None" : ss_role_name(a->role);
+	sqlite3_stmt *s = NULL;
+	enum ss_role cur;
+	int rc;
+
+	rc = ss_sq_exists(c, SS_Q_TENANT_GET, a->tenant_id);
+	if (!rc)
+		rc = ss_sq_exists(c, SS_Q_USER_GET, a->user_id);
+	if (!rc)
+		rc = ss_sq_role_of(c, a->tenant_id, a->user_id, &cur);
+	if (rc)
+		goto out;
+	if (cur == SS_ROLE_ADMIN && a->role != SS_ROLE_ADMIN) {
+		rc = ss_sq_prep(c, SS_Q_ROLE_ADMINS, &s, "t", a->tenant_id);
+		if (!rc)
+			rc = ss_sq_step(c, s);
+		if (rc == 1)
+			rc = sqlite3_column_int64(s, 0) > 1 ? 0 : SPH_ERR_STATE;
+		else if (rc == 0)
+			rc = ss_sq_corrupt(c, "role");
+		ss_sq_done(s);
+		if (rc)
+			goto out;
+	}
+	if (a->role == SS_ROLE_NONE)
+		rc = cur == SS_ROLE_NONE
+		             ? SPH_ERR_NOT_FOUND
+		             : ss_sq_exec(c, SS_Q_ROLE_DELETE, "tt", a->tenant_id, a->user_id);
+	else if (cur == SS_ROLE_NONE)
+		rc = ss_sq_exec(c, SS_Q_ROLE_ADD, "tti", a->tenant_id, a->user_id,
+		                (int64_t)a->role);
+	else
+		rc = ss_sq_exec(c, SS_Q_ROLE_UPDATE, "itt", (int64_t)a->role, a->tenant_id,
+		                a->user_id);
+	if (!rc)
+		rc = ss_sq_audit(c, a->tenant_id, a->actor, "role.set", a->user_id, detail);
+out:
+	return rc;
+}
+
+static int ss_sq_role_set(void *be, const char *tenant_id, const char *user_id, enum ss_role role,
+                          const char *actor)
+{
+	struct ss_sq_args a = {
+	        .tenant_id = tenant_id, .user_id = user_id, .role = role, .actor = actor};
+
+	return ss_sq_run(be, "role_set", true, ss_sq_role_set_fn, &a);
+}
+
+static int ss_sq_role_get_fn(struct ss_sq_conn *c, struct ss_sq_args *a)
+{
+	return ss_sq_role_of(c, a->tenant_id, a->user_id, a->out);
+}
+
+static int ss_sq_role_get(void *be, const char *tenant_id, const char *user_id, enum ss_role *role)
+{
+	struct ss_sq_args a = {.tenant_id = tenant_id, .user_id = user_id, .out = role};
+	int rc = ss_sq_run(be, "role_get", false, ss_sq_role_get_fn, &a);
+
+	if (rc)
+		*role = SS_ROLE_NONE;
+	return rc;
+}
+
+static int ss_sq_role_list_fn(struct ss_sq_conn *c, struct ss_sq_args *a)
+{
+	struct ss_role_entry *out = a->out;
+	sqlite3_stmt *s = NULL;
+	int rc;
+
+	*a->n = 0;
+	rc = ss_sq_prep(c, SS_Q_ROLE_LIST, &s, "ti", a->tenant_id, (int64_t)a->cap);
+	while (!rc && *a->n < a->cap && (rc = ss_sq_step(c, s)) == 1) {
+		struct ss_role_entry *e = &out[*a->n];
+		rc = ss_sq_text(c, s, 0, e->user_id, sizeof(e->user_id), false);
+		if (!rc)
+			rc = ss_sq_text(c, s, 1, e->user_name, sizeof(e->user_name), false);
+		if (!rc)
+			rc = ss_sq_role_col(c, s, 2, &e->role);
+		if (!rc)
+			(*a->n)++;
+	}
+	ss_sq_done(s);
+	return rc;
+}
+
+static int ss_sq_role_list(void *be, const char *tenant_id, struct ss_role_entry *out, size_t cap,
+                           size_t *n)
+{
+	struct ss_sq_args a = {.tenant_id = tenant_id, .out = out, .cap = cap, .n = n};
+	int rc = ss_sq_run(be, "role_list", false, ss_sq_role_list_fn, &a);
+
+	if (rc)
+		*n = 0;
+	return rc;
+}
+
+static int ss_sq_token_add_fn(struct ss_sq_conn *c, struct ss_sq_args *a)
+{
+	const struct ss_token *t = a->in;
+	int rc = ss_sq_exists(c, SS_Q_USER_GET, t->user_id);
+
+	if (!rc)
+		rc = ss_sq_exec(c, SS_Q_TOKEN_ADD, "ttbi", t->id, t->user_id, a->hash, t->created);
+	return rc;
+}
+
+static int ss_sq_token_add(void *be, const struct ss_token *tok, const uint8_t hash[32])
+{
+	struct ss_sq_args a = {.in = tok, .hash = hash};
+
+	return ss_sq_run(be, "token_add", true, ss_sq_token_add_fn, &a);
+}
+
+static int ss_sq_token_find_fn(struct ss_sq_conn *c, struct ss_sq_args *a)
+{
+	struct ss_token *t = a->out;
+	struct ss_user *u = a->out2;
+	sqlite3_stmt *s = NULL;
+	int rc = ss_sq_prep(c, SS_Q_TOKEN_FIND, &s, "b", a->hash);
+
+	if (!rc)
+		rc = ss_sq_step(c, s);
+	if (rc == 0)
+		rc = SPH_ERR_NOT_FOUND;
+	if (rc != 1)
+		goto out;
+	rc = ss_sq_text(c, s, 0, t->id, sizeof(t->id), false);
+	t->created = sqlite3_column_int64(s, 1);
+	t->revoked = false;
+	if (!rc)
+		rc = ss_sq_user_row(c, s, 2, u);
+	if (!rc)
+		memcpy(t->user_id, u->id, sizeof(t->user_id));
+out:
+	ss_sq_done(s);
+	return rc;
+}
+
+static int ss_sq_token_find(void *be, const uint8_t hash[32], struct ss_token *tok,
+                            struct ss_user *user)
+{
+	struct ss_sq_args a = {.hash = hash, .out = tok, .out2 = user};
+	int rc = ss_sq_run(be, "token_find", false, ss_sq_token_find_fn, &a);
+
+	if (rc) {
+		memset(tok, 0, sizeof(*tok));
+		memset(user, 0, sizeof(*user));
+	}
+	return rc;
+}
+
+static int ss_sq_token_revoke_fn(struct ss_sq_conn *c, struct ss_sq_args *a)
+{
+	int rc = ss_sq_exec(c, SS_Q_TOKEN_REVOKE, "tt", a->token_id, a->user_id);
+
+	if (!rc && sqlite3_changes(c->db) != 1)
+		rc = SPH_ERR_NOT_FOUND;
+	if (!rc)
+		rc = ss_sq_audit(c, a->tenant_id, a->actor, "token.revoke", a->token_id, "");
+	return rc;
+}
+
+static int ss_sq_token_revoke(void *be, const char *user_id, const char *token_id,
+                              const char *tenant_id, const char *actor)
+{
+	struct ss_sq_args a = {
+	        .user_id = user_id, .token_id = token_id, .tenant_id = tenant_id, .actor = actor};
+
+	return ss_sq_run(be, "token_revoke", true, ss_sq_token_revoke_fn, &a);
+}
+
+static int ss_sq_device_claim_fn(struct ss_sq_conn *c, struct ss_sq_args *a)
+{
+	char holder[SS_UUID_LEN + 1], released[SS_UUID_LEN + 1];
+	sqlite3_stmt *s = NULL;
+	bool transfer = false;
+	int rc;
+
+	rc = ss_sq_exists(c, SS_Q_TENANT_GET, a->tenant_id);
+	if (!rc)
+		rc = ss_sq_prep(c, SS_Q_DEVICE_STATE, &s, "t", a->device_id);
+	if (!rc)
+		rc = ss_sq_step(c, s);
+	if (rc == 1) {
+		rc = ss_sq_text(c, s, 0, holder, sizeof(holder), false);
+		if (!rc)
+			rc = ss_sq_text(c, s, 1, released, sizeof(released), true);
+		if (!rc)
+			transfer = true;
+	}
+	ss_sq_done(s);
+	if (rc)
+		goto out;
+	if (!transfer) {
+		rc = ss_sq_exec(c, SS_Q_DEVICE_ADD, "tti", a->device_id, a->tenant_id,
+		                ss_store_now());
+	} else if (strcmp(released, a->tenant_id) == 0) {
+		rc = ss_sq_exec(c, SS_Q_DEVICE_MOVE, "titt", a->tenant_id, ss_store_now(),
+		                a->device_id, a->tenant_id);
+		if (!rc && sqlite3_changes(c->db) != 1)
+			rc = ss_sq_corrupt(c, "devices");
+	} else {
+		/* Held by someone (this tenant included): claimed once. Released
+		 * to a third tenant: not this one's to take. */
+		rc = released[0] && strcmp(holder, a->tenant_id) != 0 ? SPH_ERR_PERMISSION
+		                                                      : SPH_ERR_DUPLICATE;
+	}
+	if (!rc)
+		rc = ss_sq_audit(c, a->tenant_id, a->actor, "device.claim", a->device_id,
+		                 transfer ? "transfer" : "");
+out:
+	return rc;
+}
+
+static int ss_sq_device_claim(void *be, const char *tenant_id, const char *device_id,
+                              const char *actor)
+{
+	struct ss_sq_args a = {.tenant_id = tenant_id, .device_id = device_id, .actor = actor};
+
+	return ss_sq_run(be, "device_claim", true, ss_sq_device_claim_fn, &a);
+}
+
+static int ss_sq_device_release_fn(struct ss_sq_conn *c, struct ss_sq_args *a)
+{
+	int rc = ss_sq_exists(c, SS_Q_TENANT_GET, a->to_tenant);
+
+	if (!rc)
+		rc = ss_sq_exec(c, SS_Q_DEVICE_RELEASE, "ttt", a->to_tenant, a->device_id,
+		                a->tenant_id);
+	if (!rc && sqlite3_changes(c->db) != 1)
+		rc = SPH_ERR_NOT_FOUND;
+	if (!rc)
+		rc = ss_sq_audit(c, a->tenant_id, a->actor, "device.release", a->device_id,
+		                 a->to_tenant);
+	return rc;
+}
+
+static int ss_sq_device_release(void *be, const char *tenant_id, const char *device_id,
+                                const char *to_tenant, const char *actor)
+{
+	struct ss_sq_args a = {.tenant_id = tenant_id,
+	                       .device_id = device_id,
+	                       .to_tenant = to_tenant,
+	                       .actor = actor};
+
+	return ss_sq_run(be, "device_release", true, ss_sq_device_release_fn, &a);
+}
+
+static int ss_sq_device_get_fn(struct ss_sq_conn *c, struct ss_sq_args *a)
+{
+	return ss_sq_get1(c, SS_Q_DEVICE_GET, "tt", a->device_id, a->tenant_id, ss_sq_device_row_v,
+	                  a->out);
+}
+
+static int ss_sq_device_get(void *be, const char *tenant_id, const char *device_id,
+                            struct ss_device *out)
+{
+	struct ss_sq_args a = {.tenant_id = tenant_id, .device_id = device_id, .out = out};
+	int rc = ss_sq_run(be, "device_get", false, ss_sq_device_get_fn, &a);
+
+	if (rc)
+		memset(out, 0, sizeof(*out));
+	return rc;
+}
+
+static int ss_sq_device_list_fn(struct ss_sq_conn *c, struct ss_sq_args *a)
+{
+	struct ss_device *out = a->out;
+	sqlite3_stmt *s = NULL;
+	int rc;
+
+	*a->n = 0;
+	rc = ss_sq_prep(c, SS_Q_DEVICE_LIST, &s, "tti", a->tenant_id, a->after, (int64_t)a->cap);
+	while (!rc && *a->n < a->cap && (rc = ss_sq_step(c, s)) == 1) {
+		rc = ss_sq_device_row(c, s, &out[*a->n]);
+		if (!rc)
+			(*a->n)++;
+	}
+	ss_sq_done(s);
+	return rc;
+}
+
+static int ss_sq_device_list(void *be, const char *tenant_id, const char *after,
+                             struct ss_device *out, size_t cap, size_t *n)
+{
+	struct ss_sq_args a = {
+	        .tenant_id = tenant_id, .after = after, .out = out, .cap = cap, .n = n};
+	int rc = ss_sq_run(be, "device_list", false, ss_sq_device_list_fn, &a);
+
+	if (rc)
+		*n = 0;
+	return rc;
+}
+
+static int ss_sq_audit_add_fn(struct ss_sq_conn *c, struct ss_sq_args *a)
+{
+	const struct ss_audit *e = a->in;
+
+	return ss_sq_audit(c, e->tenant_id, e->actor, e->action, e->target, e->detail);
+}
+
+static int ss_sq_audit_add(void *be, const struct ss_audit *e)
+{
+	struct ss_sq_args a = {.in = e};
+
+	return ss_sq_run(be, "audit_add", true, ss_sq_audit_add_fn, &a);
+}
+
+static int ss_sq_audit_list_fn(struct ss_sq_conn *c, struct ss_sq_args *a)
+{
+	struct ss_audit *out = a->out;
+	sqlite3_stmt *s = NULL;
+	int rc;
+
+	*a->n = 0;
+	rc = ss_sq_prep(c, SS_Q_AUDIT_LIST, &s, "tii", a->tenant_id, a->after_id, (int64_t)a->cap);
+	while (!rc && *a->n < a->cap && (rc = ss_sq_step(c, s)) == 1) {
+		memset(&out[*a->n], 0, sizeof(out[*a->n]));
+		rc = ss_sq_audit_row(c, s, &out[*a->n]);
+		if (!rc)
+			(*a->n)++;
+	}
+	ss_sq_done(s);
+	return rc;
+}
+
+static int ss_sq_audit_list(void *be, const char *tenant_id, int64_t after_id, struct ss_audit *out,
+                            size_t cap, size_t *n)
+{
+	struct ss_sq_args a = {
+	        .tenant_id = tenant_id, .after_id = after_id, .out = out, .cap = cap, .n = n};
+	int rc = ss_sq_run(be, "audit_list", false, ss_sq_audit_list_fn, &a);
+
+	if (rc)
+		*n = 0;
+	return rc;
+}
+
+const struct ss_store_ops ss_sqlite_ops = {
+        .name = "sqlite",
+        .open = ss_sq_open,
+        .close = ss_sq_close,
+        .schema_version = ss_sq_schema_version,
+        .tenant_create = ss_sq_tenant_create,
+        .tenant_get = ss_sq_tenant_get,
+        .tenant_list_for_user = ss_sq_tenant_list_for_user,
+        .user_create = ss_sq_user_create,
+        .user_get = ss_sq_user_get,
+        .user_by_name = ss_sq_user_by_name,
+        .role_set = ss_sq_role_set,
+        .role_get = ss_sq_role_get,
+        .role_list = ss_sq_role_list,
+        .token_add = ss_sq_token_add,
+        .token_find = ss_sq_token_find,
+        .token_revoke = ss_sq_token_revoke,
+        .device_claim = ss_sq_device_claim,
+        .device_release = ss_sq_device_release,
+        .device_get = ss_sq_device_get,
+        .device_list = ss_sq_device_list,
+        .audit_add = ss_sq_audit_add,
+        .audit_list = ss_sq_audit_list,
+};

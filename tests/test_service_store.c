@@ -1,0 +1,1085 @@
+/*
+ * ss_store contract tests, through the public API only so every backend runs
+ * them: $SPHERE_TEST_STORE_URL names the store (default: a fresh SQLite file
+ * per test). Names and ids are random, so a shared database works too; the
+ * tests that edit the database file directly run only on a fresh SQLite file.
+ */
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <openssl/rand.h>
+#include <sqlite3.h>
+
+#include "common/common.h"
+#include "service/ss_store.h"
+#include "testutil.h"
+
+struct fx {
+	char *dir;  /* temporary directory, NULL with $SPHERE_TEST_STORE_URL */
+	char *url;  /* the store */
+	char *path; /* the SQLite file when the test owns it, else NULL */
+	struct ss_store *st;
+};
+
+static int fx_setup(void **state)
+{
+	struct fx *x = calloc(1, sizeof(*x));
+	const char *env = getenv("SPHERE_TEST_STORE_URL");
+
+	assert_non_null(x);
+	if (env && env[0]) {
+		x->url = strdup(env);
+	} else {
+		x->dir = tu_mkdtemp();
+		x->path = tu_path(x->dir, "store.db");
+		assert_true(asprintf(&x->url, "sqlite:%s", x->path) > 0);
+	}
+	assert_non_null(x->url);
+	assert_int_equal(ss_store_open(x->url, &x->st), 0);
+	*state = x;
+	return 0;
+}
+
+static int fx_teardown(void **state)
+{
+	struct fx *x = *state;
+
+	ss_store_close(x->st);
+	if (x->dir)
+		tu_rmtree(x->dir);
+	free(x->dir);
+	free(x->path);
+	free(x->url);
+	free(x);
+	return 0;
+}
+
+static void fx_reopen(struct fx *x)
+{
+	ss_store_close(x->st);
+	x->st = NULL;
+	assert_int_equal(ss_store_open(x->url, &x->st), 0);
+}
+
+static void fx_hex(size_t bytes, char *out, size_t cap)
+{
+	uint8_t b[64];
+
+	assert_true(bytes <= sizeof(b));
+	assert_int_equal(RAND_bytes(b, (int)bytes), 1);
+	assert_int_equal(sph_hex_encode(b, bytes, out, cap), 0);
+}
+
+/* "base-<16 hex>", unique per call. */
+static void fx_name(const char *base, char *out, size_t cap)
+{
+	char r[17];
+
+	fx_hex(8, r, sizeof(r));
+	assert_true((size_t)snprintf(out, cap, "%s-%s", base, r) < cap);
+}
+
+static void fx_device(char out[SS_DEVICE_ID_LEN + 1])
+{
+	fx_hex(SS_DEVICE_ID_LEN / 2, out, SS_DEVICE_ID_LEN + 1);
+}
+
+static struct ss_tenant fx_tenant(struct ss_store *st, const char *base)
+{
+	struct ss_tenant t;
+	char name[SS_NAME_MAX + 1];
+
+	fx_name(base, name, sizeof(name));
+	assert_int_equal(ss_store_tenant_create(st, name, "", &t), 0);
+	return t;
+}
+
+static struct ss_user fx_user(struct ss_store *st, const char *base)
+{
+	struct ss_user u;
+	char name[SS_NAME_MAX + 1];
+
+	fx_name(base, name, sizeof(name));
+	assert_int_equal(ss_store_user_create(st, name, false, &u), 0);
+	return u;
+}
+
+static bool fx_zero(const void *p, size_t len)
+{
+	const uint8_t *b = p;
+
+	for (size_t i = 0; i < len; i++)
+		if (b[i])
+			return false;
+	return true;
+}
+
+/* The tenant's audit rows (at most 64), oldest first. */
+static size_t fx_audit(struct ss_store *st, const char *tenant_id, struct ss_audit out[64])
+{
+	size_t n = 99;
+
+	assert_int_equal(ss_store_audit_list(st, tenant_id, 0, out, 64, &n), 0);
+	return n;
+}
+
+static size_t fx_count_action(const struct ss_audit *a, size_t n, const char *action)
+{
+	size_t k = 0;
+
+	for (size_t i = 0; i < n; i++)
+		k += strcmp(a[i].action, action) == 0;
+	return k;
+}
+
+static void fx_uuid_shape(const char *id)
+{
+	assert_int_equal(strlen(id), SS_UUID_LEN);
+	for (size_t i = 0; i < SS_UUID_LEN; i++) {
+		if (i == 8 || i == 13 || i == 18 || i == 23)
+			assert_int_equal(id[i], '-');
+		else
+			assert_non_null(strchr("0123456789abcdef", id[i]));
+	}
+	assert_int_equal(id[14], '4');           /* version 4 */
+	assert_non_null(strchr("89ab", id[19])); /* RFC 4122 variant */
+}
+
+/* ---- open, migrations ---------------------------------------------------------- */
+
+static void test_open_args(void **state)
+{
+	struct ss_store *st = (struct ss_store *)1;
+	int v = -1;
+
+	(void)state;
+	assert_int_equal(ss_store_open(NULL, &st), SPH_ERR_INVALID_ARG);
+	assert_null(st);
+	assert_int_equal(ss_store_open("sqlite:/tmp/x.db", NULL), SPH_ERR_INVALID_ARG);
+	assert_int_equal(ss_store_open("", &st), SPH_ERR_INVALID_ARG);
+	assert_int_equal(ss_store_open("sqlite:", &st), SPH_ERR_INVALID_ARG);
+	assert_int_equal(ss_store_open("sqlite::memory:", &st), SPH_ERR_INVALID_ARG);
+	assert_int_equal(ss_store_open("nosuch://host/db", &st), SPH_ERR_UNSUPPORTED);
+	assert_null(st);
+	assert_int_equal(ss_store_open("sqlite:/nonexistent-dir/x/store.db", &st), SPH_ERR_IO);
+	assert_null(st);
+	ss_store_close(NULL);
+	assert_int_equal(ss_store_schema_version(NULL, &v), SPH_ERR_INVALID_ARG);
+	assert_int_equal(v, 0);
+}
+
+static void test_plain_path_and_version(void **state)
+{
+	struct fx *x = *state;
+	struct ss_store *st = NULL;
+	int v = 0, v2 = 0;
+
+	assert_int_equal(ss_store_schema_version(x->st, &v), 0);
+	assert_true(v >= 1);
+	assert_int_equal(ss_store_schema_version(x->st, NULL), SPH_ERR_INVALID_ARG);
+	if (!x->path)
+		return;
+	/* A plain path is SQLite too, and sees the same database. */
+	assert_int_equal(ss_store_open(x->path, &st), 0);
+	assert_int_equal(ss_store_schema_version(st, &v2), 0);
+	assert_int_equal(v2, v);
+	ss_store_close(st);
+}
+
+static void test_reopen_keeps_data(void **state)
+{
+	struct fx *x = *state;
+	struct ss_tenant t = fx_tenant(x->st, "keep"), got;
+	int v = 0, v2 = 0;
+
+	assert_int_equal(ss_store_schema_version(x->st, &v), 0);
+	for (int i = 0; i < 3; i++) {
+		fx_reopen(x);
+		assert_int_equal(ss_store_schema_version(x->st, &v2), 0);
+		assert_int_equal(v2, v);
+		assert_int_equal(ss_store_tenant_get(x->st, t.id, &got), 0);
+		assert_string_equal(got.name, t.name);
+	}
+	if (!x->path)
+		return;
+	/* SQLite: one schema_version row per applied step, and WAL on disk. */
+	sqlite3 *db = NULL;
+	sqlite3_stmt *s = NULL;
+	assert_int_equal(sqlite3_open_v2(x->path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_prepare_v2(db, "SELECT COUNT(*), MAX(version) FROM schema_version",
+	                                    -1, &s, NULL),
+	                 SQLITE_OK);
+	assert_int_equal(sqlite3_step(s), SQLITE_ROW);
+	assert_int_equal(sqlite3_column_int(s, 0), v);
+	assert_int_equal(sqlite3_column_int(s, 1), v);
+	sqlite3_finalize(s);
+	assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &s, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_step(s), SQLITE_ROW);
+	assert_string_equal((const char *)sqlite3_column_text(s, 0), "wal");
+	sqlite3_finalize(s);
+	sqlite3_close(db);
+}
+
+static void test_future_schema_refused(void **state)
+{
+	struct fx *x = *state;
+	struct ss_store *st = (struct ss_store *)1;
+	sqlite3 *db = NULL;
+
+	if (!x->path)
+		skip();
+	ss_store_close(x->st);
+	x->st = NULL;
+	assert_int_equal(sqlite3_open(x->path, &db), SQLITE_OK);
+	assert_int_equal(
+	        sqlite3_exec(db, "INSERT INTO schema_version VALUES (9999, 0)", NULL, NULL, NULL),
+	        SQLITE_OK);
+	sqlite3_close(db);
+	assert_int_equal(ss_store_open(x->url, &st), SPH_ERR_UNSUPPORTED);
+	assert_null(st);
+	/* Refused again, not half-migrated. */
+	assert_int_equal(ss_store_open(x->url, &st), SPH_ERR_UNSUPPORTED);
+}
+
+/* ---- tenants and users ------------------------------------------------------------ */
+
+static void test_tenants(void **state)
+{
+	struct fx *x = *state;
+	struct ss_tenant t, t2, got;
+	struct ss_user u = fx_user(x->st, "actor");
+	char name64[SS_NAME_MAX + 2];
+	int64_t now = time(NULL);
+
+	assert_int_equal(ss_store_tenant_create(x->st, "Contoso", u.id, &t), 0);
+	fx_uuid_shape(t.id);
+	assert_string_equal(t.name, "Contoso");
+	assert_true(t.created >= now - 5 && t.created <= now + 5);
+	assert_int_equal(ss_store_tenant_create(x->st, "Contoso", "", &t2), 0); /* names repeat */
+	assert_string_not_equal(t.id, t2.id);
+	assert_int_equal(ss_store_tenant_get(x->st, t.id, &got), 0);
+	assert_memory_equal(&got, &t, sizeof(got));
+
+	memset(name64, 'n', SS_NAME_MAX);
+	name64[SS_NAME_MAX] = '\0';
+	assert_int_equal(ss_store_tenant_create(x->st, name64, "", &got), 0);
+	assert_string_equal(got.name, name64);
+	name64[SS_NAME_MAX] = 'n';
+	name64[SS_NAME_MAX + 1] = '\0';
+	const char *bad_names[] = {NULL, "", name64, "tab\there", "bell\a", "caf\xc3\xa9"};
+	for (size_t i = 0; i < sizeof(bad_names) / sizeof(bad_names[0]); i++) {
+		memset(&got, 0xa5, sizeof(got));
+		assert_int_equal(ss_store_tenant_create(x->st, bad_names[i], "", &got),
+		                 SPH_ERR_INVALID_ARG);
+		assert_true(fx_zero(&got, sizeof(got)));
+	}
+	const char *bad_actors[] = {NULL, "x", "ABCDEF01-2345-4678-9abc-def012345678",
+	                            "abcdef01-2345-4678-9abc-def01234567g",
+	                            "abcdef012-345-4678-9abc-def012345678"};
+	for (size_t i = 0; i < sizeof(bad_actors) / sizeof(bad_actors[0]); i++)
+		assert_int_equal(ss_store_tenant_create(x->st, "ok", bad_actors[i], &got),
+		                 SPH_ERR_INVALID_ARG);
+	assert_int_equal(ss_store_tenant_create(NULL, "ok", "", &got), SPH_ERR_INVALID_ARG);
+	assert_int_equal(ss_store_tenant_create(x->st, "ok", "", NULL), SPH_ERR_INVALID_ARG);
+
+	/* get: unknown, malformed */
+	memset(&got, 0xa5, sizeof(got));
+	assert_int_equal(ss_store_tenant_get(x->st, "00000000-0000-4000-8000-000000000000", &got),
+	                 SPH_ERR_NOT_FOUND);
+	assert_true(fx_zero(&got, sizeof(got)));
+	assert_int_equal(ss_store_tenant_get(x->st, "", &got), SPH_ERR_INVALID_ARG);
+	assert_int_equal(ss_store_tenant_get(x->st, NULL, &got), SPH_ERR_INVALID_ARG);
+	assert_int_equal(ss_store_tenant_get(x->st, t.id, NULL), SPH_ERR_INVALID_ARG);
+
+	/* audited as tenant.create by the actor, in the tenant itself */
+	struct ss_audit a[64];
+	size_t n = fx_audit(x->st, t.id, a);
+	assert_int_equal(n, 1);
+	assert_string_equal(a[0].action, "tenant.create");
+	assert_string_equal(a[0].tenant_id, t.id);
+	assert_string_equal(a[0].actor, u.id);
+	assert_string_equal(a[0].target, t.id);
+	assert_true(a[0].at >= now - 5 && a[0].at <= now + 5);
+	n = fx_audit(x->st, t2.id, a);
+	assert_int_equal(n, 1);
+	assert_string_equal(a[0].actor, "");
+}
+
+static void test_users(void **state)
+{
+	struct fx *x = *state;
+	struct ss_user u, op, got;
+	char name[SS_NAME_MAX + 1];
+
+	fx_name("alice", name, sizeof(name));
+	assert_int_equal(ss_store_user_create(x->st, name, false, &u), 0);
+	fx_uuid_shape(u.id);
+	assert_string_equal(u.name, name);
+	assert_false(u.is_operator);
+	memset(&got, 0xa5, sizeof(got));
+	assert_int_equal(ss_store_user_create(x->st, name, true, &got), SPH_ERR_DUPLICATE);
+	assert_true(fx_zero(&got, sizeof(got)));
+
+	fx_name("operator", name, sizeof(name));
+	assert_int_equal(ss_store_user_create(x->st, name, true, &op), 0);
+	assert_true(op.is_operator);
+
+	assert_int_equal(ss_store_user_get(x->st, u.id, &got), 0);
+	assert_memory_equal(&got, &u, sizeof(got));
+	assert_int_equal(ss_store_user_by_name(x->st, op.name, &got), 0);
+	assert_memory_equal(&got, &op, sizeof(got));
+	assert_true(got.is_operator);
+
+	assert_int_equal(ss_store_user_get(x->st, "00000000-0000-4000-8000-000000000000", &got),
+	                 SPH_ERR_NOT_FOUND);
+	assert_true(fx_zero(&got, sizeof(got)));
+	fx_name("nobody", name, sizeof(name));
+	assert_int_equal(ss_store_user_by_name(x->st, name, &got), SPH_ERR_NOT_FOUND);
+	assert_int_equal(ss_store_user_by_name(x->st, "", &got), SPH_ERR_INVALID_ARG);
+	assert_int_equal(ss_store_user_by_name(x->st, NULL, &got), SPH_ERR_INVALID_ARG);
+	assert_int_equal(ss_store_user_get(x->st, "zz", &got), SPH_ERR_INVALID_ARG);
+	assert_int_equal(ss_store_user_create(x->st, "", false, &got), SPH_ERR_INVALID_ARG);
+	assert_int_equal(ss_store_user_create(x->st, "new\nline", false, &got),
+	                 SPH_ERR_INVALID_ARG);
+	assert_int_equal(ss_store_user_create(x->st, "fine", false, NULL), SPH_ERR_INVALID_ARG);
+	assert_int_equal(ss_store_user_create(NULL, "fine", false, &got), SPH_ERR_INVALID_ARG);
+}
+
+/* ---- roles ------------------------------------------------------------------------- */
+
+static void test_roles(void **state)
+{
+	struct fx *x = *state;
+	struct ss_tenant t = fx_tenant(x->st, "roles");
+	struct ss_user a = fx_user(x->st, "a"), b = fx_user(x->st, "b"), c = fx_user(x->st, "c");
+	const char *unknown = "00000000-0000-4000-8000-000000000000";
+	struct ss_role_entry e[8];
+	struct ss_audit au[64];
+	enum ss_role r = SS_ROLE_ADMIN;
+	size_t n = 0, n0;
+
+	assert_int_equal(ss_store_role_get(x->st, t.id, a.id, &r), 0);
+	assert_int_equal(r, SS_ROLE_NONE);
+	assert_int_equal(ss_store_role_set(x->st, t.id, a.id, SS_ROLE_ADMIN, ""), 0);
+	assert_int_equal(ss_store_role_set(x->st, t.id, c.id, SS_ROLE_READER, a.id), 0);
+	assert_int_equal(ss_store_role_set(x->st, t.id, b.id, SS_ROLE_READER, a.id), 0);
+	assert_int_equal(ss_store_role_set(x->st, t.id, b.id, SS_ROLE_CONTRIBUTOR, a.id), 0);
+	assert_int_equal(ss_store_role_get(x->st, t.id, b.id, &r), 0);
+	assert_int_equal(r, SS_ROLE_CONTRIBUTOR);
+
+	/* list: by user name, bounded by cap */
+	assert_int_equal(ss_store_role_list(x->st, t.id, e, 8, &n), 0);
+	assert_int_equal(n, 3);
+	assert_string_equal(e[0].user_id, a.id);
+	assert_string_equal(e[0].user_name, a.name);
+	assert_int_equal(e[0].role, SS_ROLE_ADMIN);
+	assert_string_equal(e[1].user_id, b.id);
+	assert_int_equal(e[1].role, SS_ROLE_CONTRIBUTOR);
+	assert_string_equal(e[2].user_id, c.id);
+	assert_int_equal(e[2].role, SS_ROLE_READER);
+	memset(e, 0xa5, sizeof(e));
+	assert_int_equal(ss_store_role_list(x->st, t.id, e, 2, &n), 0);
+	assert_int_equal(n, 2);
+	assert_int_equal(e[2].user_id[0], (char)0xa5); /* beyond cap: untouched */
+	assert_int_equal(ss_store_role_list(x->st, t.id, NULL, 0, &n), 0);
+	assert_int_equal(n, 0);
+	assert_int_equal(ss_store_role_list(x->st, t.id, NULL, 1, &n), SPH_ERR_INVALID_ARG);
+	assert_int_equal(ss_store_role_list(x->st, t.id, e, 8, NULL), SPH_ERR_INVALID_ARG);
+	assert_int_equal(ss_store_role_list(x->st, unknown, e, 8, &n), 0);
+	assert_int_equal(n, 0);
+
+	/* the last Administrator stays */
+	n0 = fx_audit(x->st, t.id, au);
+	assert_int_equal(ss_store_role_set(x->st, t.id, a.id, SS_ROLE_NONE, a.id), SPH_ERR_STATE);
+	assert_int_equal(ss_store_role_set(x->st, t.id, a.id, SS_ROLE_READER, a.id), SPH_ERR_STATE);
+	assert_int_equal(ss_store_role_get(x->st, t.id, a.id, &r), 0);
+	assert_int_equal(r, SS_ROLE_ADMIN);
+	assert_int_equal(fx_audit(x->st, t.id, au), n0); /* nothing changed, nothing audited */
+	assert_int_equal(ss_store_role_set(x->st, t.id, a.id, SS_ROLE_ADMIN, a.id), 0);
+	/* with a second one, either may go */
+	assert_int_equal(ss_store_role_set(x->st, t.id, b.id, SS_ROLE_ADMIN, a.id), 0);
+	assert_int_equal(ss_store_role_set(x->st, t.id, a.id, SS_ROLE_NONE, b.id), 0);
+	assert_int_equal(ss_store_role_get(x->st, t.id, a.id, &r), 0);
+	assert_int_equal(r, SS_ROLE_NONE);
+	assert_int_equal(ss_store_role_set(x->st, t.id, b.id, SS_ROLE_READER, b.id), SPH_ERR_STATE);
+	/* removing what is not there; unknown tenant or user */
+	assert_int_equal(ss_store_role_set(x->st, t.id, a.id, SS_ROLE_NONE, b.id),
+	                 SPH_ERR_NOT_FOUND);
+	assert_int_equal(ss_store_role_set(x->st, unknown, a.id, SS_ROLE_READER, b.id),
+	                 SPH_ERR_NOT_FOUND);
+	assert_int_equal(ss_store_role_set(x->st, t.id, unknown, SS_ROLE_READER, b.id),
+	                 SPH_ERR_NOT_FOUND);
+	/* bad arguments */
+	assert_int_equal(ss_store_role_set(x->st, t.id, a.id, (enum ss_role)4, b.id),
+	                 SPH_ERR_INVALID_ARG);
+	assert_int_equal(ss_store_role_set(x->st, t.id, a.id, (enum ss_role) - 1, b.id),
+	                 SPH_ERR_INVALID_ARG);
+	assert_int_equal(ss_store_role_set(x->st, t.id, a.id, SS_ROLE_READER, NULL),
+	                 SPH_ERR_INVALID_ARG);
+	assert_int_equal(ss_store_role_set(x->st, "", a.id, SS_ROLE_READER, ""),
+	                 SPH_ERR_INVALID_ARG);
+	assert_int_equal(ss_store_role_get(x->st, t.id, a.id, NULL), SPH_ERR_INVALID_ARG);
+	r = SS_ROLE_ADMIN;
+	assert_int_equal(ss_store_role_get(x->st, t.id, "nope", &r), SPH_ERR_INVALID_ARG);
+	assert_int_equal(r, SS_ROLE_NONE);
+
+	/* audit: role.set with the role's name, target the user */
+	n = fx_audit(x->st, t.id, au);
+	assert_int_equal(fx_count_action(au, n, "role.set"), 7);
+	assert_string_equal(au[1].action, "role.set");
+	assert_string_equal(au[1].actor, "");
+	assert_string_equal(au[1].target, a.id);
+	assert_string_equal(au[1].detail, "Administrator");
+	assert_string_equal(au[2].detail, "Reader");
+	assert_string_equal(au[2].actor, a.id);
+	assert_string_equal(au[4].detail, "Contributor");
+	assert_string_equal(au[n - 1].detail, "None");
+}
+
+static void test_tenant_list_for_user(void **state)
+{
+	struct fx *x = *state;
+	struct ss_tenant tc = fx_tenant(x->st, "c"), ta = fx_tenant(x->st, "a"),
+	                 tb = fx_tenant(x->st, "b"), other = fx_tenant(x->st, "0");
+	struct ss_user u = fx_user(x->st, "u"), v = fx_user(x->st, "v");
+	struct ss_tenant out[4];
+	size_t n = 9;
+
+	(void)other;
+	assert_int_equal(ss_store_tenant_list_for_user(x->st, u.id, out, 4, &n), 0);
+	assert_int_equal(n, 0);
+	assert_int_equal(ss_store_role_set(x->st, tc.id, u.id, SS_ROLE_READER, ""), 0);
+	assert_int_equal(ss_store_role_set(x->st, ta.id, u.id, SS_ROLE_ADMIN, ""), 0);
+	assert_int_equal(ss_store_role_set(x->st, tb.id, u.id, SS_ROLE_CONTRIBUTOR, ""), 0);
+	assert_int_equal(ss_store_role_set(x->st, other.id, v.id, SS_ROLE_ADMIN, ""), 0);
+	assert_int_equal(ss_store_tenant_list_for_user(x->st, u.id, out, 4, &n), 0);
+	assert_int_equal(n, 3);
+	assert_memory_equal(&out[0], &ta, sizeof(ta));
+	assert_memory_equal(&out[1], &tb, sizeof(tb));
+	assert_memory_equal(&out[2], &tc, sizeof(tc));
+	assert_true(fx_zero(&out[3], sizeof(out[3])));
+	assert_int_equal(ss_store_tenant_list_for_user(x->st, u.id, out, 2, &n), 0);
+	assert_int_equal(n, 2);
+	assert_string_equal(out[1].id, tb.id);
+	assert_int_equal(ss_store_tenant_list_for_user(x->st, u.id, NULL, 0, &n), 0);
+	assert_int_equal(n, 0);
+	assert_int_equal(ss_store_tenant_list_for_user(x->st, "bad", out, 4, &n),
+	                 SPH_ERR_INVALID_ARG);
+	assert_int_equal(n, 0);
+	assert_int_equal(ss_store_tenant_list_for_user(x->st, u.id, NULL, 4, &n),
+	                 SPH_ERR_INVALID_ARG);
+	assert_int_equal(ss_store_tenant_list_for_user(x->st, u.id, out, 4, NULL),
+	                 SPH_ERR_INVALID_ARG);
+}
+
+/* ---- tokens ------------------------------------------------------------------------ */
+
+static void test_tokens(void **state)
+{
+	struct fx *x = *state;
+	struct ss_tenant t = fx_tenant(x->st, "tok");
+	struct ss_user u = fx_user(x->st, "u"), v = fx_user(x->st, "v"), gu;
+	struct ss_token tk, tk2, g;
+	struct ss_audit au[64];
+	uint8_t h[32], h2[32];
+	size_t n;
+
+	assert_int_equal(RAND_bytes(h, sizeof(h)), 1);
+	assert_int_equal(RAND_bytes(h2, sizeof(h2)), 1);
+	assert_int_equal(ss_store_token_add(x->st, u.id, h, &tk), 0);
+	fx_uuid_shape(tk.id);
+	assert_string_equal(tk.user_id, u.id);
+	assert_false(tk.revoked);
+	assert_int_equal(ss_store_token_add(x->st, u.id, h2, &tk2), 0);
+	assert_int_equal(ss_store_token_add(x->st, v.id, h, &g), SPH_ERR_DUPLICATE);
+	assert_true(fx_zero(&g, sizeof(g)));
+	assert_int_equal(ss_store_token_add(x->st, "00000000-0000-4000-8000-000000000000", h2, &g),
+	                 SPH_ERR_NOT_FOUND);
+
+	assert_int_equal(ss_store_token_find(x->st, h, &g, &gu), 0);
+	assert_memory_equal(&g, &tk, sizeof(g));
+	assert_memory_equal(&gu, &u, sizeof(gu));
+
+	/* only the owner revokes; then it is gone; twice is not found */
+	assert_int_equal(ss_store_token_revoke(x->st, v.id, tk.id, t.id, v.id), SPH_ERR_NOT_FOUND);
+	assert_int_equal(ss_store_token_revoke(x->st, u.id, tk.id, t.id, u.id), 0);
+	memset(&g, 0xa5, sizeof(g));
+	memset(&gu, 0xa5, sizeof(gu));
+	assert_int_equal(ss_store_token_find(x->st, h, &g, &gu), SPH_ERR_NOT_FOUND);
+	assert_true(fx_zero(&g, sizeof(g)));
+	assert_true(fx_zero(&gu, sizeof(gu)));
+	assert_int_equal(ss_store_token_revoke(x->st, u.id, tk.id, t.id, u.id), SPH_ERR_NOT_FOUND);
+	assert_int_equal(ss_store_token_find(x->st, h2, &g, &gu), 0); /* the other one lives */
+	assert_string_equal(g.id, tk2.id);
+	assert_int_equal(ss_store_token_revoke(x->st, u.id, tk2.id, "", ""), 0);
+	/* a revoked token's hash is still taken */
+	assert_int_equal(ss_store_token_add(x->st, u.id, h, &g), SPH_ERR_DUPLICATE);
+
+	n = fx_audit(x->st, t.id, au);
+	assert_int_equal(fx_count_action(au, n, "token.revoke"), 1);
+	assert_string_equal(au[n - 1].target, tk.id);
+	assert_string_equal(au[n - 1].actor, u.id);
+
+	/* bad arguments */
+	assert_int_equal(ss_store_token_add(x->st, u.id, NULL, &g), SPH_ERR_INVALID_ARG);
+	assert_int_equal(ss_store_token_add(x->st, u.id, h, NULL), SPH_ERR_INVALID_ARG);
+	assert_int_equal(ss_store_token_add(x->st, "", h, &g), SPH_ERR_INVALID_ARG);
+	assert_int_equal(ss_store_token_find(x->st, NULL, &g, &gu), SPH_ERR_INVALID_ARG);
+	assert_int_equal(ss_store_token_find(x->st, h, NULL, &gu), SPH_ERR_INVALID_ARG);
+	assert_int_equal(ss_store_token_find(x->st, h, &g, NULL), SPH_ERR_INVALID_ARG);
+	assert_int_equal(ss_store_token_revoke(x->st, u.id, "x", "", ""), SPH_ERR_INVALID_ARG);
+	assert_int_equal(ss_store_token_revoke(x->st, u.id, tk.id, NULL, ""), SPH_ERR_INVALID_ARG);
+	assert_int_equal(ss_store_token_revoke(x->st, u.id, tk.id, "", NULL), SPH_ERR_INVALID_ARG);
+}
+
+/* ---- devices ----------------------------------------------------------------------- */
+
+static void test_device_claim(void **state)
+{
+	struct fx *x = *state;
+	struct ss_tenant a = fx_tenant(x->st, "a"), b = fx_tenant(x->st, "b");
+	struct ss_user u = fx_user(x->st, "u");
+	char dev[SS_DEVICE_ID_LEN + 1], bad[SS_DEVICE_ID_LEN + 2];
+	struct ss_device d;
+	struct ss_audit au[64];
+	int64_t now = time(NULL);
+	size_t n;
+
+	fx_device(dev);
+	assert_int_equal(ss_store_device_claim(x->st, a.id, dev, u.id), 0);
+	assert_int_equal(ss_store_device_get(x->st, a.id, dev, &d), 0);
+	assert_string_equal(d.id, dev);
+	assert_string_equal(d.tenant_id, a.id);
+	assert_string_equal(d.released_to, "");
+	assert_true(d.claimed >= now - 5 && d.claimed <= now + 5);
+	/* once: by the same tenant or another */
+	assert_int_equal(ss_store_device_claim(x->st, a.id, dev, u.id), SPH_ERR_DUPLICATE);
+	assert_int_equal(ss_store_device_claim(x->st, b.id, dev, ""), SPH_ERR_DUPLICATE);
+	/* another tenant's device is indistinguishable from none */
+	memset(&d, 0xa5, sizeof(d));
+	assert_int_equal(ss_store_device_get(x->st, b.id, dev, &d), SPH_ERR_NOT_FOUND);
+	assert_true(fx_zero(&d, sizeof(d)));
+	/* unknown tenant */
+	fx_device(bad);
+	assert_int_equal(
+	        ss_store_device_claim(x->st, "00000000-0000-4000-8000-000000000000", bad, ""),
+	        SPH_ERR_NOT_FOUND);
+
+	n = fx_audit(x->st, a.id, au);
+	assert_int_equal(fx_count_action(au, n, "device.claim"), 1);
+	assert_string_equal(au[n - 1].target, dev);
+	assert_string_equal(au[n - 1].actor, u.id);
+	n = fx_audit(x->st, b.id, au);
+	assert_int_equal(fx_count_action(au, n, "device.claim"), 0);
+
+	/* malformed device ids */
+	memcpy(bad, dev, sizeof(dev));
+	bad[SS_DEVICE_ID_LEN - 1] = '\0'; /* 127 */
+	assert_int_equal(ss_store_device_claim(x->st, a.id, bad, ""), SPH_ERR_INVALID_ARG);
+	memcpy(bad, dev, sizeof(dev));
+	bad[SS_DEVICE_ID_LEN] = 'a'; /* 129 */
+	bad[SS_DEVICE_ID_LEN + 1] = '\0';
+	assert_int_equal(ss_store_device_claim(x->st, a.id, bad, ""), SPH_ERR_INVALID_ARG);
+	memcpy(bad, dev, sizeof(dev));
+	bad[0] = 'A';
+	assert_int_equal(ss_store_device_claim(x->st, a.id, bad, ""), SPH_ERR_INVALID_ARG);
+	bad[0] = 'g';
+	assert_int_equal(ss_store_device_get(x->st, a.id, bad, &d), SPH_ERR_INVALID_ARG);
+	assert_int_equal(ss_store_device_claim(x->st, a.id, NULL, ""), SPH_ERR_INVALID_ARG);
+	assert_int_equal(ss_store_device_claim(x->st, NULL, dev, ""), SPH_ERR_INVALID_ARG);
+	assert_int_equal(ss_store_device_claim(x->st, a.id, dev, "me"), SPH_ERR_INVALID_ARG);
+	assert_int_equal(ss_store_device_get(x->st, a.id, dev, NULL), SPH_ERR_INVALID_ARG);
+}
+
+static void test_device_release(void **state)
+{
+	struct fx *x = *state;
+	struct ss_tenant a = fx_tenant(x->st, "a"), b = fx_tenant(x->st, "b"),
+	                 c = fx_tenant(x->st, "c");
+	const char *unknown = "00000000-0000-4000-8000-000000000000";
+	char dev[SS_DEVICE_ID_LEN + 1], other[SS_DEVICE_ID_LEN + 1];
+	struct ss_device d;
+	struct ss_audit au[64];
+	size_t n;
+
+	fx_device(dev);
+	fx_device(other);
+	assert_int_equal(ss_store_device_claim(x->st, a.id, dev, ""), 0);
+	assert_int_equal(ss_store_device_claim(x->st, c.id, other, ""), 0);
+	/* refusals */
+	assert_int_equal(ss_store_device_release(x->st, a.id, dev, unknown, ""), SPH_ERR_NOT_FOUND);
+	assert_int_equal(ss_store_device_release(x->st, a.id, other, b.id, ""), SPH_ERR_NOT_FOUND);
+	assert_int_equal(ss_store_device_release(x->st, b.id, dev, c.id, ""), SPH_ERR_NOT_FOUND);
+	assert_int_equal(ss_store_device_release(x->st, a.id, dev, a.id, ""), SPH_ERR_INVALID_ARG);
+	assert_int_equal(ss_store_device_release(x->st, a.id, dev, NULL, ""), SPH_ERR_INVALID_ARG);
+	assert_int_equal(ss_store_device_get(x->st, a.id, dev, &d), 0);
+	assert_string_equal(d.released_to, "");
+
+	/* released to b: a still holds it; c may not take it; a cannot re-claim */
+	assert_int_equal(ss_store_device_release(x->st, a.id, dev, b.id, ""), 0);
+	assert_int_equal(ss_store_device_get(x->st, a.id, dev, &d), 0);
+	assert_string_equal(d.released_to, b.id);
+	assert_int_equal(ss_store_device_claim(x->st, c.id, dev, ""), SPH_ERR_PERMISSION);
+	assert_int_equal(ss_store_device_claim(x->st, a.id, dev, ""), SPH_ERR_DUPLICATE);
+	assert_int_equal(ss_store_device_get(x->st, b.id, dev, &d), SPH_ERR_NOT_FOUND);
+
+	/* b claims: it moves, released_to clears, the history stays with a */
+	assert_int_equal(ss_store_device_claim(x->st, b.id, dev, ""), 0);
+	assert_int_equal(ss_store_device_get(x->st, b.id, dev, &d), 0);
+	assert_string_equal(d.tenant_id, b.id);
+	assert_string_equal(d.released_to, "");
+	assert_int_equal(ss_store_device_get(x->st, a.id, dev, &d), SPH_ERR_NOT_FOUND);
+	assert_int_equal(ss_store_device_claim(x->st, b.id, dev, ""), SPH_ERR_DUPLICATE);
+	assert_int_equal(ss_store_device_claim(x->st, a.id, dev, ""), SPH_ERR_DUPLICATE);
+	assert_int_equal(ss_store_device_release(x->st, a.id, dev, c.id, ""), SPH_ERR_NOT_FOUND);
+
+	n = fx_audit(x->st, a.id, au);
+	assert_int_equal(n, 3); /* tenant.create, device.claim, device.release */
+	assert_string_equal(au[2].action, "device.release");
+	assert_string_equal(au[2].target, dev);
+	assert_string_equal(au[2].detail, b.id);
+	n = fx_audit(x->st, b.id, au);
+	assert_int_equal(n, 2);
+	assert_string_equal(au[1].action, "device.claim");
+	assert_string_equal(au[1].target, dev);
+}
+
+static void test_device_list(void **state)
+{
+	struct fx *x = *state;
+	struct ss_tenant a = fx_tenant(x->st, "a"), b = fx_tenant(x->st, "b");
+	enum { N = 25 };
+	char devs[N][SS_DEVICE_ID_LEN + 1], after[SS_DEVICE_ID_LEN + 1] = "";
+	struct ss_device out[10];
+	size_t n = 0, total = 0;
+
+	for (int i = 0; i < N; i++) {
+		fx_device(devs[i]);
+		assert_int_equal(ss_store_device_claim(x->st, i % 5 ? a.id : b.id, devs[i], ""), 0);
+	}
+	/* pages of 10, by id, only a's */
+	do {
+		assert_int_equal(ss_store_device_list(x->st, a.id, after, out, 10, &n), 0);
+		for (size_t i = 0; i < n; i++) {
+			assert_string_equal(out[i].tenant_id, a.id);
+			assert_true(strcmp(out[i].id, after) > 0);
+			memcpy(after, out[i].id, sizeof(after));
+		}
+		total += n;
+	} while (n == 10);
+	assert_int_equal(total, N - N / 5);
+	assert_int_equal(ss_store_device_list(x->st, a.id, after, out, 10, &n), 0);
+	assert_int_equal(n, 0);
+	assert_int_equal(ss_store_device_list(x->st, b.id, "", out, 10, &n), 0);
+	assert_int_equal(n, N / 5);
+	assert_int_equal(ss_store_device_list(x->st, b.id, "", NULL, 0, &n), 0);
+	assert_int_equal(n, 0);
+	/* bad arguments */
+	n = 7;
+	assert_int_equal(ss_store_device_list(x->st, a.id, NULL, out, 10, &n), SPH_ERR_INVALID_ARG);
+	assert_int_equal(n, 0);
+	assert_int_equal(ss_store_device_list(x->st, a.id, "abc", out, 10, &n),
+	                 SPH_ERR_INVALID_ARG);
+	assert_int_equal(ss_store_device_list(x->st, a.id, "", NULL, 10, &n), SPH_ERR_INVALID_ARG);
+	assert_int_equal(ss_store_device_list(x->st, a.id, "", out, 10, NULL), SPH_ERR_INVALID_ARG);
+	assert_int_equal(ss_store_device_list(x->st, "", "", out, 10, &n), SPH_ERR_INVALID_ARG);
+}
+
+/* ---- audit -------------------------------------------------------------------------- */
+
+static void test_audit(void **state)
+{
+	struct fx *x = *state;
+	struct ss_tenant t = fx_tenant(x->st, "audit");
+	struct ss_user u = fx_user(x->st, "u");
+	char big[SS_DETAIL_MAX + 2];
+	struct ss_audit out[8];
+	size_t n = 0;
+
+	assert_int_equal(ss_store_audit_add(x->st, t.id, u.id, "attestation.refused", "dev1", ""),
+	                 0);
+	assert_int_equal(ss_store_audit_add(x->st, t.id, "", "x.y", "dev2", "why not"), 0);
+	assert_int_equal(ss_store_audit_add(x->st, "", "", "service.start", "ss", ""), 0);
+	assert_int_equal(ss_store_audit_list(x->st, t.id, 0, out, 8, &n), 0);
+	assert_int_equal(n, 3);
+	assert_string_equal(out[0].action, "tenant.create");
+	assert_string_equal(out[1].action, "attestation.refused");
+	assert_string_equal(out[1].actor, u.id);
+	assert_string_equal(out[1].target, "dev1");
+	assert_string_equal(out[1].detail, "");
+	assert_string_equal(out[2].detail, "why not");
+	assert_true(out[0].id < out[1].id && out[1].id < out[2].id);
+	/* after_id, cap */
+	int64_t mid = out[1].id;
+	assert_int_equal(ss_store_audit_list(x->st, t.id, mid, out, 8, &n), 0);
+	assert_int_equal(n, 1);
+	assert_string_equal(out[0].target, "dev2");
+	assert_int_equal(ss_store_audit_list(x->st, t.id, 0, out, 2, &n), 0);
+	assert_int_equal(n, 2);
+	assert_int_equal(out[1].id, mid);
+	assert_int_equal(ss_store_audit_list(x->st, t.id, INT64_MAX, out, 8, &n), 0);
+	assert_int_equal(n, 0);
+
+	/* sizes: the maximum fits, one more does not */
+	memset(big, 'd', sizeof(big));
+	big[SS_DETAIL_MAX] = '\0';
+	assert_int_equal(ss_store_audit_add(x->st, t.id, "", "a", "t", big), 0);
+	big[SS_DETAIL_MAX] = 'd';
+	big[SS_DETAIL_MAX + 1] = '\0';
+	assert_int_equal(ss_store_audit_add(x->st, t.id, "", "a", "t", big), SPH_ERR_INVALID_ARG);
+	big[SS_TARGET_MAX] = '\0';
+	assert_int_equal(ss_store_audit_add(x->st, t.id, "", "a", big, ""), 0);
+	big[SS_TARGET_MAX] = 'd';
+	big[SS_TARGET_MAX + 1] = '\0';
+	assert_int_equal(ss_store_audit_add(x->st, t.id, "", "a", big, ""), SPH_ERR_INVALID_ARG);
+	big[SS_ACTION_MAX] = '\0';
+	assert_int_equal(ss_store_audit_add(x->st, t.id, "", big, "t", ""), 0);
+	big[SS_ACTION_MAX] = 'd';
+	big[SS_ACTION_MAX + 1] = '\0';
+	assert_int_equal(ss_store_audit_add(x->st, t.id, "", big, "t", ""), SPH_ERR_INVALID_ARG);
+	assert_int_equal(ss_store_audit_list(x->st, t.id, mid, out, 8, &n), 0);
+	assert_int_equal(n, 4);
+	assert_int_equal(strlen(out[1].detail), SS_DETAIL_MAX);
+	assert_int_equal(strlen(out[2].target), SS_TARGET_MAX);
+	assert_int_equal(strlen(out[3].action), SS_ACTION_MAX);
+
+	assert_int_equal(ss_store_audit_add(x->st, t.id, "", "", "t", ""), SPH_ERR_INVALID_ARG);
+	assert_int_equal(ss_store_audit_add(x->st, t.id, "", "a", "", ""), SPH_ERR_INVALID_ARG);
+	assert_int_equal(ss_store_audit_add(x->st, t.id, "", "a", "t", NULL), SPH_ERR_INVALID_ARG);
+	assert_int_equal(ss_store_audit_add(x->st, t.id, "", "a", "t", "line\n"),
+	                 SPH_ERR_INVALID_ARG);
+	assert_int_equal(ss_store_audit_add(x->st, "t", "", "a", "t", ""), SPH_ERR_INVALID_ARG);
+	assert_int_equal(ss_store_audit_add(x->st, t.id, "u", "a", "t", ""), SPH_ERR_INVALID_ARG);
+	assert_int_equal(ss_store_audit_list(x->st, t.id, -1, out, 8, &n), SPH_ERR_INVALID_ARG);
+	assert_int_equal(ss_store_audit_list(x->st, t.id, 0, NULL, 8, &n), SPH_ERR_INVALID_ARG);
+	assert_int_equal(ss_store_audit_list(x->st, t.id, 0, out, 8, NULL), SPH_ERR_INVALID_ARG);
+	assert_int_equal(ss_store_audit_list(NULL, t.id, 0, out, 8, &n), SPH_ERR_INVALID_ARG);
+}
+
+/* A list never returns more than SS_LIST_MAX rows, whatever cap says. */
+static void test_list_max(void **state)
+{
+	struct fx *x = *state;
+	struct ss_tenant t = fx_tenant(x->st, "many");
+	const size_t cap = SS_LIST_MAX + 10;
+	struct ss_audit *out = calloc(cap, sizeof(*out));
+	size_t n = 0;
+
+	assert_non_null(out);
+	for (size_t i = 0; i < SS_LIST_MAX + 5; i++)
+		assert_int_equal(ss_store_audit_add(x->st, t.id, "", "bulk", "t", ""), 0);
+	out[SS_LIST_MAX].id = 12345; /* beyond the bound: untouched */
+	assert_int_equal(ss_store_audit_list(x->st, t.id, 0, out, cap, &n), 0);
+	assert_int_equal(n, SS_LIST_MAX);
+	assert_int_equal(out[SS_LIST_MAX].id, 12345);
+	assert_string_equal(out[0].action, "tenant.create");
+	assert_int_equal(ss_store_audit_list(x->st, t.id, out[SS_LIST_MAX - 1].id, out, cap, &n),
+	                 0);
+	assert_int_equal(n, 6);
+	free(out);
+}
+
+/* ---- durability ------------------------------------------------------------------------ */
+
+static bool fx_read_all(int fd, void *buf, size_t len)
+{
+	uint8_t *p = buf;
+
+	while (len) {
+		ssize_t r = read(fd, p, len);
+		if (r <= 0)
+			return false;
+		p += r;
+		len -= (size_t)r;
+	}
+	return true;
+}
+
+/* One acknowledged write, then kill -9: it is there after reopening. */
+static void test_kill9_after_write(void **state)
+{
+	struct fx *x = *state;
+	char dev[SS_DEVICE_ID_LEN + 1];
+	struct ss_tenant t;
+	struct ss_device d;
+	int p[2], status = 0;
+	pid_t pid;
+
+	fx_device(dev);
+	ss_store_close(x->st);
+	x->st = NULL;
+	assert_int_equal(pipe(p), 0);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		struct ss_store *st = NULL;
+		struct ss_tenant ct;
+		close(p[0]);
+		if (ss_store_open(x->url, &st) || ss_store_tenant_create(st, "kill9", "", &ct) ||
+		    ss_store_device_claim(st, ct.id, dev, ""))
+			_exit(2);
+		if (write(p[1], &ct, sizeof(ct)) != (ssize_t)sizeof(ct))
+			_exit(3);
+		for (;;)
+			pause();
+	}
+	close(p[1]);
+	assert_true(fx_read_all(p[0], &t, sizeof(t)));
+	assert_int_equal(kill(pid, SIGKILL), 0);
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+	close(p[0]);
+
+	assert_int_equal(ss_store_open(x->url, &x->st), 0);
+	assert_int_equal(ss_store_device_get(x->st, t.id, dev, &d), 0);
+	assert_string_equal(d.tenant_id, t.id);
+	struct ss_audit au[64];
+	size_t n = fx_audit(x->st, t.id, au);
+	assert_int_equal(n, 2);
+	assert_string_equal(au[1].action, "device.claim");
+}
+
+/* A writer killed mid-stream: every acknowledged claim survives, and each
+ * claim that is there has its audit row (one transaction). */
+static void test_kill9_mid_stream(void **state)
+{
+	struct fx *x = *state;
+	struct ss_tenant t = fx_tenant(x->st, "stream");
+	char base[SS_DEVICE_ID_LEN + 1], dev[SS_DEVICE_ID_LEN + 1];
+	struct ss_device *list = calloc(SS_LIST_MAX, sizeof(*list));
+	struct ss_audit *au = calloc(SS_LIST_MAX, sizeof(*au));
+	uint32_t acked = 0, i;
+	int p[2], status = 0;
+	size_t n = 0, na = 0;
+	pid_t pid;
+
+	assert_non_null(list);
+	assert_non_null(au);
+	fx_device(base);
+	ss_store_close(x->st);
+	x->st = NULL;
+	assert_int_equal(pipe(p), 0);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		struct ss_store *st = NULL;
+		close(p[0]);
+		if (ss_store_open(x->url, &st))
+			_exit(2);
+		for (i = 0; i < 900; i++) {
+			snprintf(base + SS_DEVICE_ID_LEN - 8, 9, "%08x", i);
+			if (ss_store_device_claim(st, t.id, base, ""))
+				_exit(3);
+			if (write(p[1], &i, sizeof(i)) != (ssize_t)sizeof(i))
+				_exit(4);
+		}
+		for (;;)
+			pause();
+	}
+	close(p[1]);
+	while (acked < 40) {
+		assert_true(fx_read_all(p[0], &i, sizeof(i)));
+		assert_int_equal(i, acked);
+		acked++;
+	}
+	assert_int_equal(kill(pid, SIGKILL), 0);
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+	while (fx_read_all(p[0], &i, sizeof(i))) /* acks sent before the kill */
+		acked++;
+	close(p[0]);
+
+	assert_int_equal(ss_store_open(x->url, &x->st), 0);
+	memcpy(dev, base, sizeof(dev));
+	for (i = 0; i < acked; i++) {
+		struct ss_device d;
+		snprintf(dev + SS_DEVICE_ID_LEN - 8, 9, "%08x", i);
+		assert_int_equal(ss_store_device_get(x->st, t.id, dev, &d), 0);
+	}
+	assert_int_equal(ss_store_device_list(x->st, t.id, "", list, SS_LIST_MAX, &n), 0);
+	assert_true(n >= acked && n <= acked + 1);
+	assert_int_equal(ss_store_audit_list(x->st, t.id, 0, au, SS_LIST_MAX, &na), 0);
+	assert_int_equal(fx_count_action(au, na, "device.claim"), n);
+	free(list);
+	free(au);
+}
+
+/* ---- concurrency ----------------------------------------------------------------------- */
+
+#define CT_THREADS 8
+#define CT_EACH    10
+
+struct ct_arg {
+	struct ss_store *st;
+	struct ss_tenant tenant;
+	char devs[CT_EACH][SS_DEVICE_ID_LEN + 1];
+	const char *shared, *shared2, *tenant2;
+	pthread_barrier_t *bar;
+	int rc_each[CT_EACH];
+	int rc_reads;
+	int rc_shared, rc_shared2;
+};
+
+static void *ct_thread(void *p)
+{
+	struct ct_arg *a = p;
+	struct ss_device d[CT_EACH + 1];
+	size_t n;
+
+	for (int i = 0; i < CT_EACH; i++) {
+		a->rc_each[i] = ss_store_device_claim(a->st, a->tenant.id, a->devs[i], "");
+		int rc = ss_store_device_list(a->st, a->tenant.id, "", d, CT_EACH + 1, &n);
+		if (rc || n != (size_t)i + 1)
+			a->rc_reads = rc ? rc : -1000;
+	}
+	pthread_barrier_wait(a->bar);
+	/* every thread, each for its own tenant, claims the same device */
+	a->rc_shared = ss_store_device_claim(a->st, a->tenant.id, a->shared, "");
+	pthread_barrier_wait(a->bar);
+	/* and, all for one tenant, another */
+	a->rc_shared2 = ss_store_device_claim(a->st, a->tenant2, a->shared2, "");
+	return NULL;
+}
+
+static void test_concurrent_claims(void **state)
+{
+	struct fx *x = *state;
+	struct ss_store *st2 = NULL;
+	struct ct_arg args[CT_THREADS];
+	pthread_t th[CT_THREADS];
+	pthread_barrier_t bar;
+	char shared[SS_DEVICE_ID_LEN + 1], shared2[SS_DEVICE_ID_LEN + 1];
+	struct ss_tenant common = fx_tenant(x->st, "common");
+	int wins = 0, wins2 = 0, winner = -1;
+	struct ss_device d[CT_EACH + 2];
+	size_t n;
+
+	/* a second handle on the same database: like a second process */
+	assert_int_equal(ss_store_open(x->url, &st2), 0);
+	fx_device(shared);
+	fx_device(shared2);
+	assert_int_equal(pthread_barrier_init(&bar, NULL, CT_THREADS), 0);
+	memset(args, 0, sizeof(args));
+	for (int t = 0; t < CT_THREADS; t++) {
+		args[t].st = t % 2 ? st2 : x->st;
+		args[t].tenant = fx_tenant(x->st, "ct");
+		for (int i = 0; i < CT_EACH; i++)
+			fx_device(args[t].devs[i]);
+		args[t].shared = shared;
+		args[t].shared2 = shared2;
+		args[t].tenant2 = common.id;
+		args[t].bar = &bar;
+	}
+	for (int t = 0; t < CT_THREADS; t++)
+		assert_int_equal(pthread_create(&th[t], NULL, ct_thread, &args[t]), 0);
+	for (int t = 0; t < CT_THREADS; t++)
+		assert_int_equal(pthread_join(th[t], NULL), 0);
+	pthread_barrier_destroy(&bar);
+
+	for (int t = 0; t < CT_THREADS; t++) {
+		for (int i = 0; i < CT_EACH; i++)
+			assert_int_equal(args[t].rc_each[i], 0);
+		assert_int_equal(args[t].rc_reads, 0);
+		if (args[t].rc_shared == 0) {
+			wins++;
+			winner = t;
+		} else {
+			assert_int_equal(args[t].rc_shared, SPH_ERR_DUPLICATE);
+		}
+		if (args[t].rc_shared2 == 0)
+			wins2++;
+		else
+			assert_int_equal(args[t].rc_shared2, SPH_ERR_DUPLICATE);
+	}
+	assert_int_equal(wins, 1);
+	assert_int_equal(wins2, 1);
+	for (int t = 0; t < CT_THREADS; t++) {
+		assert_int_equal(
+		        ss_store_device_list(x->st, args[t].tenant.id, "", d, CT_EACH + 2, &n), 0);
+		assert_int_equal(n, CT_EACH + (t == winner));
+		struct ss_audit au[64];
+		n = fx_audit(x->st, args[t].tenant.id, au);
+		assert_int_equal(fx_count_action(au, n, "device.claim"), CT_EACH + (t == winner));
+	}
+	assert_int_equal(ss_store_device_get(x->st, args[winner].tenant.id, shared, d), 0);
+	assert_int_equal(ss_store_device_get(st2, common.id, shared2, d), 0);
+	ss_store_close(st2);
+}
+
+struct rt_arg {
+	struct ss_store *st;
+	const char *tenant, *user, *actor;
+	pthread_barrier_t *bar;
+	int rc;
+};
+
+static void *rt_thread(void *p)
+{
+	struct rt_arg *a = p;
+
+	pthread_barrier_wait(a->bar);
+	a->rc = ss_store_role_set(a->st, a->tenant, a->user, SS_ROLE_READER, a->actor);
+	return NULL;
+}
+
+/* Two Administrators demote each other at once: exactly one succeeds. */
+static void test_concurrent_last_admin(void **state)
+{
+	struct fx *x = *state;
+	struct ss_user u = fx_user(x->st, "u"), v = fx_user(x->st, "v");
+	pthread_barrier_t bar;
+	pthread_t th[2];
+
+	assert_int_equal(pthread_barrier_init(&bar, NULL, 2), 0);
+	for (int round = 0; round < 10; round++) {
+		struct ss_tenant t = fx_tenant(x->st, "admins");
+		struct rt_arg a[2] = {{x->st, t.id, u.id, v.id, &bar, 1},
+		                      {x->st, t.id, v.id, u.id, &bar, 1}};
+		enum ss_role ru, rv;
+		assert_int_equal(ss_store_role_set(x->st, t.id, u.id, SS_ROLE_ADMIN, ""), 0);
+		assert_int_equal(ss_store_role_set(x->st, t.id, v.id, SS_ROLE_ADMIN, ""), 0);
+		for (int i = 0; i < 2; i++)
+			assert_int_equal(pthread_create(&th[i], NULL, rt_thread, &a[i]), 0);
+		for (int i = 0; i < 2; i++)
+			assert_int_equal(pthread_join(th[i], NULL), 0);
+		assert_true((a[0].rc == 0 && a[1].rc == SPH_ERR_STATE) ||
+		            (a[1].rc == 0 && a[0].rc == SPH_ERR_STATE));
+		assert_int_equal(ss_store_role_get(x->st, t.id, u.id, &ru), 0);
+		assert_int_equal(ss_store_role_get(x->st, t.id, v.id, &rv), 0);
+		assert_int_equal((ru == SS_ROLE_ADMIN) + (rv == SS_ROLE_ADMIN), 1);
+	}
+	pthread_barrier_destroy(&bar);
+}
+
+#define T(f) cmocka_unit_test_setup_teardown(f, fx_setup, fx_teardown)
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	        cmocka_unit_test(test_open_args),
+	        T(test_plain_path_and_version),
+	        T(test_reopen_keeps_data),
+	        T(test_future_schema_refused),
+	        T(test_tenants),
+	        T(test_users),
+	        T(test_roles),
+	        T(test_tenant_list_for_user),
+	        T(test_tokens),
+	        T(test_device_claim),
+	        T(test_device_release),
+	        T(test_device_list),
+	        T(test_audit),
+	        T(test_list_max),
+	        T(test_kill9_after_write),
+	        T(test_kill9_mid_stream),
+	        T(test_concurrent_claims),
+	        T(test_concurrent_last_admin),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
