@@ -26,6 +26,14 @@ int cli_image_package(int argc, char **argv);
 /* `sphere device ...`; argv[0] is "device". Returns the exit status. */
 int cli_device(int argc, char **argv);
 
+/* The security service's commands (cli_api.c); argv[0] is the command
+ * ("login", "tenant", "role"), or for devices the subcommand ("claim",
+ * "list", "show", "release"). Return the exit status. */
+int cli_login(int argc, char **argv);
+int cli_tenant(int argc, char **argv);
+int cli_role(int argc, char **argv);
+int cli_device_api(int argc, char **argv);
+
 /* ---- helpers shared by the command files ---------------------------------- */
 
 /* Prints "sphere: <message>" to stderr and returns CLI_EXIT_FAIL. */

@@ -28,6 +28,8 @@ static const char device_usage[] =
         "features on that device only. Format: docs/formats.md section 8.\n"
         "\n"
         "commands:\n"
+        "  claim | list | show | release   the tenant's devices in the security\n"
+        "                      service (see 'sphere device claim --help')\n"
         "  capability create   sign a capability file for one device\n"
         "  capability show     print what a capability file says (not verified)\n"
         "\n"
@@ -420,6 +422,9 @@ int cli_device(int argc, char **argv)
 	}
 	if (optind >= argc)
 		return cli_usage(cmd, "missing command");
+	if (strcmp(argv[optind], "claim") == 0 || strcmp(argv[optind], "list") == 0 ||
+	    strcmp(argv[optind], "show") == 0 || strcmp(argv[optind], "release") == 0)
+		return cli_device_api(argc - optind, argv + optind);
 	if (strcmp(argv[optind], "capability") != 0)
 		return cli_usage(cmd, "unknown command '%s'", argv[optind]);
 	if (optind + 1 >= argc)

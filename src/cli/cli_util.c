@@ -25,8 +25,12 @@ static const char cli_usage_text[] =
         "commands:\n"
         "  image-package   create, inspect and verify signed image packages, and\n"
         "                  make the keys and certificates that sign them\n"
-        "  device          device capability files (unlock development features\n"
-        "                  on one device)\n"
+        "  device          devices in the security service (claim, list, show,\n"
+        "                  release) and device capability files (unlock\n"
+        "                  development features on one device)\n"
+        "  login           connect to a security service with an API token\n"
+        "  tenant          list, create, show and select tenants\n"
+        "  role            list, add and remove users' roles in a tenant\n"
         "\n"
         "Run 'sphere COMMAND --help' for a command's options.\n"
         "\n"
@@ -153,5 +157,11 @@ int cli_main(int argc, char **argv)
 		return cli_image_package(argc - optind, argv + optind);
 	if (strcmp(argv[optind], "device") == 0)
 		return cli_device(argc - optind, argv + optind);
+	if (strcmp(argv[optind], "login") == 0)
+		return cli_login(argc - optind, argv + optind);
+	if (strcmp(argv[optind], "tenant") == 0)
+		return cli_tenant(argc - optind, argv + optind);
+	if (strcmp(argv[optind], "role") == 0)
+		return cli_role(argc - optind, argv + optind);
 	return cli_usage("sphere", "unknown command '%s'", argv[optind]);
 }

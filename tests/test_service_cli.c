@@ -1,0 +1,130 @@
+/*
+ * `sphere` against a real security service: login, tenants, roles and device
+ * claiming, with the service's reasons on refusal (docs/api.md, README).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <jansson.h>
+
+#include "service/service.h"
+#include "testutil.h"
+
+static char *dir;
+static struct ss_init_result init;
+static struct ss_service *svc;
+static char url[64], ca[700], conf[700];
+
+#define SPHERE(...) tu_run("SPHERE_BIN", dir, (const char *const[]){__VA_ARGS__, NULL})
+
+static void expect_out(struct tu_result *r, int status, const char *what)
+{
+	if (r->status != status || (what && !strstr(r->out, what)))
+		fail_msg("exit %d (want %d)\nstdout: %s\nstderr: %s\nwant in stdout: %s", r->status,
+		         status, r->out, r->err, what ? what : "(nothing)");
+	tu_result_free(r);
+}
+
+static int setup(void **state)
+{
+	struct ss_config c;
+	char data[600];
+
+	(void)state;
+	dir = tu_mkdtemp();
+	snprintf(data, sizeof(data), "%s/ss", dir);
+	ss_config_defaults(&c);
+	assert_int_equal(ss_config_set(&c, "data-dir", data, NULL, 0), 0);
+	assert_int_equal(ss_config_set(&c, "port", "0", NULL, 0), 0);
+	assert_int_equal(ss_config_set(&c, "workers", "1", NULL, 0), 0);
+	assert_int_equal(ss_init(&c, "acme", "alice", &init), 0);
+	assert_int_equal(ss_service_start(&c, &svc), 0);
+	snprintf(url, sizeof(url), "https://localhost:%u", (unsigned)ss_service_port(svc));
+	snprintf(ca, sizeof(ca), "%s/tls/server.pem", data);
+	snprintf(conf, sizeof(conf), "%s/cli/config.json", dir);
+	setenv("SPHERE_CONFIG", conf, 1);
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	ss_service_free(svc);
+	tu_rmtree(dir);
+	free(dir);
+	return 0;
+}
+
+static void test_cli_flow(void **state)
+{
+	char dev[129];
+	struct tu_result r;
+	struct stat st;
+	json_t *j;
+
+	(void)state;
+	for (int i = 0; i < 128; i++)
+		dev[i] = "0123456789abcdef"[(i * 5 + 3) % 16];
+	dev[128] = '\0';
+
+	r = SPHERE("tenant", "list");
+	tu_expect(&r, 1, "not logged in");
+	r = SPHERE("login", "--url", url, "--token",
+	           "sph_0000000000000000000000000000000000000000000000000000000000000000", "--ca",
+	           ca);
+	tu_expect(&r, 1, "401 unauthorized");
+	r = SPHERE("login", "--url", url);
+	tu_expect(&r, 2, "--token");
+	r = SPHERE("login", "--url", url, "--token", init.admin_token, "--ca", ca);
+	expect_out(&r, 0, "logged in as alice");
+	assert_int_equal(stat(conf, &st), 0);
+	assert_int_equal(st.st_mode & 0777, 0600);
+
+	r = SPHERE("tenant", "list");
+	expect_out(&r, 0, "acme");
+	r = SPHERE("tenant", "show");
+	expect_out(&r, 0, init.tenant.id);
+	r = SPHERE("device", "claim", "--device-id", dev);
+	expect_out(&r, 0, dev);
+	r = SPHERE("device", "claim", "--device-id", dev);
+	tu_expect(&r, 1, "409 conflict");
+	r = SPHERE("device", "claim");
+	tu_expect(&r, 2, "--device-id");
+	r = SPHERE("device", "claim", "--device-id", "xyz");
+	tu_expect(&r, 1, "400 bad_request");
+	r = SPHERE("device", "list", "--output", "json");
+	assert_int_equal(r.status, 0);
+	j = json_loads(r.out, 0, NULL);
+	assert_non_null(j);
+	assert_string_equal(json_string_value(json_object_get(
+	                            json_array_get(json_object_get(j, "devices"), 0), "id")),
+	                    dev);
+	json_decref(j);
+	tu_result_free(&r);
+	r = SPHERE("device", "show", "--device-id", dev);
+	expect_out(&r, 0, init.tenant.id);
+	r = SPHERE("role", "add", "--user", "rita", "--role", "Reader");
+	expect_out(&r, 0, "sph_");
+	r = SPHERE("role", "add", "--user", "rita", "--role", "Owner");
+	tu_expect(&r, 1, "400 bad_request");
+	r = SPHERE("role", "list");
+	expect_out(&r, 0, "rita");
+	r = SPHERE("role", "remove", "--user-id", init.admin.id);
+	tu_expect(&r, 1, "409 conflict");
+	r = SPHERE("tenant", "create", "--name", "beta");
+	expect_out(&r, 0, "beta");
+	r = SPHERE("tenant", "select", "--tenant", "00000000-0000-4000-8000-000000000000");
+	tu_expect(&r, 1, "404 not_found");
+	r = SPHERE("device", "list", "--output", "yaml");
+	tu_expect(&r, 2, "--output");
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	        cmocka_unit_test(test_cli_flow),
+	};
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
