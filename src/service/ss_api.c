@@ -19,7 +19,7 @@
 /* ---- helpers ------------------------------------------------------------------ */
 
 /* Replies for a store status that refused or failed a request. */
-static void ss_reply_store(struct ss_req *r, int rc, const char *what)
+void ss_api_reply_store(struct ss_req *r, int rc, const char *what)
 {
 	switch (rc) {
 	case SPH_ERR_NOT_FOUND:
@@ -43,8 +43,7 @@ static void ss_reply_store(struct ss_req *r, int rc, const char *what)
 
 /* The request's token → its user. Replies 401 (or 500) and returns false
  * when there is none. */
-static bool ss_authenticate(struct ss_service *s, struct ss_req *r, struct ss_user *u,
-                            struct ss_token *tok)
+bool ss_api_auth(struct ss_service *s, struct ss_req *r, struct ss_user *u, struct ss_token *tok)
 {
 	const char *h = ss_req_header(r, "Authorization");
 	const char *why = "missing", *label = "reason=\"missing\"";
@@ -65,7 +64,7 @@ static bool ss_authenticate(struct ss_service *s, struct ss_req *r, struct ss_us
 	if (rc == 0)
 		return true;
 	if (rc == SPH_ERR_IO) {
-		ss_reply_store(r, rc, "token");
+		ss_api_reply_store(r, rc, "token");
 		return false;
 	}
 	ss_metric_inc(s->http, "sphere_auth_failures_total", label);
@@ -76,8 +75,8 @@ static bool ss_authenticate(struct ss_service *s, struct ss_req *r, struct ss_us
 /* The {tenant} of the path, if the user holds at least min there. Replies 404
  * (no role: the tenant's existence is not disclosed) or 403, and returns
  * false otherwise. */
-static bool ss_tenant_access(struct ss_service *s, struct ss_req *r, const struct ss_user *u,
-                             enum ss_role min, struct ss_tenant *t, enum ss_role *role)
+bool ss_api_tenant(struct ss_service *s, struct ss_req *r, const struct ss_user *u,
+                   enum ss_role min, struct ss_tenant *t, enum ss_role *role)
 {
 	const char *id = ss_req_param(r, "tenant");
 	int rc;
@@ -91,7 +90,7 @@ static bool ss_tenant_access(struct ss_service *s, struct ss_req *r, const struc
 	if (rc == 0)
 		rc = ss_store_tenant_get(s->st, id, t);
 	if (rc != 0) {
-		ss_reply_store(r, rc, "tenant");
+		ss_api_reply_store(r, rc, "tenant");
 		return false;
 	}
 	if (*role < min) {
@@ -103,7 +102,7 @@ static bool ss_tenant_access(struct ss_service *s, struct ss_req *r, const struc
 
 /* A required string member of a JSON body. Replies 400 when it is missing,
  * not a string, or empty. */
-static const char *ss_body_str(struct ss_req *r, json_t *body, const char *key)
+const char *ss_api_body_str(struct ss_req *r, json_t *body, const char *key)
 {
 	const char *v = json_string_value(json_object_get(body, key));
 
@@ -116,7 +115,7 @@ static const char *ss_body_str(struct ss_req *r, json_t *body, const char *key)
 }
 
 /* The JSON object body, or a 400 reply and NULL. */
-static json_t *ss_body(struct ss_req *r)
+json_t *ss_api_body(struct ss_req *r)
 {
 	char why[SS_REASON_MAX];
 	json_t *j = ss_req_json(r, why, sizeof(why));
@@ -127,7 +126,7 @@ static json_t *ss_body(struct ss_req *r)
 }
 
 /* ?limit= in 1..SS_LIST_MAX (default 100); false after a 400 reply. */
-static bool ss_limit(struct ss_req *r, size_t *limit)
+bool ss_api_limit(struct ss_req *r, size_t *limit)
 {
 	const char *v = ss_req_query(r, "limit");
 	char *end;
@@ -179,7 +178,7 @@ static json_t *ss_my_tenants(struct ss_service *s, struct ss_req *r, const struc
 	free(ts);
 	if (rc != 0) {
 		json_decref(a);
-		ss_reply_store(r, rc, "tenants");
+		ss_api_reply_store(r, rc, "tenants");
 		return NULL;
 	}
 	return a;
@@ -200,7 +199,7 @@ static void ss_h_me(struct ss_req *r, void *arg)
 	struct ss_token tok;
 	json_t *ts;
 
-	if (!ss_authenticate(s, r, &u, &tok))
+	if (!ss_api_auth(s, r, &u, &tok))
 		return;
 	ts = ss_my_tenants(s, r, &u);
 	if (!ts)
@@ -220,16 +219,16 @@ static void ss_h_tenants_create(struct ss_req *r, void *arg)
 	const char *name;
 	int rc;
 
-	if (!ss_authenticate(s, r, &u, &tok))
+	if (!ss_api_auth(s, r, &u, &tok))
 		return;
 	if (u.is_operator) {
 		ss_reply_error(r, 403, "forbidden", "the platform operator does not own tenants");
 		return;
 	}
-	body = ss_body(r);
+	body = ss_api_body(r);
 	if (!body)
 		return;
-	name = ss_body_str(r, body, "name");
+	name = ss_api_body_str(r, body, "name");
 	if (name) {
 		rc = ss_store_tenant_create(s->st, name, u.id, &t);
 		if (rc == 0)
@@ -237,7 +236,7 @@ static void ss_h_tenants_create(struct ss_req *r, void *arg)
 		if (rc == 0)
 			ss_reply_json(r, 201, ss_tenant_json(&t, SS_ROLE_ADMIN));
 		else
-			ss_reply_store(r, rc, "tenant");
+			ss_api_reply_store(r, rc, "tenant");
 	}
 	json_decref(body);
 }
@@ -249,7 +248,7 @@ static void ss_h_tenants_list(struct ss_req *r, void *arg)
 	struct ss_token tok;
 	json_t *ts;
 
-	if (!ss_authenticate(s, r, &u, &tok))
+	if (!ss_api_auth(s, r, &u, &tok))
 		return;
 	ts = ss_my_tenants(s, r, &u);
 	if (ts)
@@ -264,8 +263,7 @@ static void ss_h_tenant_get(struct ss_req *r, void *arg)
 	struct ss_tenant t;
 	enum ss_role role;
 
-	if (ss_authenticate(s, r, &u, &tok) &&
-	    ss_tenant_access(s, r, &u, SS_ROLE_READER, &t, &role))
+	if (ss_api_auth(s, r, &u, &tok) && ss_api_tenant(s, r, &u, SS_ROLE_READER, &t, &role))
 		ss_reply_json(r, 200, ss_tenant_json(&t, role));
 }
 
@@ -281,8 +279,7 @@ static void ss_h_roles_list(struct ss_req *r, void *arg)
 	size_t n = 0;
 	int rc;
 
-	if (!ss_authenticate(s, r, &u, &tok) ||
-	    !ss_tenant_access(s, r, &u, SS_ROLE_READER, &t, &role))
+	if (!ss_api_auth(s, r, &u, &tok) || !ss_api_tenant(s, r, &u, SS_ROLE_READER, &t, &role))
 		return;
 	es = calloc(SS_LIST_MAX, sizeof(*es));
 	a = json_array();
@@ -296,7 +293,7 @@ static void ss_h_roles_list(struct ss_req *r, void *arg)
 		ss_reply_json(r, 200, json_pack("{s:o}", "roles", a));
 	else {
 		json_decref(a);
-		ss_reply_store(r, rc, "roles");
+		ss_api_reply_store(r, rc, "roles");
 	}
 }
 
@@ -314,14 +311,13 @@ static void ss_h_users_add(struct ss_req *r, void *arg)
 	bool created = false;
 	int rc;
 
-	if (!ss_authenticate(s, r, &u, &tok) ||
-	    !ss_tenant_access(s, r, &u, SS_ROLE_ADMIN, &t, &role))
+	if (!ss_api_auth(s, r, &u, &tok) || !ss_api_tenant(s, r, &u, SS_ROLE_ADMIN, &t, &role))
 		return;
-	body = ss_body(r);
+	body = ss_api_body(r);
 	if (!body)
 		return;
-	name = ss_body_str(r, body, "name");
-	rname = name ? ss_body_str(r, body, "role") : NULL;
+	name = ss_api_body_str(r, body, "name");
+	rname = name ? ss_api_body_str(r, body, "role") : NULL;
 	if (!rname)
 		goto out;
 	want = ss_role_from_name(rname);
@@ -345,7 +341,7 @@ static void ss_h_users_add(struct ss_req *r, void *arg)
 	if (rc == 0)
 		rc = ss_store_role_set(s->st, t.id, target.id, want, u.id);
 	if (rc != 0) {
-		ss_reply_store(r, rc, "user");
+		ss_api_reply_store(r, rc, "user");
 		goto out;
 	}
 	ss_reply_json(r, created ? 201 : 200,
@@ -366,8 +362,7 @@ static void ss_h_role_delete(struct ss_req *r, void *arg)
 	const char *uid = ss_req_param(r, "user");
 	int rc;
 
-	if (!ss_authenticate(s, r, &u, &tok) ||
-	    !ss_tenant_access(s, r, &u, SS_ROLE_ADMIN, &t, &role))
+	if (!ss_api_auth(s, r, &u, &tok) || !ss_api_tenant(s, r, &u, SS_ROLE_ADMIN, &t, &role))
 		return;
 	rc = ss_store_role_get(s->st, t.id, uid, &cur);
 	if (rc == 0 && cur == SS_ROLE_NONE)
@@ -379,7 +374,7 @@ static void ss_h_role_delete(struct ss_req *r, void *arg)
 	else if (rc == SPH_ERR_STATE)
 		ss_reply_error(r, 409, "conflict", "a tenant keeps at least one Administrator");
 	else
-		ss_reply_store(r, rc, "role");
+		ss_api_reply_store(r, rc, "role");
 }
 
 static void ss_h_tokens_create(struct ss_req *r, void *arg)
@@ -391,7 +386,7 @@ static void ss_h_tokens_create(struct ss_req *r, void *arg)
 	uint8_t hash[32];
 	int rc;
 
-	if (!ss_authenticate(s, r, &u, &tok))
+	if (!ss_api_auth(s, r, &u, &tok))
 		return;
 	rc = ss_token_new(token, hash);
 	if (rc == 0)
@@ -399,7 +394,7 @@ static void ss_h_tokens_create(struct ss_req *r, void *arg)
 	if (rc == 0)
 		ss_reply_json(r, 201, json_pack("{s:s, s:s}", "id", newtok.id, "token", token));
 	else
-		ss_reply_store(r, rc, "token");
+		ss_api_reply_store(r, rc, "token");
 	OPENSSL_cleanse(token, sizeof(token));
 	OPENSSL_cleanse(hash, sizeof(hash));
 }
@@ -412,7 +407,7 @@ static void ss_h_token_delete(struct ss_req *r, void *arg)
 	const char *id = ss_req_param(r, "id");
 	int rc;
 
-	if (!ss_authenticate(s, r, &u, &tok))
+	if (!ss_api_auth(s, r, &u, &tok))
 		return;
 	rc = ss_store_token_revoke(s->st, u.id, id, "", u.id);
 	if (rc == SPH_ERR_INVALID_ARG)
@@ -420,7 +415,7 @@ static void ss_h_token_delete(struct ss_req *r, void *arg)
 	if (rc == 0)
 		ss_reply_raw(r, 204, "application/json", NULL, 0);
 	else
-		ss_reply_store(r, rc, "token");
+		ss_api_reply_store(r, rc, "token");
 }
 
 static void ss_h_devices_claim(struct ss_req *r, void *arg)
@@ -435,13 +430,12 @@ static void ss_h_devices_claim(struct ss_req *r, void *arg)
 	const char *id;
 	int rc;
 
-	if (!ss_authenticate(s, r, &u, &tok) ||
-	    !ss_tenant_access(s, r, &u, SS_ROLE_ADMIN, &t, &role))
+	if (!ss_api_auth(s, r, &u, &tok) || !ss_api_tenant(s, r, &u, SS_ROLE_ADMIN, &t, &role))
 		return;
-	body = ss_body(r);
+	body = ss_api_body(r);
 	if (!body)
 		return;
-	id = ss_body_str(r, body, "device_id");
+	id = ss_api_body_str(r, body, "device_id");
 	if (id) {
 		rc = ss_store_device_claim(s->st, t.id, id, u.id);
 		if (rc == 0)
@@ -455,7 +449,7 @@ static void ss_h_devices_claim(struct ss_req *r, void *arg)
 			ss_reply_error(r, 409, "conflict",
 			               "the device was released to another tenant");
 		} else {
-			ss_reply_store(r, rc, "device");
+			ss_api_reply_store(r, rc, "device");
 		}
 	}
 	json_decref(body);
@@ -472,13 +466,12 @@ static void ss_h_device_release(struct ss_req *r, void *arg)
 	const char *to;
 	int rc;
 
-	if (!ss_authenticate(s, r, &u, &tok) ||
-	    !ss_tenant_access(s, r, &u, SS_ROLE_ADMIN, &t, &role))
+	if (!ss_api_auth(s, r, &u, &tok) || !ss_api_tenant(s, r, &u, SS_ROLE_ADMIN, &t, &role))
 		return;
-	body = ss_body(r);
+	body = ss_api_body(r);
 	if (!body)
 		return;
-	to = ss_body_str(r, body, "to_tenant");
+	to = ss_api_body_str(r, body, "to_tenant");
 	if (to) {
 		rc = strcmp(to, t.id) == 0
 		             ? SPH_ERR_INVALID_ARG
@@ -489,7 +482,7 @@ static void ss_h_device_release(struct ss_req *r, void *arg)
 			              json_pack("{s:s, s:s}", "id", ss_req_param(r, "device"),
 			                        "released_to", to));
 		else
-			ss_reply_store(r, rc, "device or tenant");
+			ss_api_reply_store(r, rc, "device or tenant");
 	}
 	json_decref(body);
 }
@@ -507,8 +500,8 @@ static void ss_h_devices_list(struct ss_req *r, void *arg)
 	json_t *a;
 	int rc;
 
-	if (!ss_authenticate(s, r, &u, &tok) ||
-	    !ss_tenant_access(s, r, &u, SS_ROLE_READER, &t, &role) || !ss_limit(r, &limit))
+	if (!ss_api_auth(s, r, &u, &tok) || !ss_api_tenant(s, r, &u, SS_ROLE_READER, &t, &role) ||
+	    !ss_api_limit(r, &limit))
 		return;
 	ds = calloc(limit, sizeof(*ds));
 	a = json_array();
@@ -522,7 +515,7 @@ static void ss_h_devices_list(struct ss_req *r, void *arg)
 		                        n == limit && n > 0 ? ds[n - 1].id : NULL));
 	else {
 		json_decref(a);
-		ss_reply_store(r, rc, "devices");
+		ss_api_reply_store(r, rc, "devices");
 	}
 	free(ds);
 }
@@ -537,8 +530,7 @@ static void ss_h_device_get(struct ss_req *r, void *arg)
 	enum ss_role role;
 	int rc;
 
-	if (!ss_authenticate(s, r, &u, &tok) ||
-	    !ss_tenant_access(s, r, &u, SS_ROLE_READER, &t, &role))
+	if (!ss_api_auth(s, r, &u, &tok) || !ss_api_tenant(s, r, &u, SS_ROLE_READER, &t, &role))
 		return;
 	rc = ss_store_device_get(s->st, t.id, ss_req_param(r, "device"), &d);
 	if (rc == SPH_ERR_INVALID_ARG)
@@ -546,7 +538,7 @@ static void ss_h_device_get(struct ss_req *r, void *arg)
 	if (rc == 0)
 		ss_reply_json(r, 200, ss_device_json(&d));
 	else
-		ss_reply_store(r, rc, "device");
+		ss_api_reply_store(r, rc, "device");
 }
 
 static void ss_h_audit_list(struct ss_req *r, void *arg)
@@ -563,8 +555,8 @@ static void ss_h_audit_list(struct ss_req *r, void *arg)
 	json_t *a;
 	int rc;
 
-	if (!ss_authenticate(s, r, &u, &tok) ||
-	    !ss_tenant_access(s, r, &u, SS_ROLE_ADMIN, &t, &role) || !ss_limit(r, &limit))
+	if (!ss_api_auth(s, r, &u, &tok) || !ss_api_tenant(s, r, &u, SS_ROLE_ADMIN, &t, &role) ||
+	    !ss_api_limit(r, &limit))
 		return;
 	if (after) {
 		char *end;
@@ -590,7 +582,7 @@ static void ss_h_audit_list(struct ss_req *r, void *arg)
 		                                            : json_null()));
 	else {
 		json_decref(a);
-		ss_reply_store(r, rc, "audit");
+		ss_api_reply_store(r, rc, "audit");
 	}
 	free(es);
 }

@@ -24,4 +24,22 @@ int ss_kek_load(const char *data_dir, uint8_t kek[SS_KEK_LEN]);
 /* Adds the /v1 routes of docs/api.md §4. Returns 0 or ss_http_route's status. */
 int ss_api_routes(struct ss_service *s);
 
+/* ---- helpers for handlers (ss_api.c) ----------------------------------------
+ * Each replies itself when it returns false / NULL: the handler just returns. */
+
+/* The request's API token → its user (401 / 500 otherwise). */
+bool ss_api_auth(struct ss_service *s, struct ss_req *r, struct ss_user *u, struct ss_token *tok);
+/* The path's {tenant} if u holds at least min there: 404 when u holds no role
+ * (existence not disclosed), 403 when the role is too low. */
+bool ss_api_tenant(struct ss_service *s, struct ss_req *r, const struct ss_user *u,
+                   enum ss_role min, struct ss_tenant *t, enum ss_role *role);
+/* The body as a JSON object (400 otherwise); caller json_decref()s. */
+json_t *ss_api_body(struct ss_req *r);
+/* A required non-empty string member (400 otherwise). */
+const char *ss_api_body_str(struct ss_req *r, json_t *body, const char *key);
+/* ?limit= in 1..SS_LIST_MAX, default 100 (400 otherwise). */
+bool ss_api_limit(struct ss_req *r, size_t *limit);
+/* The reply for a store status: 404, 409, 400 or 500 (logged). */
+void ss_api_reply_store(struct ss_req *r, int rc, const char *what);
+
 #endif
