@@ -1057,6 +1057,408 @@ static void test_concurrent_last_admin(void **state)
 	pthread_barrier_destroy(&bar);
 }
 
+/* ---- products and device groups ------------------------------------------------------ */
+
+static const char *const fx_unknown = "00000000-0000-4000-8000-000000000000";
+
+/* A product of t with a random name; default groups as asked. */
+static struct ss_product fx_product(struct ss_store *st, const struct ss_tenant *t, bool defaults)
+{
+	struct ss_product p;
+	char name[SS_NAME_MAX + 1];
+
+	fx_name("prod", name, sizeof(name));
+	assert_int_equal(ss_store_product_create(st, t->id, name, "", defaults, "", &p), 0);
+	return p;
+}
+
+static void test_product_create_defaults(void **state)
+{
+	struct fx *x = *state;
+	struct ss_tenant t = fx_tenant(x->st, "p");
+	struct ss_user u = fx_user(x->st, "u");
+	struct ss_product p, got;
+	struct ss_group gs[16];
+	struct ss_audit au[64];
+	int64_t now = time(NULL);
+	size_t n = 99;
+	static const struct {
+		const char *name;
+		enum ss_os_feed feed;
+		enum ss_update_policy policy;
+	} want[SS_DEFAULT_GROUPS] = {
+	        {"Development", SS_FEED_RETAIL, SS_POLICY_NO_3RD_PARTY},
+	        {"Field Test", SS_FEED_RETAIL, SS_POLICY_UPDATE_ALL},
+	        {"Production", SS_FEED_RETAIL, SS_POLICY_UPDATE_ALL},
+	        {"Field Test OS Evaluation", SS_FEED_RETAIL_EVAL, SS_POLICY_UPDATE_ALL},
+	        {"Production OS Evaluation", SS_FEED_RETAIL_EVAL, SS_POLICY_UPDATE_ALL},
+	};
+
+	assert_int_equal(ss_store_product_create(x->st, t.id, "Coffee Maker", "the 2025 model",
+	                                         true, u.id, &p),
+	                 0);
+	fx_uuid_shape(p.id);
+	assert_string_equal(p.tenant_id, t.id);
+	assert_string_equal(p.name, "Coffee Maker");
+	assert_string_equal(p.description, "the 2025 model");
+	assert_true(p.created >= now - 5 && p.created <= now + 5);
+	assert_int_equal(ss_store_product_get(x->st, t.id, p.id, &got), 0);
+	assert_memory_equal(&got, &p, sizeof(p));
+
+	assert_int_equal(ss_store_group_list(x->st, t.id, p.id, "", gs, 16, &n), 0);
+	assert_int_equal(n, SS_DEFAULT_GROUPS);
+	for (size_t w = 0; w < SS_DEFAULT_GROUPS; w++) {
+		bool found = false;
+		for (size_t i = 0; i < n; i++) {
+			if (strcmp(gs[i].name, want[w].name) != 0)
+				continue;
+			found = true;
+			assert_int_equal(gs[i].os_feed, want[w].feed);
+			assert_int_equal(gs[i].update_policy, want[w].policy);
+			assert_string_equal(gs[i].product_id, p.id);
+			assert_string_equal(gs[i].tenant_id, t.id);
+			assert_true(gs[i].description[0] != '\0');
+			fx_uuid_shape(gs[i].id);
+		}
+		assert_true(found);
+	}
+	/* audited: product.create by u, one group.create per group, same transaction */
+	n = fx_audit(x->st, t.id, au);
+	assert_int_equal(fx_count_action(au, n, "product.create"), 1);
+	assert_int_equal(fx_count_action(au, n, "group.create"), SS_DEFAULT_GROUPS);
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(au[i].action, "product.create") == 0) {
+			assert_string_equal(au[i].target, p.id);
+			assert_string_equal(au[i].actor, u.id);
+			assert_string_equal(au[i].detail, "Coffee Maker");
+		}
+
+	/* told not to: no groups, and only product.create audited */
+	assert_int_equal(ss_store_product_create(x->st, t.id, "Bare", "", false, u.id, &p), 0);
+	assert_int_equal(ss_store_group_list(x->st, t.id, p.id, "", gs, 16, &n), 0);
+	assert_int_equal(n, 0);
+	n = fx_audit(x->st, t.id, au);
+	assert_int_equal(fx_count_action(au, n, "product.create"), 2);
+	assert_int_equal(fx_count_action(au, n, "group.create"), SS_DEFAULT_GROUPS);
+	/* the tenant's groups: the first product's five */
+	assert_int_equal(ss_store_group_list(x->st, t.id, "", "", gs, 16, &n), 0);
+	assert_int_equal(n, SS_DEFAULT_GROUPS);
+}
+
+static void test_product_rules(void **state)
+{
+	struct fx *x = *state;
+	struct ss_tenant a = fx_tenant(x->st, "a"), b = fx_tenant(x->st, "b");
+	struct ss_product p, q;
+	struct ss_group gs[8];
+	struct ss_audit au[64];
+	char long_name[SS_NAME_MAX + 2], long_desc[SS_DESC_MAX + 2];
+	size_t n, before;
+
+	assert_int_equal(ss_store_product_create(x->st, a.id, "Widget", "", true, "", &p), 0);
+	before = fx_audit(x->st, a.id, au);
+	/* unique per tenant; nothing of a refused create stays (no groups, no audit) */
+	assert_int_equal(ss_store_product_create(x->st, a.id, "Widget", "x", true, "", &q),
+	                 SPH_ERR_DUPLICATE);
+	assert_true(fx_zero(&q, sizeof(q)));
+	assert_int_equal(fx_audit(x->st, a.id, au), before);
+	assert_int_equal(ss_store_group_list(x->st, a.id, "", "", gs, 8, &n), 0);
+	assert_int_equal(n, SS_DEFAULT_GROUPS);
+	/* another tenant may use the name */
+	assert_int_equal(ss_store_product_create(x->st, b.id, "Widget", "", false, "", &q), 0);
+	/* another tenant's product is indistinguishable from none */
+	memset(&q, 0xa5, sizeof(q));
+	assert_int_equal(ss_store_product_get(x->st, b.id, p.id, &q), SPH_ERR_NOT_FOUND);
+	assert_true(fx_zero(&q, sizeof(q)));
+	assert_int_equal(ss_store_product_get(x->st, a.id, fx_unknown, &q), SPH_ERR_NOT_FOUND);
+	assert_int_equal(ss_store_product_create(x->st, fx_unknown, "W", "", true, "", &q),
+	                 SPH_ERR_NOT_FOUND);
+
+	/* input rules */
+	memset(long_name, 'n', sizeof(long_name) - 1);
+	long_name[sizeof(long_name) - 1] = '\0';
+	memset(long_desc, 'd', sizeof(long_desc) - 1);
+	long_desc[sizeof(long_desc) - 1] = '\0';
+	assert_int_equal(ss_store_product_create(x->st, a.id, long_name, "", true, "", &q),
+	                 SPH_ERR_INVALID_ARG);
+	long_name[SS_NAME_MAX] = '\0'; /* exactly 64 is fine */
+	assert_int_equal(ss_store_product_create(x->st, a.id, long_name, "", false, "", &q), 0);
+	assert_int_equal(ss_store_product_create(x->st, a.id, "D", long_desc, true, "", &q),
+	                 SPH_ERR_INVALID_ARG);
+	assert_int_equal(ss_store_product_create(x->st, a.id, "", "", true, "", &q),
+	                 SPH_ERR_INVALID_ARG);
+	assert_int_equal(ss_store_product_create(x->st, a.id, "tab\there", "", true, "", &q),
+	                 SPH_ERR_INVALID_ARG);
+	assert_int_equal(ss_store_product_create(x->st, a.id, "N", NULL, true, "", &q),
+	                 SPH_ERR_INVALID_ARG);
+	assert_int_equal(ss_store_product_create(x->st, a.id, "N", "", true, "me", &q),
+	                 SPH_ERR_INVALID_ARG);
+	assert_int_equal(ss_store_product_create(x->st, "", "N", "", true, "", &q),
+	                 SPH_ERR_INVALID_ARG);
+	assert_int_equal(ss_store_product_create(x->st, a.id, "N", "", true, "", NULL),
+	                 SPH_ERR_INVALID_ARG);
+	assert_int_equal(ss_store_product_get(x->st, a.id, "nope", &q), SPH_ERR_INVALID_ARG);
+}
+
+static void test_product_list(void **state)
+{
+	struct fx *x = *state;
+	struct ss_tenant a = fx_tenant(x->st, "a"), b = fx_tenant(x->st, "b");
+	enum { N = 13 };
+	struct ss_product out[5];
+	char after[SS_UUID_LEN + 1] = "";
+	size_t n = 0, total = 0;
+
+	for (int i = 0; i < N; i++)
+		(void)fx_product(x->st, i % 4 ? &a : &b, false);
+	do {
+		assert_int_equal(ss_store_product_list(x->st, a.id, after, out, 5, &n), 0);
+		for (size_t i = 0; i < n; i++) {
+			assert_string_equal(out[i].tenant_id, a.id);
+			assert_true(strcmp(out[i].id, after) > 0);
+			memcpy(after, out[i].id, sizeof(after));
+		}
+		total += n;
+	} while (n == 5);
+	assert_int_equal(total, N - (N + 3) / 4);
+	assert_int_equal(ss_store_product_list(x->st, b.id, "", out, 5, &n), 0);
+	assert_int_equal(n, (N + 3) / 4);
+	assert_int_equal(ss_store_product_list(x->st, fx_unknown, "", out, 5, &n), 0);
+	assert_int_equal(n, 0);
+	n = 7;
+	assert_int_equal(ss_store_product_list(x->st, a.id, "abc", out, 5, &n),
+	                 SPH_ERR_INVALID_ARG);
+	assert_int_equal(n, 0);
+	assert_int_equal(ss_store_product_list(x->st, a.id, NULL, out, 5, &n), SPH_ERR_INVALID_ARG);
+	assert_int_equal(ss_store_product_list(x->st, a.id, "", NULL, 5, &n), SPH_ERR_INVALID_ARG);
+	assert_int_equal(ss_store_product_list(x->st, a.id, "", out, 5, NULL), SPH_ERR_INVALID_ARG);
+}
+
+static void test_group_create_and_update(void **state)
+{
+	struct fx *x = *state;
+	struct ss_tenant a = fx_tenant(x->st, "a"), b = fx_tenant(x->st, "b");
+	struct ss_product p = fx_product(x->st, &a, false), p2 = fx_product(x->st, &a, false),
+	                  pb = fx_product(x->st, &b, false);
+	struct ss_group g, g2, got, gs[8];
+	struct ss_group_change chg = {0};
+	struct ss_audit au[64];
+	size_t n;
+
+	assert_int_equal(ss_store_group_create(x->st, a.id, p.id, "Lab", "bench units",
+	                                       SS_FEED_RETAIL_EVAL, SS_POLICY_NO_UPDATES, "", &g),
+	                 0);
+	fx_uuid_shape(g.id);
+	assert_string_equal(g.product_id, p.id);
+	assert_string_equal(g.tenant_id, a.id);
+	assert_int_equal(g.os_feed, SS_FEED_RETAIL_EVAL);
+	assert_int_equal(g.update_policy, SS_POLICY_NO_UPDATES);
+	assert_int_equal(ss_store_group_get(x->st, a.id, g.id, &got), 0);
+	assert_memory_equal(&got, &g, sizeof(g));
+	/* unique per product, not per tenant */
+	assert_int_equal(ss_store_group_create(x->st, a.id, p.id, "Lab", "", SS_FEED_RETAIL,
+	                                       SS_POLICY_UPDATE_ALL, "", &g2),
+	                 SPH_ERR_DUPLICATE);
+	assert_int_equal(ss_store_group_create(x->st, a.id, p2.id, "Lab", "", SS_FEED_RETAIL,
+	                                       SS_POLICY_UPDATE_ALL, "", &g2),
+	                 0);
+	/* cross-tenant: b's product through a, a's product through b */
+	assert_int_equal(ss_store_group_create(x->st, a.id, pb.id, "X", "", SS_FEED_RETAIL,
+	                                       SS_POLICY_UPDATE_ALL, "", &got),
+	                 SPH_ERR_NOT_FOUND);
+	assert_int_equal(ss_store_group_create(x->st, b.id, p.id, "X", "", SS_FEED_RETAIL,
+	                                       SS_POLICY_UPDATE_ALL, "", &got),
+	                 SPH_ERR_NOT_FOUND);
+	assert_int_equal(ss_store_group_get(x->st, b.id, g.id, &got), SPH_ERR_NOT_FOUND);
+	assert_true(fx_zero(&got, sizeof(got)));
+	/* bad enums */
+	assert_int_equal(ss_store_group_create(x->st, a.id, p.id, "Y", "", SS_FEED_NONE,
+	                                       SS_POLICY_UPDATE_ALL, "", &got),
+	                 SPH_ERR_INVALID_ARG);
+	assert_int_equal(ss_store_group_create(x->st, a.id, p.id, "Y", "", (enum ss_os_feed)7,
+	                                       SS_POLICY_UPDATE_ALL, "", &got),
+	                 SPH_ERR_INVALID_ARG);
+	assert_int_equal(ss_store_group_create(x->st, a.id, p.id, "Y", "", SS_FEED_RETAIL,
+	                                       (enum ss_update_policy)4, "", &got),
+	                 SPH_ERR_INVALID_ARG);
+	assert_int_equal(ss_store_group_create(x->st, a.id, p.id, "", "", SS_FEED_RETAIL,
+	                                       SS_POLICY_UPDATE_ALL, "", &got),
+	                 SPH_ERR_INVALID_ARG);
+
+	/* update: feed and policy, then name and description */
+	chg.os_feed = SS_FEED_RETAIL;
+	chg.update_policy = SS_POLICY_NO_3RD_PARTY;
+	assert_int_equal(ss_store_group_update(x->st, a.id, g.id, &chg, "", &got), 0);
+	assert_int_equal(got.os_feed, SS_FEED_RETAIL);
+	assert_int_equal(got.update_policy, SS_POLICY_NO_3RD_PARTY);
+	assert_string_equal(got.name, "Lab");
+	assert_string_equal(got.description, "bench units");
+	memset(&chg, 0, sizeof(chg));
+	chg.name = "Lab 2";
+	chg.description = "";
+	assert_int_equal(ss_store_group_update(x->st, a.id, g.id, &chg, "", &got), 0);
+	assert_int_equal(ss_store_group_get(x->st, a.id, g.id, &got), 0);
+	assert_string_equal(got.name, "Lab 2");
+	assert_string_equal(got.description, "");
+	assert_int_equal(got.os_feed, SS_FEED_RETAIL);
+	n = fx_audit(x->st, a.id, au);
+	assert_string_equal(au[n - 1].action, "group.update");
+	assert_string_equal(au[n - 1].target, g.id);
+	assert_string_equal(au[n - 1].detail, "name description");
+	assert_string_equal(au[n - 2].detail, "os_feed=Retail update_policy=No3rdPartyAppUpdates");
+	/* refusals: taken name, another tenant, nothing to change, bad values */
+	assert_int_equal(ss_store_group_create(x->st, a.id, p.id, "Other", "", SS_FEED_RETAIL,
+	                                       SS_POLICY_UPDATE_ALL, "", &g2),
+	                 0);
+	chg.name = "Other";
+	chg.description = NULL;
+	assert_int_equal(ss_store_group_update(x->st, a.id, g.id, &chg, "", &got),
+	                 SPH_ERR_DUPLICATE);
+	assert_true(fx_zero(&got, sizeof(got)));
+	chg.name = "Fine";
+	assert_int_equal(ss_store_group_update(x->st, b.id, g.id, &chg, "", &got),
+	                 SPH_ERR_NOT_FOUND);
+	assert_int_equal(ss_store_group_update(x->st, a.id, fx_unknown, &chg, "", &got),
+	                 SPH_ERR_NOT_FOUND);
+	memset(&chg, 0, sizeof(chg));
+	assert_int_equal(ss_store_group_update(x->st, a.id, g.id, &chg, "", &got),
+	                 SPH_ERR_INVALID_ARG);
+	chg.os_feed = (enum ss_os_feed)3;
+	assert_int_equal(ss_store_group_update(x->st, a.id, g.id, &chg, "", &got),
+	                 SPH_ERR_INVALID_ARG);
+	chg.os_feed = SS_FEED_NONE;
+	chg.name = "";
+	assert_int_equal(ss_store_group_update(x->st, a.id, g.id, &chg, "", &got),
+	                 SPH_ERR_INVALID_ARG);
+	assert_int_equal(ss_store_group_update(x->st, a.id, g.id, NULL, "", &got),
+	                 SPH_ERR_INVALID_ARG);
+	assert_int_equal(ss_store_group_get(x->st, a.id, g.id, &got), 0);
+	assert_string_equal(got.name, "Lab 2");
+
+	/* lists: by product, by tenant; nothing of b's */
+	assert_int_equal(ss_store_group_list(x->st, a.id, p.id, "", gs, 8, &n), 0);
+	assert_int_equal(n, 2);
+	assert_int_equal(ss_store_group_list(x->st, a.id, "", "", gs, 8, &n), 0);
+	assert_int_equal(n, 3);
+	assert_int_equal(ss_store_group_list(x->st, b.id, p.id, "", gs, 8, &n), 0);
+	assert_int_equal(n, 0);
+	assert_int_equal(ss_store_group_list(x->st, a.id, "x", "", gs, 8, &n), SPH_ERR_INVALID_ARG);
+}
+
+static void test_device_set_group(void **state)
+{
+	struct fx *x = *state;
+	struct ss_tenant a = fx_tenant(x->st, "a"), b = fx_tenant(x->st, "b");
+	struct ss_user u = fx_user(x->st, "u");
+	struct ss_product p = fx_product(x->st, &a, true), pb = fx_product(x->st, &b, true);
+	struct ss_group ga[8], gb[8];
+	char dev[SS_DEVICE_ID_LEN + 1], devb[SS_DEVICE_ID_LEN + 1], want[SS_DETAIL_MAX + 1];
+	struct ss_device d, ds[4];
+	struct ss_audit au[64];
+	size_t n, na, nb;
+
+	assert_int_equal(ss_store_group_list(x->st, a.id, p.id, "", ga, 8, &na), 0);
+	assert_int_equal(ss_store_group_list(x->st, b.id, pb.id, "", gb, 8, &nb), 0);
+	assert_int_equal(na, SS_DEFAULT_GROUPS);
+	assert_int_equal(nb, SS_DEFAULT_GROUPS);
+	fx_device(dev);
+	fx_device(devb);
+	assert_int_equal(ss_store_device_claim(x->st, a.id, dev, ""), 0);
+	assert_int_equal(ss_store_device_claim(x->st, b.id, devb, ""), 0);
+	assert_int_equal(ss_store_device_get(x->st, a.id, dev, &d), 0);
+	assert_string_equal(d.group_id, "");
+
+	/* into a group, then another, then out: each audited */
+	assert_int_equal(ss_store_device_set_group(x->st, a.id, dev, ga[0].id, u.id), 0);
+	assert_int_equal(ss_store_device_get(x->st, a.id, dev, &d), 0);
+	assert_string_equal(d.group_id, ga[0].id);
+	n = fx_audit(x->st, a.id, au);
+	assert_string_equal(au[n - 1].action, "device.move");
+	assert_string_equal(au[n - 1].target, dev);
+	assert_string_equal(au[n - 1].actor, u.id);
+	snprintf(want, sizeof(want), "none -> %s", ga[0].id);
+	assert_string_equal(au[n - 1].detail, want);
+	assert_int_equal(ss_store_device_set_group(x->st, a.id, dev, ga[1].id, u.id), 0);
+	n = fx_audit(x->st, a.id, au);
+	snprintf(want, sizeof(want), "%s -> %s", ga[0].id, ga[1].id);
+	assert_string_equal(au[n - 1].detail, want);
+	assert_int_equal(ss_store_device_list(x->st, a.id, "", ds, 4, &n), 0);
+	assert_int_equal(n, 1);
+	assert_string_equal(ds[0].group_id, ga[1].id);
+
+	/* cross-tenant: b's group for a's device, a's group for b's device, a's
+	 * group through b, b's device through a; nothing changes, nothing audited */
+	n = fx_audit(x->st, a.id, au);
+	assert_int_equal(ss_store_device_set_group(x->st, a.id, dev, gb[0].id, u.id),
+	                 SPH_ERR_NOT_FOUND);
+	assert_int_equal(ss_store_device_set_group(x->st, b.id, devb, ga[0].id, u.id),
+	                 SPH_ERR_NOT_FOUND);
+	assert_int_equal(ss_store_device_set_group(x->st, b.id, dev, gb[0].id, u.id),
+	                 SPH_ERR_NOT_FOUND);
+	assert_int_equal(ss_store_device_set_group(x->st, a.id, devb, ga[0].id, u.id),
+	                 SPH_ERR_NOT_FOUND);
+	assert_int_equal(ss_store_device_set_group(x->st, a.id, dev, fx_unknown, u.id),
+	                 SPH_ERR_NOT_FOUND);
+	assert_int_equal(fx_audit(x->st, a.id, au), n);
+	assert_int_equal(ss_store_device_get(x->st, a.id, dev, &d), 0);
+	assert_string_equal(d.group_id, ga[1].id);
+	assert_int_equal(ss_store_device_get(x->st, b.id, devb, &d), 0);
+	assert_string_equal(d.group_id, "");
+
+	/* bad arguments */
+	assert_int_equal(ss_store_device_set_group(x->st, a.id, dev, "g", u.id),
+	                 SPH_ERR_INVALID_ARG);
+	assert_int_equal(ss_store_device_set_group(x->st, a.id, dev, NULL, u.id),
+	                 SPH_ERR_INVALID_ARG);
+	assert_int_equal(ss_store_device_set_group(x->st, a.id, "ab", ga[0].id, u.id),
+	                 SPH_ERR_INVALID_ARG);
+
+	/* out of any group */
+	assert_int_equal(ss_store_device_set_group(x->st, a.id, dev, "", u.id), 0);
+	n = fx_audit(x->st, a.id, au);
+	snprintf(want, sizeof(want), "%s -> none", ga[1].id);
+	assert_string_equal(au[n - 1].detail, want);
+	assert_int_equal(ss_store_device_get(x->st, a.id, dev, &d), 0);
+	assert_string_equal(d.group_id, "");
+
+	/* a device released to b and claimed there leaves a's group behind */
+	assert_int_equal(ss_store_device_set_group(x->st, a.id, dev, ga[2].id, u.id), 0);
+	assert_int_equal(ss_store_device_release(x->st, a.id, dev, b.id, ""), 0);
+	assert_int_equal(ss_store_device_claim(x->st, b.id, dev, ""), 0);
+	assert_int_equal(ss_store_device_get(x->st, b.id, dev, &d), 0);
+	assert_string_equal(d.group_id, "");
+	assert_int_equal(ss_store_device_set_group(x->st, b.id, dev, gb[3].id, u.id), 0);
+	assert_int_equal(ss_store_device_get(x->st, b.id, dev, &d), 0);
+	assert_string_equal(d.group_id, gb[3].id);
+}
+
+/* A group row that names another tenant's product is refused by the schema
+ * itself, not only by the store's checks (SQLite file only). */
+static void test_group_schema_cross_tenant(void **state)
+{
+	struct fx *x = *state;
+	struct ss_tenant a = fx_tenant(x->st, "a"), b = fx_tenant(x->st, "b");
+	struct ss_product pb = fx_product(x->st, &b, false);
+	sqlite3 *db = NULL;
+	char sql[512];
+
+	if (!x->path)
+		skip();
+	assert_int_equal(sqlite3_open(x->path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, "PRAGMA foreign_keys = ON", NULL, NULL, NULL), SQLITE_OK);
+	snprintf(sql, sizeof(sql),
+	         "INSERT INTO device_groups VALUES ('%s', '%s', '%s', 'x', '', 'Retail', "
+	         "'UpdateAll', 0)",
+	         fx_unknown, a.id, pb.id);
+	assert_int_not_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+	snprintf(sql, sizeof(sql),
+	         "INSERT INTO device_groups VALUES ('%s', '%s', '%s', 'x', '', 'Beta', "
+	         "'UpdateAll', 0)",
+	         fx_unknown, b.id, pb.id);
+	assert_int_not_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+}
+
 #define T(f) cmocka_unit_test_setup_teardown(f, fx_setup, fx_teardown)
 
 int main(void)
@@ -1080,6 +1482,12 @@ int main(void)
 	        T(test_kill9_mid_stream),
 	        T(test_concurrent_claims),
 	        T(test_concurrent_last_admin),
+	        T(test_product_create_defaults),
+	        T(test_product_rules),
+	        T(test_product_list),
+	        T(test_group_create_and_update),
+	        T(test_device_set_group),
+	        T(test_group_schema_cross_tenant),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

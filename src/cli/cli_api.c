@@ -21,22 +21,16 @@
 #include <openssl/crypto.h>
 
 #include "cli.h"
+#include "cli_api.h"
 
 #define CLI_REPLY_MAX (8u << 20) /* bytes of a service reply we accept */
-
-struct cli_session {
-	char url[256];
-	char token[96];
-	char ca[512];
-	char tenant[40];
-};
 
 struct cli_opts {
 	const char *url, *token, *ca, *tenant, *name, *role, *user, *user_id, *device, *to;
 	bool json;
 };
 
-static void cli_session_wipe(struct cli_session *s)
+void cli_session_wipe(struct cli_session *s)
 {
 	OPENSSL_cleanse(s, sizeof(*s));
 }
@@ -63,7 +57,7 @@ static int cli_copy(char *dst, size_t cap, const char *src)
 	return 0;
 }
 
-static int cli_session_load(struct cli_session *s)
+int cli_session_load(struct cli_session *s)
 {
 	char path[600];
 	json_t *j;
@@ -164,8 +158,8 @@ static size_t cli_on_data(char *d, size_t sz, size_t n, void *arg)
 /* Calls the service. Returns the HTTP status (*reply: its JSON, or NULL), or
  * -1 after printing why it could not. A status >= 400 prints the service's
  * error and reason. */
-static long cli_call(const struct cli_session *s, const char *method, const char *path,
-                     json_t *body, json_t **reply)
+long cli_call(const struct cli_session *s, const char *method, const char *path, json_t *body,
+              json_t **reply)
 {
 	CURL *c = curl_easy_init();
 	struct curl_slist *h = NULL;
@@ -220,7 +214,7 @@ out:
 
 /* Prints a reply as JSON, or the rows of its array member `key` as a table
  * of the given columns. */
-static void cli_print(json_t *reply, bool as_json, const char *key, const char *const *cols)
+void cli_print(json_t *reply, bool as_json, const char *key, const char *const *cols)
 {
 	json_t *rows = key ? json_object_get(reply, key) : NULL;
 
@@ -266,6 +260,8 @@ static const char api_usage[] =
         "       sphere device claim | show --device-id HEX\n"
         "       sphere device list\n"
         "       sphere device release --device-id HEX --to-tenant ID\n"
+        "       sphere device update --device-id HEX --device-group ID  (see\n"
+        "              'sphere device-group --help')\n"
         "\n"
         "Talk to the security service (docs/api.md). 'login' checks the token and\n"
         "stores the session in $SPHERE_CONFIG (default ~/.config/sphere/config.json,\n"
@@ -526,8 +522,9 @@ out:
 
 int cli_device_api(int argc, char **argv)
 {
-	static const char *const cols[] = {"id", "claimed", "released_to", NULL};
-	static const char *const one[] = {"id", "tenant_id", "claimed", "released_to", NULL};
+	static const char *const cols[] = {"id", "claimed", "released_to", "group_id", NULL};
+	static const char *const one[] = {"id",          "tenant_id", "claimed",
+	                                  "released_to", "group_id",  NULL};
 	struct cli_session s;
 	struct cli_opts o;
 	char path[512];

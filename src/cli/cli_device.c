@@ -13,6 +13,7 @@
 #include <openssl/x509.h>
 
 #include "cli.h"
+#include "cli_api.h"
 #include "common/common.h"
 #include "image/image.h"
 
@@ -30,6 +31,8 @@ static const char device_usage[] =
         "commands:\n"
         "  claim | list | show | release   the tenant's devices in the security\n"
         "                      service (see 'sphere device claim --help')\n"
+        "  update              move a device into a device group:\n"
+        "                      --device-id HEX --device-group ID\n"
         "  capability create   sign a capability file for one device\n"
         "  capability show     print what a capability file says (not verified)\n"
         "\n"
@@ -425,6 +428,8 @@ int cli_device(int argc, char **argv)
 	if (strcmp(argv[optind], "claim") == 0 || strcmp(argv[optind], "list") == 0 ||
 	    strcmp(argv[optind], "show") == 0 || strcmp(argv[optind], "release") == 0)
 		return cli_device_api(argc - optind, argv + optind);
+	if (strcmp(argv[optind], "update") == 0)
+		return cli_device_update(argc - optind, argv + optind);
 	if (strcmp(argv[optind], "capability") != 0)
 		return cli_usage(cmd, "unknown command '%s'", argv[optind]);
 	if (optind + 1 >= argc)

@@ -11,6 +11,7 @@
 #include <openssl/rand.h>
 
 #include "cli.h"
+#include "cli_api.h"
 #include "common/common.h"
 
 #ifndef SPHERE_VERSION
@@ -26,11 +27,15 @@ static const char cli_usage_text[] =
         "  image-package   create, inspect and verify signed image packages, and\n"
         "                  make the keys and certificates that sign them\n"
         "  device          devices in the security service (claim, list, show,\n"
-        "                  release) and device capability files (unlock\n"
+        "                  release, update) and device capability files (unlock\n"
         "                  development features on one device)\n"
         "  login           connect to a security service with an API token\n"
         "  tenant          list, create, show and select tenants\n"
         "  role            list, add and remove users' roles in a tenant\n"
+        "  product         create, list and show products (each with its device\n"
+        "                  groups)\n"
+        "  device-group    create, update, list and show device groups (OS feed\n"
+        "                  and update policy)\n"
         "\n"
         "Run 'sphere COMMAND --help' for a command's options.\n"
         "\n"
@@ -163,5 +168,9 @@ int cli_main(int argc, char **argv)
 		return cli_tenant(argc - optind, argv + optind);
 	if (strcmp(argv[optind], "role") == 0)
 		return cli_role(argc - optind, argv + optind);
+	if (strcmp(argv[optind], "product") == 0)
+		return cli_product(argc - optind, argv + optind);
+	if (strcmp(argv[optind], "device-group") == 0)
+		return cli_device_group(argc - optind, argv + optind);
 	return cli_usage("sphere", "unknown command '%s'", argv[optind]);
 }

@@ -153,11 +153,12 @@ static json_t *ss_tenant_json(const struct ss_tenant *t, enum ss_role role)
 	return j;
 }
 
-static json_t *ss_device_json(const struct ss_device *d)
+json_t *ss_device_json(const struct ss_device *d)
 {
-	return json_pack("{s:s, s:s, s:I, s:s?}", "id", d->id, "tenant_id", d->tenant_id, "claimed",
-	                 (json_int_t)d->claimed, "released_to",
-	                 d->released_to[0] ? d->released_to : NULL);
+	return json_pack("{s:s, s:s, s:I, s:s?, s:s?}", "id", d->id, "tenant_id", d->tenant_id,
+	                 "claimed", (json_int_t)d->claimed, "released_to",
+	                 d->released_to[0] ? d->released_to : NULL, "group_id",
+	                 d->group_id[0] ? d->group_id : NULL);
 }
 
 /* The caller's tenants with their roles, or NULL (after a reply). */
@@ -616,5 +617,5 @@ int ss_api_routes(struct ss_service *s)
 		if (rc != 0)
 			return rc;
 	}
-	return 0;
+	return ss_api_groups_routes(s);
 }

@@ -408,3 +408,163 @@ int ss_store_audit_list(struct ss_store *st, const char *tenant_id, int64_t afte
 		return SPH_ERR_INVALID_ARG;
 	return st->ops->audit_list(st->be, tenant_id, after_id, out, cap, n);
 }
+
+/* ---- products and device groups -------------------------------------------------- */
+
+static bool ss_feed_ok(enum ss_os_feed f)
+{
+	return ss_os_feed_name(f) != NULL;
+}
+
+static bool ss_policy_ok(enum ss_update_policy p)
+{
+	return ss_update_policy_name(p) != NULL;
+}
+
+/* Copies a checked string (its length is known to fit cap). */
+static void ss_copy(char *dst, size_t cap, const char *src)
+{
+	size_t n = strnlen(src, cap - 1);
+
+	memcpy(dst, src, n);
+	dst[n] = '\0';
+}
+
+int ss_store_product_create(struct ss_store *st, const char *tenant_id, const char *name,
+                            const char *description, bool default_groups, const char *actor,
+                            struct ss_product *out)
+{
+	struct ss_group gs[SS_DEFAULT_GROUPS];
+	const struct ss_group *def = ss_store_default_groups();
+	struct ss_product p = {0};
+	size_t ng = default_groups ? SS_DEFAULT_GROUPS : 0;
+	int rc = SPH_ERR_INVALID_ARG;
+
+	if (out)
+		memset(out, 0, sizeof(*out));
+	memset(gs, 0, sizeof(gs));
+	if (!st || !out || !ss_uuid_ok(tenant_id) || !ss_text_ok(name, 1, SS_NAME_MAX) ||
+	    !ss_text_ok(description, 0, SS_DESC_MAX) || !ss_uuid_or_empty_ok(actor))
+		goto out;
+	rc = ss_uuid_new(p.id);
+	if (rc)
+		goto out;
+	ss_copy(p.tenant_id, sizeof(p.tenant_id), tenant_id);
+	ss_copy(p.name, sizeof(p.name), name);
+	ss_copy(p.description, sizeof(p.description), description);
+	p.created = ss_store_now();
+	for (size_t i = 0; i < ng; i++) {
+		gs[i] = def[i];
+		rc = ss_uuid_new(gs[i].id);
+		if (rc)
+			goto out;
+		ss_copy(gs[i].tenant_id, sizeof(gs[i].tenant_id), tenant_id);
+		ss_copy(gs[i].product_id, sizeof(gs[i].product_id), p.id);
+		gs[i].created = p.created;
+	}
+	rc = st->ops->product_create(st->be, &p, gs, ng, actor);
+	if (rc)
+		goto out;
+	*out = p;
+out:
+	return rc;
+}
+
+int ss_store_product_get(struct ss_store *st, const char *tenant_id, const char *product_id,
+                         struct ss_product *out)
+{
+	if (out)
+		memset(out, 0, sizeof(*out));
+	if (!st || !out || !ss_uuid_ok(tenant_id) || !ss_uuid_ok(product_id))
+		return SPH_ERR_INVALID_ARG;
+	return st->ops->product_get(st->be, tenant_id, product_id, out);
+}
+
+int ss_store_product_list(struct ss_store *st, const char *tenant_id, const char *after,
+                          struct ss_product *out, size_t cap, size_t *n)
+{
+	if (!ss_list_args(out, sizeof(*out), &cap, n) || !st || !ss_uuid_ok(tenant_id) ||
+	    !ss_uuid_or_empty_ok(after))
+		return SPH_ERR_INVALID_ARG;
+	return st->ops->product_list(st->be, tenant_id, after, out, cap, n);
+}
+
+int ss_store_group_create(struct ss_store *st, const char *tenant_id, const char *product_id,
+                          const char *name, const char *description, enum ss_os_feed os_feed,
+                          enum ss_update_policy update_policy, const char *actor,
+                          struct ss_group *out)
+{
+	struct ss_group g = {0};
+	int rc = SPH_ERR_INVALID_ARG;
+
+	if (out)
+		memset(out, 0, sizeof(*out));
+	if (!st || !out || !ss_uuid_ok(tenant_id) || !ss_uuid_ok(product_id) ||
+	    !ss_text_ok(name, 1, SS_NAME_MAX) || !ss_text_ok(description, 0, SS_DESC_MAX) ||
+	    !ss_feed_ok(os_feed) || !ss_policy_ok(update_policy) || !ss_uuid_or_empty_ok(actor))
+		goto out;
+	rc = ss_uuid_new(g.id);
+	if (rc)
+		goto out;
+	ss_copy(g.tenant_id, sizeof(g.tenant_id), tenant_id);
+	ss_copy(g.product_id, sizeof(g.product_id), product_id);
+	ss_copy(g.name, sizeof(g.name), name);
+	ss_copy(g.description, sizeof(g.description), description);
+	g.os_feed = os_feed;
+	g.update_policy = update_policy;
+	g.created = ss_store_now();
+	rc = st->ops->group_create(st->be, &g, actor);
+	if (rc)
+		goto out;
+	*out = g;
+out:
+	return rc;
+}
+
+int ss_store_group_update(struct ss_store *st, const char *tenant_id, const char *group_id,
+                          const struct ss_group_change *chg, const char *actor,
+                          struct ss_group *out)
+{
+	if (out)
+		memset(out, 0, sizeof(*out));
+	if (!st || !out || !chg || !ss_uuid_ok(tenant_id) || !ss_uuid_ok(group_id) ||
+	    !ss_uuid_or_empty_ok(actor))
+		return SPH_ERR_INVALID_ARG;
+	if (!chg->name && !chg->description && chg->os_feed == SS_FEED_NONE &&
+	    chg->update_policy == SS_POLICY_NONE)
+		return SPH_ERR_INVALID_ARG;
+	if ((chg->name && !ss_text_ok(chg->name, 1, SS_NAME_MAX)) ||
+	    (chg->description && !ss_text_ok(chg->description, 0, SS_DESC_MAX)) ||
+	    (chg->os_feed != SS_FEED_NONE && !ss_feed_ok(chg->os_feed)) ||
+	    (chg->update_policy != SS_POLICY_NONE && !ss_policy_ok(chg->update_policy)))
+		return SPH_ERR_INVALID_ARG;
+	return st->ops->group_update(st->be, tenant_id, group_id, chg, actor, out);
+}
+
+int ss_store_group_get(struct ss_store *st, const char *tenant_id, const char *group_id,
+                       struct ss_group *out)
+{
+	if (out)
+		memset(out, 0, sizeof(*out));
+	if (!st || !out || !ss_uuid_ok(tenant_id) || !ss_uuid_ok(group_id))
+		return SPH_ERR_INVALID_ARG;
+	return st->ops->group_get(st->be, tenant_id, group_id, out);
+}
+
+int ss_store_group_list(struct ss_store *st, const char *tenant_id, const char *product_id,
+                        const char *after, struct ss_group *out, size_t cap, size_t *n)
+{
+	if (!ss_list_args(out, sizeof(*out), &cap, n) || !st || !ss_uuid_ok(tenant_id) ||
+	    !ss_uuid_or_empty_ok(product_id) || !ss_uuid_or_empty_ok(after))
+		return SPH_ERR_INVALID_ARG;
+	return st->ops->group_list(st->be, tenant_id, product_id, after, out, cap, n);
+}
+
+int ss_store_device_set_group(struct ss_store *st, const char *tenant_id, const char *device_id,
+                              const char *group_id, const char *actor)
+{
+	if (!st || !ss_uuid_ok(tenant_id) || !ss_device_id_ok(device_id) ||
+	    !ss_uuid_or_empty_ok(group_id) || !ss_uuid_or_empty_ok(actor))
+		return SPH_ERR_INVALID_ARG;
+	return st->ops->device_set_group(st->be, tenant_id, device_id, group_id, actor);
+}

@@ -69,6 +69,7 @@ struct ss_device {
 	char tenant_id[SS_UUID_LEN + 1];   /* the tenant that holds it now */
 	char released_to[SS_UUID_LEN + 1]; /* "" or the tenant it was released to */
 	int64_t claimed;                   /* when the current tenant claimed it */
+	char group_id[SS_UUID_LEN + 1];    /* "" or its device group (of the same tenant) */
 };
 
 struct ss_audit {
@@ -176,6 +177,115 @@ int ss_store_audit_add(struct ss_store *st, const char *tenant_id, const char *a
  * oldest first. */
 int ss_store_audit_list(struct ss_store *st, const char *tenant_id, int64_t after_id,
                         struct ss_audit *out, size_t cap, size_t *n);
+
+/* ---- products and device groups ------------------------------------------------ */
+
+#define SS_DESC_MAX       256 /* product and group descriptions: 0..256 printable ASCII */
+#define SS_DEFAULT_GROUPS 5   /* the groups a new product gets unless told not to */
+
+/* Where a device group's devices get OS releases from. RetailEval receives
+ * each release before Retail, for evaluation. */
+enum ss_os_feed {
+	SS_FEED_NONE = 0, /* in ss_group_change: unchanged */
+	SS_FEED_RETAIL = 1,
+	SS_FEED_RETAIL_EVAL = 2,
+};
+
+/* Which updates a device group's devices accept. */
+enum ss_update_policy {
+	SS_POLICY_NONE = 0,         /* in ss_group_change: unchanged */
+	SS_POLICY_UPDATE_ALL = 1,   /* OS and applications */
+	SS_POLICY_NO_3RD_PARTY = 2, /* OS only: no application updates */
+	SS_POLICY_NO_UPDATES = 3,   /* nothing */
+};
+
+struct ss_product {
+	char id[SS_UUID_LEN + 1];
+	char tenant_id[SS_UUID_LEN + 1];
+	char name[SS_NAME_MAX + 1]; /* unique in its tenant */
+	char description[SS_DESC_MAX + 1];
+	int64_t created;
+};
+
+struct ss_group {
+	char id[SS_UUID_LEN + 1];
+	char tenant_id[SS_UUID_LEN + 1]; /* always its product's tenant */
+	char product_id[SS_UUID_LEN + 1];
+	char name[SS_NAME_MAX + 1]; /* unique in its product */
+	char description[SS_DESC_MAX + 1];
+	enum ss_os_feed os_feed;
+	enum ss_update_policy update_policy;
+	int64_t created;
+};
+
+/* A group_update: what to change. NULL / SS_FEED_NONE / SS_POLICY_NONE keep
+ * the current value; at least one member must change something. */
+struct ss_group_change {
+	const char *name;
+	const char *description;
+	enum ss_os_feed os_feed;
+	enum ss_update_policy update_policy;
+};
+
+/* Creates a product of tenant_id (name 1..SS_NAME_MAX, description
+ * 0..SS_DESC_MAX printable ASCII), audited "product.create" (detail: the
+ * name). With default_groups, the same transaction also creates the
+ * SS_DEFAULT_GROUPS default groups (ss_store_default_groups), each audited
+ * "group.create". A name the tenant uses already: SPH_ERR_DUPLICATE; unknown
+ * tenant: SPH_ERR_NOT_FOUND. Returns 0 and *out. */
+int ss_store_product_create(struct ss_store *st, const char *tenant_id, const char *name,
+                            const char *description, bool default_groups, const char *actor,
+                            struct ss_product *out);
+/* tenant_id's product (another tenant's: SPH_ERR_NOT_FOUND). */
+int ss_store_product_get(struct ss_store *st, const char *tenant_id, const char *product_id,
+                         struct ss_product *out);
+/* tenant_id's products by id, after `after` ("" = from the start, or an id). */
+int ss_store_product_list(struct ss_store *st, const char *tenant_id, const char *after,
+                          struct ss_product *out, size_t cap, size_t *n);
+
+/* Creates a group in tenant_id's product_id, audited "group.create" (detail:
+ * the name). The product not the tenant's (or unknown): SPH_ERR_NOT_FOUND;
+ * a name the product uses already: SPH_ERR_DUPLICATE. os_feed and
+ * update_policy must be real values (not _NONE). Returns 0 and *out. */
+int ss_store_group_create(struct ss_store *st, const char *tenant_id, const char *product_id,
+                          const char *name, const char *description, enum ss_os_feed os_feed,
+                          enum ss_update_policy update_policy, const char *actor,
+                          struct ss_group *out);
+/* Applies chg to tenant_id's group, audited "group.update" (detail: what
+ * changed, e.g. "name os_feed=RetailEval"). Not the tenant's:
+ * SPH_ERR_NOT_FOUND; the new name taken in the product: SPH_ERR_DUPLICATE;
+ * nothing to change: SPH_ERR_INVALID_ARG. Returns 0 and *out (the group
+ * after the change). */
+int ss_store_group_update(struct ss_store *st, const char *tenant_id, const char *group_id,
+                          const struct ss_group_change *chg, const char *actor,
+                          struct ss_group *out);
+int ss_store_group_get(struct ss_store *st, const char *tenant_id, const char *group_id,
+                       struct ss_group *out);
+/* tenant_id's groups by id, after `after` ("" or an id): all of them when
+ * product_id is "", else that product's. */
+int ss_store_group_list(struct ss_store *st, const char *tenant_id, const char *product_id,
+                        const char *after, struct ss_group *out, size_t cap, size_t *n);
+
+/* Moves tenant_id's device into group_id ("" = out of any group), audited
+ * "device.move" with detail "<old group id or none> -> <new or none>". The
+ * device not held by tenant_id, or the group not tenant_id's:
+ * SPH_ERR_NOT_FOUND (another tenant's group is indistinguishable from none).
+ * A device that moves to another tenant (claim after release) leaves its
+ * group. */
+int ss_store_device_set_group(struct ss_store *st, const char *tenant_id, const char *device_id,
+                              const char *group_id, const char *actor);
+
+/* The default groups of a product, in creation order: name, description,
+ * feed and policy (ids, tenant and product left empty). */
+const struct ss_group *ss_store_default_groups(void);
+
+/* API names: "Retail", "RetailEval"; "UpdateAll", "No3rdPartyAppUpdates",
+ * "NoUpdates". NULL for others; the _from_name functions return _NONE for an
+ * unknown (or NULL) name. */
+const char *ss_os_feed_name(enum ss_os_feed f);
+enum ss_os_feed ss_os_feed_from_name(const char *name);
+const char *ss_update_policy_name(enum ss_update_policy p);
+enum ss_update_policy ss_update_policy_from_name(const char *name);
 
 /* Role names for the API: "Reader", "Contributor", "Administrator"; NULL for
  * others. ss_role_from_name returns SS_ROLE_NONE for an unknown name. */

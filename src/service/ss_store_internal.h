@@ -47,6 +47,28 @@ struct ss_store_ops {
 	int (*audit_add)(void *be, const struct ss_audit *a);
 	int (*audit_list)(void *be, const char *tenant_id, int64_t after_id, struct ss_audit *out,
 	                  size_t cap, size_t *n);
+
+	/* products and device groups. p, g: complete records made by
+	 * ss_store.c (groups[0..ngroups): the product's default groups). */
+	int (*product_create)(void *be, const struct ss_product *p, const struct ss_group *groups,
+	                      size_t ngroups, const char *actor);
+	int (*product_get)(void *be, const char *tenant_id, const char *product_id,
+	                   struct ss_product *out);
+	int (*product_list)(void *be, const char *tenant_id, const char *after,
+	                    struct ss_product *out, size_t cap, size_t *n);
+	int (*group_create)(void *be, const struct ss_group *g, const char *actor);
+	/* chg changes at least one thing; its strings are checked. */
+	int (*group_update)(void *be, const char *tenant_id, const char *group_id,
+	                    const struct ss_group_change *chg, const char *actor,
+	                    struct ss_group *out);
+	int (*group_get)(void *be, const char *tenant_id, const char *group_id,
+	                 struct ss_group *out);
+	/* product_id: "" for all the tenant's groups. */
+	int (*group_list)(void *be, const char *tenant_id, const char *product_id,
+	                  const char *after, struct ss_group *out, size_t cap, size_t *n);
+	/* group_id: "" for none. */
+	int (*device_set_group)(void *be, const char *tenant_id, const char *device_id,
+	                        const char *group_id, const char *actor);
 };
 
 extern const struct ss_store_ops ss_sqlite_ops;

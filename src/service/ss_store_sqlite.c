@@ -14,6 +14,7 @@
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -70,6 +71,31 @@ static const char *const ss_sq_migrations[] = {
         " target TEXT NOT NULL,"
         " detail TEXT NOT NULL);"
         "CREATE INDEX audit_tenant ON audit (tenant_id, id);",
+        /* 2: products and device groups. A group's (product, tenant) must
+         * be its product's own pair, so a group never crosses tenants. */
+        "CREATE TABLE products ("
+        " id TEXT PRIMARY KEY CHECK (length(id) = 36),"
+        " tenant_id TEXT NOT NULL REFERENCES tenants (id),"
+        " name TEXT NOT NULL CHECK (length(name) BETWEEN 1 AND 64),"
+        " description TEXT NOT NULL CHECK (length(description) <= 256),"
+        " created INTEGER NOT NULL,"
+        " UNIQUE (tenant_id, name),"
+        " UNIQUE (id, tenant_id));"
+        "CREATE TABLE device_groups ("
+        " id TEXT PRIMARY KEY CHECK (length(id) = 36),"
+        " tenant_id TEXT NOT NULL REFERENCES tenants (id),"
+        " product_id TEXT NOT NULL,"
+        " name TEXT NOT NULL CHECK (length(name) BETWEEN 1 AND 64),"
+        " description TEXT NOT NULL CHECK (length(description) <= 256),"
+        " os_feed TEXT NOT NULL CHECK (os_feed IN ('Retail', 'RetailEval')),"
+        " update_policy TEXT NOT NULL"
+        "  CHECK (update_policy IN ('UpdateAll', 'No3rdPartyAppUpdates', 'NoUpdates')),"
+        " created INTEGER NOT NULL,"
+        " UNIQUE (product_id, name),"
+        " FOREIGN KEY (product_id, tenant_id) REFERENCES products (id, tenant_id));"
+        "CREATE INDEX device_groups_tenant ON device_groups (tenant_id, id);"
+        "ALTER TABLE devices ADD COLUMN group_id TEXT REFERENCES device_groups (id);"
+        "CREATE INDEX devices_group ON devices (group_id);",
 };
 
 #define SS_SQ_SCHEMA ((int)(sizeof(ss_sq_migrations) / sizeof(ss_sq_migrations[0])))
@@ -106,6 +132,16 @@ enum ss_sq_q {
 	SS_Q_DEVICE_RELEASE,
 	SS_Q_DEVICE_GET,
 	SS_Q_DEVICE_LIST,
+	SS_Q_PRODUCT_ADD,
+	SS_Q_PRODUCT_GET,
+	SS_Q_PRODUCT_LIST,
+	SS_Q_GROUP_ADD,
+	SS_Q_GROUP_GET,
+	SS_Q_GROUP_UPDATE,
+	SS_Q_GROUP_LIST,
+	SS_Q_GROUP_LIST_PRODUCT,
+	SS_Q_DEVICE_GROUP_GET,
+	SS_Q_DEVICE_GROUP_SET,
 	SS_Q_COUNT
 };
 
@@ -147,14 +183,37 @@ static const char *const ss_sq_sql[SS_Q_COUNT] = {
         [SS_Q_DEVICE_STATE] = "SELECT tenant_id, released_to FROM devices WHERE id = ?",
         [SS_Q_DEVICE_ADD] = "INSERT INTO devices (id, tenant_id, released_to, claimed) "
                             "VALUES (?, ?, NULL, ?)",
-        [SS_Q_DEVICE_MOVE] = "UPDATE devices SET tenant_id = ?, released_to = NULL, claimed = ? "
-                             "WHERE id = ? AND released_to = ?",
+        [SS_Q_DEVICE_MOVE] = "UPDATE devices SET tenant_id = ?, released_to = NULL, claimed = ?, "
+                             "group_id = NULL WHERE id = ? AND released_to = ?",
         [SS_Q_DEVICE_RELEASE] = "UPDATE devices SET released_to = ? "
                                 "WHERE id = ? AND tenant_id = ?",
-        [SS_Q_DEVICE_GET] = "SELECT id, tenant_id, released_to, claimed FROM devices "
+        [SS_Q_DEVICE_GET] = "SELECT id, tenant_id, released_to, claimed, group_id FROM devices "
                             "WHERE id = ? AND tenant_id = ?",
-        [SS_Q_DEVICE_LIST] = "SELECT id, tenant_id, released_to, claimed FROM devices "
+        [SS_Q_DEVICE_LIST] = "SELECT id, tenant_id, released_to, claimed, group_id FROM devices "
                              "WHERE tenant_id = ? AND id > ? ORDER BY id LIMIT ?",
+        [SS_Q_PRODUCT_ADD] = "INSERT INTO products (id, tenant_id, name, description, created) "
+                             "VALUES (?, ?, ?, ?, ?)",
+        [SS_Q_PRODUCT_GET] = "SELECT id, tenant_id, name, description, created FROM products "
+                             "WHERE id = ? AND tenant_id = ?",
+        [SS_Q_PRODUCT_LIST] = "SELECT id, tenant_id, name, description, created FROM products "
+                              "WHERE tenant_id = ? AND id > ? ORDER BY id LIMIT ?",
+        [SS_Q_GROUP_ADD] = "INSERT INTO device_groups (id, tenant_id, product_id, name, "
+                           "description, os_feed, update_policy, created) "
+                           "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        [SS_Q_GROUP_GET] = "SELECT id, tenant_id, product_id, name, description, os_feed, "
+                           "update_policy, created FROM device_groups "
+                           "WHERE id = ? AND tenant_id = ?",
+        [SS_Q_GROUP_UPDATE] = "UPDATE device_groups SET name = ?, description = ?, os_feed = ?, "
+                              "update_policy = ? WHERE id = ? AND tenant_id = ?",
+        [SS_Q_GROUP_LIST] = "SELECT id, tenant_id, product_id, name, description, os_feed, "
+                            "update_policy, created FROM device_groups "
+                            "WHERE tenant_id = ? AND id > ? ORDER BY id LIMIT ?",
+        [SS_Q_GROUP_LIST_PRODUCT] = "SELECT id, tenant_id, product_id, name, description, "
+                                    "os_feed, update_policy, created FROM device_groups "
+                                    "WHERE tenant_id = ? AND product_id = ? AND id > ? "
+                                    "ORDER BY id LIMIT ?",
+        [SS_Q_DEVICE_GROUP_GET] = "SELECT group_id FROM devices WHERE id = ? AND tenant_id = ?",
+        [SS_Q_DEVICE_GROUP_SET] = "UPDATE devices SET group_id = ? WHERE id = ? AND tenant_id = ?",
 };
 
 struct ss_sq_conn {
@@ -185,6 +244,9 @@ struct ss_sq_args {
 	size_t *n;
 	int version;
 	bool more;
+	const char *product_id, *group_id; /* products and device groups */
+	const void *in2;
+	size_t ngroups;
 };
 
 typedef int (*ss_sq_fn)(struct ss_sq_conn *c, struct ss_sq_args *a);
@@ -606,6 +668,8 @@ static int ss_sq_device_row(struct ss_sq_conn *c, sqlite3_stmt *s, struct ss_dev
 	if (!rc)
 		rc = ss_sq_text(c, s, 2, d->released_to, sizeof(d->released_to), true);
 	d->claimed = sqlite3_column_int64(s, 3);
+	if (!rc)
+		rc = ss_sq_text(c, s, 4, d->group_id, sizeof(d->group_id), true);
 	return rc;
 }
 
@@ -1169,6 +1233,337 @@ static int ss_sq_audit_list(void *be, const char *tenant_id, int64_t after_id, s
 	return rc;
 }
 
+/* ---- products and device groups ------------------------------------------------ */
+
+/* Like ss_sq_text for a NOT NULL column that may hold "". */
+static int ss_sq_text0(struct ss_sq_conn *c, sqlite3_stmt *s, int col, char *dst, size_t cap)
+{
+	dst[0] = '\0';
+	if (sqlite3_column_type(s, col) == SQLITE_TEXT && sqlite3_column_bytes(s, col) == 0)
+		return 0;
+	return ss_sq_text(c, s, col, dst, cap, false);
+}
+
+static int ss_sq_product_row(struct ss_sq_conn *c, sqlite3_stmt *s, void *out)
+{
+	struct ss_product *p = out;
+	int rc = ss_sq_text(c, s, 0, p->id, sizeof(p->id), false);
+
+	if (!rc)
+		rc = ss_sq_text(c, s, 1, p->tenant_id, sizeof(p->tenant_id), false);
+	if (!rc)
+		rc = ss_sq_text(c, s, 2, p->name, sizeof(p->name), false);
+	if (!rc)
+		rc = ss_sq_text0(c, s, 3, p->description, sizeof(p->description));
+	p->created = sqlite3_column_int64(s, 4);
+	return rc;
+}
+
+static int ss_sq_group_row(struct ss_sq_conn *c, sqlite3_stmt *s, void *out)
+{
+	struct ss_group *g = out;
+	char feed[16], policy[32];
+	int rc = ss_sq_text(c, s, 0, g->id, sizeof(g->id), false);
+
+	if (!rc)
+		rc = ss_sq_text(c, s, 1, g->tenant_id, sizeof(g->tenant_id), false);
+	if (!rc)
+		rc = ss_sq_text(c, s, 2, g->product_id, sizeof(g->product_id), false);
+	if (!rc)
+		rc = ss_sq_text(c, s, 3, g->name, sizeof(g->name), false);
+	if (!rc)
+		rc = ss_sq_text0(c, s, 4, g->description, sizeof(g->description));
+	if (!rc)
+		rc = ss_sq_text(c, s, 5, feed, sizeof(feed), false);
+	if (!rc)
+		rc = ss_sq_text(c, s, 6, policy, sizeof(policy), false);
+	if (rc)
+		return rc;
+	g->os_feed = ss_os_feed_from_name(feed);
+	g->update_policy = ss_update_policy_from_name(policy);
+	g->created = sqlite3_column_int64(s, 7);
+	if (g->os_feed == SS_FEED_NONE)
+		return ss_sq_corrupt(c, "os_feed");
+	if (g->update_policy == SS_POLICY_NONE)
+		return ss_sq_corrupt(c, "update_policy");
+	return 0;
+}
+
+/* Inserts a complete group record and its "group.create" audit row. */
+static int ss_sq_group_add(struct ss_sq_conn *c, const struct ss_group *g, const char *actor)
+{
+	int rc = ss_sq_exec(c, SS_Q_GROUP_ADD, "ttttttti", g->id, g->tenant_id, g->product_id,
+	                    g->name, g->description, ss_os_feed_name(g->os_feed),
+	                    ss_update_policy_name(g->update_policy), g->created);
+
+	if (!rc)
+		rc = ss_sq_audit(c, g->tenant_id, actor, "group.create", g->id, g->name);
+	return rc;
+}
+
+static int ss_sq_product_create_fn(struct ss_sq_conn *c, struct ss_sq_args *a)
+{
+	const struct ss_product *p = a->in;
+	const struct ss_group *gs = a->in2;
+	int rc = ss_sq_exists(c, SS_Q_TENANT_GET, p->tenant_id);
+
+	if (!rc)
+		rc = ss_sq_exec(c, SS_Q_PRODUCT_ADD, "tttti", p->id, p->tenant_id, p->name,
+		                p->description, p->created);
+	if (!rc)
+		rc = ss_sq_audit(c, p->tenant_id, a->actor, "product.create", p->id, p->name);
+	for (size_t i = 0; !rc && i < a->ngroups; i++)
+		rc = ss_sq_group_add(c, &gs[i], a->actor);
+	return rc;
+}
+
+static int ss_sq_product_create(void *be, const struct ss_product *p, const struct ss_group *groups,
+                                size_t ngroups, const char *actor)
+{
+	struct ss_sq_args a = {.in = p, .in2 = groups, .ngroups = ngroups, .actor = actor};
+
+	return ss_sq_run(be, "product_create", true, ss_sq_product_create_fn, &a);
+}
+
+static int ss_sq_product_get_fn(struct ss_sq_conn *c, struct ss_sq_args *a)
+{
+	return ss_sq_get1(c, SS_Q_PRODUCT_GET, "tt", a->product_id, a->tenant_id, ss_sq_product_row,
+	                  a->out);
+}
+
+static int ss_sq_product_get(void *be, const char *tenant_id, const char *product_id,
+                             struct ss_product *out)
+{
+	struct ss_sq_args a = {.tenant_id = tenant_id, .product_id = product_id, .out = out};
+	int rc = ss_sq_run(be, "product_get", false, ss_sq_product_get_fn, &a);
+
+	if (rc)
+		memset(out, 0, sizeof(*out));
+	return rc;
+}
+
+static int ss_sq_product_list_fn(struct ss_sq_conn *c, struct ss_sq_args *a)
+{
+	struct ss_product *out = a->out;
+	sqlite3_stmt *s = NULL;
+	int rc;
+
+	*a->n = 0;
+	rc = ss_sq_prep(c, SS_Q_PRODUCT_LIST, &s, "tti", a->tenant_id, a->after, (int64_t)a->cap);
+	while (!rc && *a->n < a->cap && (rc = ss_sq_step(c, s)) == 1) {
+		rc = ss_sq_product_row(c, s, &out[*a->n]);
+		if (!rc)
+			(*a->n)++;
+	}
+	ss_sq_done(s);
+	return rc;
+}
+
+static int ss_sq_product_list(void *be, const char *tenant_id, const char *after,
+                              struct ss_product *out, size_t cap, size_t *n)
+{
+	struct ss_sq_args a = {
+	        .tenant_id = tenant_id, .after = after, .out = out, .cap = cap, .n = n};
+	int rc = ss_sq_run(be, "product_list", false, ss_sq_product_list_fn, &a);
+
+	if (rc) {
+		*n = 0;
+		if (cap)
+			memset(out, 0, cap * sizeof(*out));
+	}
+	return rc;
+}
+
+static int ss_sq_group_create_fn(struct ss_sq_conn *c, struct ss_sq_args *a)
+{
+	const struct ss_group *g = a->in;
+	struct ss_product p;
+	int rc;
+
+	/* The product must be the tenant's: another tenant's is "not found". */
+	rc = ss_sq_get1(c, SS_Q_PRODUCT_GET, "tt", g->product_id, g->tenant_id, ss_sq_product_row,
+	                &p);
+	if (!rc)
+		rc = ss_sq_group_add(c, g, a->actor);
+	return rc;
+}
+
+static int ss_sq_group_create(void *be, const struct ss_group *g, const char *actor)
+{
+	struct ss_sq_args a = {.in = g, .actor = actor};
+
+	return ss_sq_run(be, "group_create", true, ss_sq_group_create_fn, &a);
+}
+
+static int ss_sq_group_get_fn(struct ss_sq_conn *c, struct ss_sq_args *a)
+{
+	return ss_sq_get1(c, SS_Q_GROUP_GET, "tt", a->group_id, a->tenant_id, ss_sq_group_row,
+	                  a->out);
+}
+
+static int ss_sq_group_get(void *be, const char *tenant_id, const char *group_id,
+                           struct ss_group *out)
+{
+	struct ss_sq_args a = {.tenant_id = tenant_id, .group_id = group_id, .out = out};
+	int rc = ss_sq_run(be, "group_get", false, ss_sq_group_get_fn, &a);
+
+	if (rc)
+		memset(out, 0, sizeof(*out));
+	return rc;
+}
+
+/* Appends " <text>" to the audit detail d (bounded: it always fits). */
+static void ss_sq_detail_add(char *d, size_t cap, const char *what, const char *value)
+{
+	size_t len = strlen(d);
+
+	snprintf(d + len, cap - len, "%s%s%s%s", len ? " " : "", what, value ? "=" : "",
+	         value ? value : "");
+}
+
+static int ss_sq_group_update_fn(struct ss_sq_conn *c, struct ss_sq_args *a)
+{
+	const struct ss_group_change *chg = a->in;
+	struct ss_group *g = a->out;
+	char detail[SS_DETAIL_MAX + 1] = "";
+	int rc;
+
+	rc = ss_sq_get1(c, SS_Q_GROUP_GET, "tt", a->group_id, a->tenant_id, ss_sq_group_row, g);
+	if (rc)
+		goto out;
+	if (chg->name) {
+		snprintf(g->name, sizeof(g->name), "%s", chg->name);
+		ss_sq_detail_add(detail, sizeof(detail), "name", NULL);
+	}
+	if (chg->description) {
+		snprintf(g->description, sizeof(g->description), "%s", chg->description);
+		ss_sq_detail_add(detail, sizeof(detail), "description", NULL);
+	}
+	if (chg->os_feed != SS_FEED_NONE) {
+		g->os_feed = chg->os_feed;
+		ss_sq_detail_add(detail, sizeof(detail), "os_feed", ss_os_feed_name(g->os_feed));
+	}
+	if (chg->update_policy != SS_POLICY_NONE) {
+		g->update_policy = chg->update_policy;
+		ss_sq_detail_add(detail, sizeof(detail), "update_policy",
+		                 ss_update_policy_name(g->update_policy));
+	}
+	rc = ss_sq_exec(c, SS_Q_GROUP_UPDATE, "tttttt", g->name, g->description,
+	                ss_os_feed_name(g->os_feed), ss_update_policy_name(g->update_policy),
+	                a->group_id, a->tenant_id);
+	if (!rc && sqlite3_changes(c->db) != 1)
+		rc = ss_sq_corrupt(c, "device_groups");
+	if (!rc)
+		rc = ss_sq_audit(c, a->tenant_id, a->actor, "group.update", a->group_id, detail);
+out:
+	return rc;
+}
+
+static int ss_sq_group_update(void *be, const char *tenant_id, const char *group_id,
+                              const struct ss_group_change *chg, const char *actor,
+                              struct ss_group *out)
+{
+	struct ss_sq_args a = {.tenant_id = tenant_id,
+	                       .group_id = group_id,
+	                       .in = chg,
+	                       .actor = actor,
+	                       .out = out};
+	int rc = ss_sq_run(be, "group_update", true, ss_sq_group_update_fn, &a);
+
+	if (rc)
+		memset(out, 0, sizeof(*out));
+	return rc;
+}
+
+static int ss_sq_group_list_fn(struct ss_sq_conn *c, struct ss_sq_args *a)
+{
+	struct ss_group *out = a->out;
+	sqlite3_stmt *s = NULL;
+	int rc;
+
+	*a->n = 0;
+	if (a->product_id[0])
+		rc = ss_sq_prep(c, SS_Q_GROUP_LIST_PRODUCT, &s, "ttti", a->tenant_id, a->product_id,
+		                a->after, (int64_t)a->cap);
+	else
+		rc = ss_sq_prep(c, SS_Q_GROUP_LIST, &s, "tti", a->tenant_id, a->after,
+		                (int64_t)a->cap);
+	while (!rc && *a->n < a->cap && (rc = ss_sq_step(c, s)) == 1) {
+		rc = ss_sq_group_row(c, s, &out[*a->n]);
+		if (!rc)
+			(*a->n)++;
+	}
+	ss_sq_done(s);
+	return rc;
+}
+
+static int ss_sq_group_list(void *be, const char *tenant_id, const char *product_id,
+                            const char *after, struct ss_group *out, size_t cap, size_t *n)
+{
+	struct ss_sq_args a = {.tenant_id = tenant_id,
+	                       .product_id = product_id,
+	                       .after = after,
+	                       .out = out,
+	                       .cap = cap,
+	                       .n = n};
+	int rc = ss_sq_run(be, "group_list", false, ss_sq_group_list_fn, &a);
+
+	if (rc) {
+		*n = 0;
+		if (cap)
+			memset(out, 0, cap * sizeof(*out));
+	}
+	return rc;
+}
+
+static int ss_sq_device_set_group_fn(struct ss_sq_conn *c, struct ss_sq_args *a)
+{
+	char old[SS_UUID_LEN + 1] = "", detail[SS_DETAIL_MAX + 1];
+	struct ss_group g;
+	sqlite3_stmt *s = NULL;
+	int rc;
+
+	/* The device must be held by the tenant ... */
+	rc = ss_sq_prep(c, SS_Q_DEVICE_GROUP_GET, &s, "tt", a->device_id, a->tenant_id);
+	if (!rc)
+		rc = ss_sq_step(c, s);
+	if (rc == 1)
+		rc = ss_sq_text(c, s, 0, old, sizeof(old), true);
+	else if (rc == 0)
+		rc = SPH_ERR_NOT_FOUND;
+	ss_sq_done(s);
+	if (rc)
+		goto out;
+	/* ... and the group be the same tenant's. */
+	if (a->group_id[0]) {
+		rc = ss_sq_get1(c, SS_Q_GROUP_GET, "tt", a->group_id, a->tenant_id, ss_sq_group_row,
+		                &g);
+		if (rc)
+			goto out;
+	}
+	rc = ss_sq_exec(c, SS_Q_DEVICE_GROUP_SET, "ntt", a->group_id, a->device_id, a->tenant_id);
+	if (!rc && sqlite3_changes(c->db) != 1)
+		rc = ss_sq_corrupt(c, "devices");
+	if (rc)
+		goto out;
+	snprintf(detail, sizeof(detail), "%s -> %s", old[0] ? old : "none",
+	         a->group_id[0] ? a->group_id : "none");
+	rc = ss_sq_audit(c, a->tenant_id, a->actor, "device.move", a->device_id, detail);
+out:
+	return rc;
+}
+
+static int ss_sq_device_set_group(void *be, const char *tenant_id, const char *device_id,
+                                  const char *group_id, const char *actor)
+{
+	struct ss_sq_args a = {.tenant_id = tenant_id,
+	                       .device_id = device_id,
+	                       .group_id = group_id,
+	                       .actor = actor};
+
+	return ss_sq_run(be, "device_set_group", true, ss_sq_device_set_group_fn, &a);
+}
+
 const struct ss_store_ops ss_sqlite_ops = {
         .name = "sqlite",
         .open = ss_sq_open,
@@ -1192,4 +1587,12 @@ const struct ss_store_ops ss_sqlite_ops = {
         .device_list = ss_sq_device_list,
         .audit_add = ss_sq_audit_add,
         .audit_list = ss_sq_audit_list,
+        .product_create = ss_sq_product_create,
+        .product_get = ss_sq_product_get,
+        .product_list = ss_sq_product_list,
+        .group_create = ss_sq_group_create,
+        .group_update = ss_sq_group_update,
+        .group_get = ss_sq_group_get,
+        .group_list = ss_sq_group_list,
+        .device_set_group = ss_sq_device_set_group,
 };

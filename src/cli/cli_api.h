@@ -1,0 +1,44 @@
+/*
+ * cli api helpers: the service session and call helpers of cli_api.c, shared
+ * with the other files whose commands talk to the security service
+ * (cli_api_groups.c), and those files' entry points.
+ */
+#ifndef SPHERE_CLI_API_H
+#define SPHERE_CLI_API_H
+
+#include <stdbool.h>
+
+#include <jansson.h>
+
+/* The stored session (see cli_api.c): service URL, API token, CA file and
+ * selected tenant. Holds the token: wipe it with cli_session_wipe. */
+struct cli_session {
+	char url[256];
+	char token[96];
+	char ca[512];
+	char tenant[40];
+};
+
+/* Loads the session from $SPHERE_CONFIG (or ~/.config/sphere/config.json).
+ * Returns 0, or CLI_EXIT_FAIL after printing why (s is then wiped). */
+int cli_session_load(struct cli_session *s);
+/* Wipes s (it holds the token). */
+void cli_session_wipe(struct cli_session *s);
+/* Calls the service: method and path (from "/v1"), body JSON or NULL (not
+ * stolen). Returns the HTTP status (*reply: its JSON or NULL, caller
+ * json_decref()s), or -1 after printing why it could not. A status >= 400
+ * prints the service's error and reason. */
+long cli_call(const struct cli_session *s, const char *method, const char *path, json_t *body,
+              json_t **reply);
+/* Prints a reply as JSON (as_json), else the rows of its array member key as
+ * a table of cols, or (key NULL) one "name value" line per column. */
+void cli_print(json_t *reply, bool as_json, const char *key, const char *const *cols);
+
+/* `sphere product ...` and `sphere device-group ...` (argv[0] is the
+ * command), and `sphere device update ...` (argv[0] is "update"). Return the
+ * exit status. */
+int cli_product(int argc, char **argv);
+int cli_device_group(int argc, char **argv);
+int cli_device_update(int argc, char **argv);
+
+#endif
