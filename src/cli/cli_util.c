@@ -31,6 +31,8 @@ static const char cli_usage_text[] =
         "  login           connect to a security service with an API token\n"
         "  tenant          list, create, show and select tenants\n"
         "  role            list, add and remove users' roles in a tenant\n"
+        "  ca-certificate  the tenant CA: list, download a chain or the trust\n"
+        "                  bundle, create a successor, activate or revoke (rollover)\n"
         "\n"
         "Run 'sphere COMMAND --help' for a command's options.\n"
         "\n"
@@ -163,5 +165,7 @@ int cli_main(int argc, char **argv)
 		return cli_tenant(argc - optind, argv + optind);
 	if (strcmp(argv[optind], "role") == 0)
 		return cli_role(argc - optind, argv + optind);
+	if (strcmp(argv[optind], "ca-certificate") == 0)
+		return cli_ca_certificate(argc - optind, argv + optind);
 	return cli_usage("sphere", "unknown command '%s'", argv[optind]);
 }

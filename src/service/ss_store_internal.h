@@ -47,6 +47,14 @@ struct ss_store_ops {
 	int (*audit_add)(void *be, const struct ss_audit *a);
 	int (*audit_list)(void *be, const char *tenant_id, int64_t after_id, struct ss_audit *out,
 	                  size_t cap, size_t *n);
+	/* Tenant CAs. ca: complete (id and created made by ss_store.c). */
+	int (*ca_add)(void *be, const struct ss_ca_record *ca, const char *actor);
+	int (*ca_list)(void *be, const char *tenant_id, struct ss_ca_record *out, size_t cap,
+	               size_t *n);
+	int (*ca_get)(void *be, const char *tenant_id, const char *ca_id, struct ss_ca_record *out);
+	int (*ca_set_state)(void *be, const char *tenant_id, const char *ca_id,
+	                    enum ss_ca_state state, const char *actor);
+	int (*ca_active)(void *be, const char *tenant_id, struct ss_ca_record *out);
 };
 
 extern const struct ss_store_ops ss_sqlite_ops;
