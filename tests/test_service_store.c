@@ -1459,6 +1459,284 @@ static void test_group_schema_cross_tenant(void **state)
 	sqlite3_close(db);
 }
 
+/* ---- tenant CAs ------------------------------------------------------------------- */
+
+/* A CA record for tenant_id with random bytes of plausible sizes (the store
+ * does not parse them). */
+static struct ss_ca_record *fx_ca(const char *tenant_id, enum ss_ca_state state)
+{
+	struct ss_ca_record *r = calloc(1, sizeof(*r));
+
+	assert_non_null(r);
+	memcpy(r->tenant_id, tenant_id, SS_UUID_LEN + 1);
+	r->state = state;
+	r->not_after = time(NULL) + 730 * 86400;
+	r->root_der_len = 480;
+	r->device_der_len = 500;
+	r->root_key_len = 166;
+	r->device_key_len = SS_CA_KEY_MAX;
+	assert_int_equal(RAND_bytes(r->root_der, (int)r->root_der_len), 1);
+	assert_int_equal(RAND_bytes(r->device_der, (int)r->device_der_len), 1);
+	assert_int_equal(RAND_bytes(r->root_key, (int)r->root_key_len), 1);
+	assert_int_equal(RAND_bytes(r->device_key, (int)r->device_key_len), 1);
+	return r;
+}
+
+static size_t fx_count_active(struct ss_store *st, const char *tenant_id)
+{
+	struct ss_ca_record *cs = calloc(SS_CA_PER_TENANT, sizeof(*cs));
+	size_t n = 0, k = 0;
+
+	assert_non_null(cs);
+	assert_int_equal(ss_store_ca_list(st, tenant_id, cs, SS_CA_PER_TENANT, &n), 0);
+	for (size_t i = 0; i < n; i++)
+		k += cs[i].state == SS_CA_ACTIVE;
+	free(cs);
+	return k;
+}
+
+static void test_ca_args(void **state)
+{
+	struct fx *x = *state;
+	struct ss_tenant t = fx_tenant(x->st, "ca-args");
+	struct ss_ca_record *r = fx_ca(t.id, SS_CA_ACTIVE), *got = calloc(1, sizeof(*got));
+	char id[SS_UUID_LEN + 1] = "x";
+	size_t n = 7;
+
+	assert_non_null(got);
+	assert_int_equal(ss_store_ca_add(NULL, r, "", id), SPH_ERR_INVALID_ARG);
+	assert_string_equal(id, "");
+	assert_int_equal(ss_store_ca_add(x->st, NULL, "", id), SPH_ERR_INVALID_ARG);
+	assert_int_equal(ss_store_ca_add(x->st, r, "bad", id), SPH_ERR_INVALID_ARG);
+	assert_int_equal(ss_store_ca_add(x->st, r, "", NULL), SPH_ERR_INVALID_ARG);
+	r->state = SS_CA_REVOKED; /* a CA is born Active or Inactive */
+	assert_int_equal(ss_store_ca_add(x->st, r, "", id), SPH_ERR_INVALID_ARG);
+	r->state = (enum ss_ca_state)9;
+	assert_int_equal(ss_store_ca_add(x->st, r, "", id), SPH_ERR_INVALID_ARG);
+	r->state = SS_CA_ACTIVE;
+	r->root_der_len = 0;
+	assert_int_equal(ss_store_ca_add(x->st, r, "", id), SPH_ERR_INVALID_ARG);
+	r->root_der_len = SS_CA_CERT_MAX + 1;
+	assert_int_equal(ss_store_ca_add(x->st, r, "", id), SPH_ERR_INVALID_ARG);
+	r->root_der_len = 10;
+	r->device_key_len = SS_CA_KEY_MAX + 1;
+	assert_int_equal(ss_store_ca_add(x->st, r, "", id), SPH_ERR_INVALID_ARG);
+	r->device_key_len = 10;
+	r->not_after = 0;
+	assert_int_equal(ss_store_ca_add(x->st, r, "", id), SPH_ERR_INVALID_ARG);
+	r->not_after = 1;
+	memcpy(r->tenant_id, "00000000-0000-4000-8000-00000000000X", SS_UUID_LEN + 1);
+	assert_int_equal(ss_store_ca_add(x->st, r, "", id), SPH_ERR_INVALID_ARG);
+	/* Unknown tenant. */
+	memcpy(r->tenant_id, "00000000-0000-4000-8000-000000000000", SS_UUID_LEN + 1);
+	assert_int_equal(ss_store_ca_add(x->st, r, "", id), SPH_ERR_NOT_FOUND);
+	assert_string_equal(id, "");
+	/* Nothing was stored by any refusal. */
+	assert_int_equal(ss_store_ca_list(x->st, t.id, got, 1, &n), 0);
+	assert_int_equal(n, 0);
+	assert_int_equal(ss_store_ca_list(x->st, t.id, NULL, 1, &n), SPH_ERR_INVALID_ARG);
+	assert_int_equal(ss_store_ca_list(x->st, "nope", got, 1, &n), SPH_ERR_INVALID_ARG);
+	assert_int_equal(ss_store_ca_get(x->st, t.id, "nope", got), SPH_ERR_INVALID_ARG);
+	assert_int_equal(ss_store_ca_active(x->st, t.id, NULL), SPH_ERR_INVALID_ARG);
+	assert_int_equal(ss_store_ca_active(x->st, t.id, got), SPH_ERR_NOT_FOUND);
+	assert_true(fx_zero(got, sizeof(*got)));
+	assert_int_equal(ss_store_ca_set_state(x->st, t.id, t.id, (enum ss_ca_state)0, ""),
+	                 SPH_ERR_INVALID_ARG);
+	assert_int_equal(ss_store_ca_set_state(x->st, t.id, t.id, SS_CA_ACTIVE, ""),
+	                 SPH_ERR_NOT_FOUND);
+	assert_string_equal(ss_ca_state_name(SS_CA_INACTIVE), "Inactive");
+	assert_null(ss_ca_state_name((enum ss_ca_state)0));
+	assert_int_equal(ss_ca_state_from_name("Revoked"), SS_CA_REVOKED);
+	assert_int_equal(ss_ca_state_from_name("revoked"), 0);
+	free(r);
+	free(got);
+}
+
+static void test_ca_add_get_list(void **state)
+{
+	struct fx *x = *state;
+	struct ss_tenant t = fx_tenant(x->st, "ca"), other = fx_tenant(x->st, "ca-other");
+	struct ss_user u = fx_user(x->st, "ca-admin");
+	struct ss_ca_record *a = fx_ca(t.id, SS_CA_ACTIVE), *b = fx_ca(t.id, SS_CA_INACTIVE);
+	struct ss_ca_record *got = calloc(4, sizeof(*got));
+	struct ss_audit au[64];
+	char ida[SS_UUID_LEN + 1], idb[SS_UUID_LEN + 1];
+	size_t n = 0, na;
+
+	assert_non_null(got);
+	assert_int_equal(ss_store_ca_add(x->st, a, u.id, ida), 0);
+	assert_int_equal(strlen(ida), SS_UUID_LEN);
+	/* A second Active one is refused; an Inactive successor is not. */
+	assert_int_equal(ss_store_ca_add(x->st, b, u.id, idb), 0);
+	b->state = SS_CA_ACTIVE;
+	{
+		char idc[SS_UUID_LEN + 1];
+		assert_int_equal(ss_store_ca_add(x->st, b, u.id, idc), SPH_ERR_STATE);
+	}
+	assert_int_equal(ss_store_ca_get(x->st, t.id, ida, &got[0]), 0);
+	assert_string_equal(got[0].id, ida);
+	assert_string_equal(got[0].tenant_id, t.id);
+	assert_int_equal(got[0].state, SS_CA_ACTIVE);
+	assert_true(got[0].created >= time(NULL) - 60 && got[0].created <= time(NULL) + 1);
+	assert_int_equal(got[0].not_after, a->not_after);
+	assert_int_equal(got[0].root_der_len, a->root_der_len);
+	assert_memory_equal(got[0].root_der, a->root_der, a->root_der_len);
+	assert_memory_equal(got[0].device_der, a->device_der, a->device_der_len);
+	assert_int_equal(got[0].root_key_len, a->root_key_len);
+	assert_memory_equal(got[0].root_key, a->root_key, a->root_key_len);
+	assert_int_equal(got[0].device_key_len, SS_CA_KEY_MAX);
+	assert_memory_equal(got[0].device_key, a->device_key, SS_CA_KEY_MAX);
+	/* Another tenant's CA is not found through this tenant. */
+	assert_int_equal(ss_store_ca_get(x->st, other.id, ida, &got[1]), SPH_ERR_NOT_FOUND);
+	assert_true(fx_zero(&got[1], sizeof(got[1])));
+	/* Newest first, even within one second. */
+	assert_int_equal(ss_store_ca_list(x->st, t.id, got, 4, &n), 0);
+	assert_int_equal(n, 2);
+	assert_string_equal(got[0].id, idb);
+	assert_int_equal(got[0].state, SS_CA_INACTIVE);
+	assert_string_equal(got[1].id, ida);
+	assert_int_equal(ss_store_ca_list(x->st, t.id, got, 1, &n), 0);
+	assert_int_equal(n, 1);
+	assert_int_equal(ss_store_ca_list(x->st, other.id, got, 4, &n), 0);
+	assert_int_equal(n, 0);
+	assert_int_equal(ss_store_ca_active(x->st, t.id, &got[0]), 0);
+	assert_string_equal(got[0].id, ida);
+	/* Audited once per CA, by the actor. */
+	na = fx_audit(x->st, t.id, au);
+	assert_int_equal(fx_count_action(au, na, "ca.create"), 2);
+	for (size_t i = 0; i < na; i++)
+		if (strcmp(au[i].action, "ca.create") == 0)
+			assert_string_equal(au[i].actor, u.id);
+	/* Survives a reopen. */
+	fx_reopen(x);
+	assert_int_equal(ss_store_ca_get(x->st, t.id, idb, &got[0]), 0);
+	assert_memory_equal(got[0].device_key, b->device_key, b->device_key_len);
+	free(a);
+	free(b);
+	free(got);
+}
+
+static void test_ca_one_active(void **state)
+{
+	struct fx *x = *state;
+	struct ss_tenant t = fx_tenant(x->st, "ca-roll");
+	struct ss_ca_record *r = fx_ca(t.id, SS_CA_ACTIVE), *got = calloc(1, sizeof(*got));
+	char id1[SS_UUID_LEN + 1], id2[SS_UUID_LEN + 1], id3[SS_UUID_LEN + 1];
+	struct ss_audit au[64];
+	size_t na, before;
+
+	assert_non_null(got);
+	assert_int_equal(ss_store_ca_add(x->st, r, "", id1), 0);
+	r->state = SS_CA_INACTIVE;
+	assert_int_equal(ss_store_ca_add(x->st, r, "", id2), 0);
+	assert_int_equal(ss_store_ca_add(x->st, r, "", id3), 0);
+	assert_int_equal(fx_count_active(x->st, t.id), 1);
+	/* The Active one cannot step down or be revoked by itself. */
+	assert_int_equal(ss_store_ca_set_state(x->st, t.id, id1, SS_CA_INACTIVE, ""),
+	                 SPH_ERR_STATE);
+	assert_int_equal(ss_store_ca_set_state(x->st, t.id, id1, SS_CA_REVOKED, ""), SPH_ERR_STATE);
+	/* Setting the state it has is a no-op, not audited. */
+	before = fx_count_action(au, fx_audit(x->st, t.id, au), "ca.state");
+	assert_int_equal(ss_store_ca_set_state(x->st, t.id, id1, SS_CA_ACTIVE, ""), 0);
+	assert_int_equal(fx_count_action(au, fx_audit(x->st, t.id, au), "ca.state"), before);
+	/* Activating the successor demotes the old one in the same change. */
+	assert_int_equal(ss_store_ca_set_state(x->st, t.id, id2, SS_CA_ACTIVE, ""), 0);
+	assert_int_equal(fx_count_active(x->st, t.id), 1);
+	assert_int_equal(ss_store_ca_active(x->st, t.id, got), 0);
+	assert_string_equal(got->id, id2);
+	assert_int_equal(ss_store_ca_get(x->st, t.id, id1, got), 0);
+	assert_int_equal(got->state, SS_CA_INACTIVE);
+	na = fx_audit(x->st, t.id, au);
+	assert_int_equal(fx_count_action(au, na, "ca.state"), before + 2);
+	/* Revoke the old one: final. */
+	assert_int_equal(ss_store_ca_set_state(x->st, t.id, id1, SS_CA_REVOKED, ""), 0);
+	assert_int_equal(ss_store_ca_set_state(x->st, t.id, id1, SS_CA_REVOKED, ""), 0);
+	assert_int_equal(ss_store_ca_set_state(x->st, t.id, id1, SS_CA_ACTIVE, ""), SPH_ERR_STATE);
+	assert_int_equal(ss_store_ca_set_state(x->st, t.id, id1, SS_CA_INACTIVE, ""),
+	                 SPH_ERR_STATE);
+	assert_int_equal(ss_store_ca_get(x->st, t.id, id1, got), 0);
+	assert_int_equal(got->state, SS_CA_REVOKED);
+	/* The refusals changed nothing: id2 is still the one Active CA. */
+	assert_int_equal(ss_store_ca_active(x->st, t.id, got), 0);
+	assert_string_equal(got->id, id2);
+	/* A predecessor that is only Inactive may come back. */
+	assert_int_equal(ss_store_ca_set_state(x->st, t.id, id3, SS_CA_ACTIVE, ""), 0);
+	assert_int_equal(ss_store_ca_set_state(x->st, t.id, id2, SS_CA_ACTIVE, ""), 0);
+	assert_int_equal(fx_count_active(x->st, t.id), 1);
+	/* Inactive -> Revoked. */
+	assert_int_equal(ss_store_ca_set_state(x->st, t.id, id3, SS_CA_REVOKED, ""), 0);
+	assert_int_equal(fx_count_active(x->st, t.id), 1);
+	free(r);
+	free(got);
+}
+
+struct ca_thread_arg {
+	struct ss_store *st;
+	const char *tenant_id, *ca_id;
+	pthread_barrier_t *bar;
+	int rc;
+};
+
+static void *ca_thread(void *p)
+{
+	struct ca_thread_arg *a = p;
+
+	pthread_barrier_wait(a->bar);
+	a->rc = ss_store_ca_set_state(a->st, a->tenant_id, a->ca_id, SS_CA_ACTIVE, "");
+	return NULL;
+}
+
+static void test_ca_concurrent_activation(void **state)
+{
+	struct fx *x = *state;
+	struct ss_tenant t = fx_tenant(x->st, "ca-race");
+	struct ss_ca_record *r = fx_ca(t.id, SS_CA_ACTIVE);
+	char ids[4][SS_UUID_LEN + 1];
+	struct ca_thread_arg a[3];
+	pthread_t th[3];
+	pthread_barrier_t bar;
+
+	assert_int_equal(ss_store_ca_add(x->st, r, "", ids[0]), 0);
+	r->state = SS_CA_INACTIVE;
+	for (int i = 1; i < 4; i++)
+		assert_int_equal(ss_store_ca_add(x->st, r, "", ids[i]), 0);
+	assert_int_equal(pthread_barrier_init(&bar, NULL, 3), 0);
+	for (int i = 0; i < 3; i++) {
+		a[i] = (struct ca_thread_arg){x->st, t.id, ids[i + 1], &bar, -1};
+		assert_int_equal(pthread_create(&th[i], NULL, ca_thread, &a[i]), 0);
+	}
+	for (int i = 0; i < 3; i++) {
+		assert_int_equal(pthread_join(th[i], NULL), 0);
+		assert_int_equal(a[i].rc, 0);
+	}
+	pthread_barrier_destroy(&bar);
+	assert_int_equal(fx_count_active(x->st, t.id), 1);
+	/* Two concurrent first CAs: exactly one becomes Active. */
+	{
+		struct ss_tenant t2 = fx_tenant(x->st, "ca-race2");
+		char i1[SS_UUID_LEN + 1], i2[SS_UUID_LEN + 1];
+		memcpy(r->tenant_id, t2.id, sizeof(t2.id));
+		r->state = SS_CA_ACTIVE;
+		assert_int_equal(ss_store_ca_add(x->st, r, "", i1), 0);
+		assert_int_equal(ss_store_ca_add(x->st, r, "", i2), SPH_ERR_STATE);
+		assert_int_equal(fx_count_active(x->st, t2.id), 1);
+	}
+	free(r);
+}
+
+static void test_ca_limit(void **state)
+{
+	struct fx *x = *state;
+	struct ss_tenant t = fx_tenant(x->st, "ca-limit");
+	struct ss_ca_record *r = fx_ca(t.id, SS_CA_INACTIVE);
+	char id[SS_UUID_LEN + 1];
+
+	for (int i = 0; i < SS_CA_PER_TENANT; i++)
+		assert_int_equal(ss_store_ca_add(x->st, r, "", id), 0);
+	assert_int_equal(ss_store_ca_add(x->st, r, "", id), SPH_ERR_EXHAUSTED);
+	free(r);
+}
+
 #define T(f) cmocka_unit_test_setup_teardown(f, fx_setup, fx_teardown)
 
 int main(void)
@@ -1488,6 +1766,11 @@ int main(void)
 	        T(test_group_create_and_update),
 	        T(test_device_set_group),
 	        T(test_group_schema_cross_tenant),
+	        T(test_ca_args),
+	        T(test_ca_add_get_list),
+	        T(test_ca_one_active),
+	        T(test_ca_concurrent_activation),
+	        T(test_ca_limit),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

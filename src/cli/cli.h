@@ -33,6 +33,8 @@ int cli_login(int argc, char **argv);
 int cli_tenant(int argc, char **argv);
 int cli_role(int argc, char **argv);
 int cli_device_api(int argc, char **argv);
+/* `sphere ca-certificate ...` (cli_api_ca.c); argv[0] is "ca-certificate". */
+int cli_ca_certificate(int argc, char **argv);
 
 /* ---- helpers shared by the command files ---------------------------------- */
 

@@ -155,11 +155,10 @@ static size_t cli_on_data(char *d, size_t sz, size_t n, void *arg)
 	return sz * n;
 }
 
-/* Calls the service. Returns the HTTP status (*reply: its JSON, or NULL), or
- * -1 after printing why it could not. A status >= 400 prints the service's
- * error and reason. */
-long cli_call(const struct cli_session *s, const char *method, const char *path, json_t *body,
-              json_t **reply)
+/* Calls the service (cli_call, cli_call_raw): with raw set, a 2xx reply's
+ * bytes are handed over there instead of parsed as JSON into *reply. */
+static long cli_call_any(const struct cli_session *s, const char *method, const char *path,
+                         json_t *body, json_t **reply, uint8_t **raw, size_t *raw_len)
 {
 	CURL *c = curl_easy_init();
 	struct curl_slist *h = NULL;
@@ -195,6 +194,12 @@ long cli_call(const struct cli_session *s, const char *method, const char *path,
 		goto out;
 	}
 	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+	if (raw && status >= 200 && status < 300) {
+		*raw = (uint8_t *)b.p;
+		*raw_len = b.n;
+		b.p = NULL; /* transferred */
+		goto out;
+	}
 	if (b.n)
 		*reply = json_loadb(b.p, b.n, JSON_REJECT_DUPLICATES, NULL);
 	if (status >= 400) {
@@ -212,8 +217,25 @@ out:
 	return status;
 }
 
-/* Prints a reply as JSON, or the rows of its array member `key` as a table
- * of the given columns. */
+long cli_call(const struct cli_session *s, const char *method, const char *path, json_t *body,
+              json_t **reply)
+{
+	return cli_call_any(s, method, path, body, reply, NULL, NULL);
+}
+
+long cli_call_raw(const struct cli_session *s, const char *method, const char *path, uint8_t **raw,
+                  size_t *len)
+{
+	json_t *reply = NULL;
+	long st;
+
+	*raw = NULL;
+	*len = 0;
+	st = cli_call_any(s, method, path, NULL, &reply, raw, len);
+	json_decref(reply);
+	return st;
+}
+
 void cli_print(json_t *reply, bool as_json, const char *key, const char *const *cols)
 {
 	json_t *rows = key ? json_object_get(reply, key) : NULL;

@@ -1,17 +1,19 @@
 /*
- * cli api helpers: the service session and call helpers of cli_api.c, shared
- * with the other files whose commands talk to the security service
- * (cli_api_groups.c), and those files' entry points.
+ * cli api: the session and call helpers of cli_api.c, shared by every file
+ * whose commands talk to the security service (cli_api_groups.c,
+ * cli_api_ca.c), and those files' entry points.
  */
 #ifndef SPHERE_CLI_API_H
 #define SPHERE_CLI_API_H
 
 #include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
 
 #include <jansson.h>
 
-/* The stored session (see cli_api.c): service URL, API token, CA file and
- * selected tenant. Holds the token: wipe it with cli_session_wipe. */
+/* The saved session: service URL, API token, CA file and selected tenant.
+ * Holds the token: wipe it with cli_session_wipe. */
 struct cli_session {
 	char url[256];
 	char token[96];
@@ -19,7 +21,7 @@ struct cli_session {
 	char tenant[40];
 };
 
-/* Loads the session from $SPHERE_CONFIG (or ~/.config/sphere/config.json).
+/* Loads the session from $SPHERE_CONFIG (else ~/.config/sphere/config.json).
  * Returns 0, or CLI_EXIT_FAIL after printing why (s is then wiped). */
 int cli_session_load(struct cli_session *s);
 /* Wipes s (it holds the token). */
@@ -30,6 +32,10 @@ void cli_session_wipe(struct cli_session *s);
  * prints the service's error and reason. */
 long cli_call(const struct cli_session *s, const char *method, const char *path, json_t *body,
               json_t **reply);
+/* The same for a reply that is not JSON (a PEM or DER download): on a 2xx
+ * status *raw holds the body (*len bytes plus a NUL; free with free()). */
+long cli_call_raw(const struct cli_session *s, const char *method, const char *path, uint8_t **raw,
+                  size_t *len);
 /* Prints a reply as JSON (as_json), else the rows of its array member key as
  * a table of cols, or (key NULL) one "name value" line per column. */
 void cli_print(json_t *reply, bool as_json, const char *key, const char *const *cols);

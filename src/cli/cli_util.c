@@ -36,6 +36,8 @@ static const char cli_usage_text[] =
         "                  groups)\n"
         "  device-group    create, update, list and show device groups (OS feed\n"
         "                  and update policy)\n"
+        "  ca-certificate  the tenant CA: list, download a chain or the trust\n"
+        "                  bundle, create a successor, activate or revoke (rollover)\n"
         "\n"
         "Run 'sphere COMMAND --help' for a command's options.\n"
         "\n"
@@ -172,5 +174,7 @@ int cli_main(int argc, char **argv)
 		return cli_product(argc - optind, argv + optind);
 	if (strcmp(argv[optind], "device-group") == 0)
 		return cli_device_group(argc - optind, argv + optind);
+	if (strcmp(argv[optind], "ca-certificate") == 0)
+		return cli_ca_certificate(argc - optind, argv + optind);
 	return cli_usage("sphere", "unknown command '%s'", argv[optind]);
 }

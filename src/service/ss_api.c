@@ -235,6 +235,8 @@ static void ss_h_tenants_create(struct ss_req *r, void *arg)
 		if (rc == 0)
 			rc = ss_store_role_set(s->st, t.id, u.id, SS_ROLE_ADMIN, u.id);
 		if (rc == 0)
+			rc = ss_tenant_ca_ensure(s, t.id, u.id);
+		if (rc == 0)
 			ss_reply_json(r, 201, ss_tenant_json(&t, SS_ROLE_ADMIN));
 		else
 			ss_api_reply_store(r, rc, "tenant");
@@ -617,5 +619,8 @@ int ss_api_routes(struct ss_service *s)
 		if (rc != 0)
 			return rc;
 	}
-	return ss_api_groups_routes(s);
+	{
+		int rc = ss_api_groups_routes(s);
+		return rc ? rc : ss_api_ca_routes(s);
+	}
 }

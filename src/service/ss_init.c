@@ -181,6 +181,8 @@ int ss_init(const struct ss_config *cin, const char *tenant_name, const char *ad
 		rc = ss_store_role_set(st, res->tenant.id, res->admin.id, SS_ROLE_ADMIN,
 		                       res->admin.id);
 	if (rc == 0)
+		rc = ss_tenant_ca_ensure_dir(st, c.data_dir, res->tenant.id, res->admin.id);
+	if (rc == 0)
 		rc = ss_user_with_token(st, "operator", true, &res->operator_user,
 		                        res->operator_token);
 	if (rc == 0)

@@ -24,6 +24,25 @@ int ss_kek_load(const char *data_dir, uint8_t kek[SS_KEK_LEN]);
 /* Adds the /v1 routes of docs/api.md §4. Returns 0 or ss_http_route's status. */
 int ss_api_routes(struct ss_service *s);
 
+/* ---- the tenant CA (ss_api_ca.c, docs/api-ca.md) ---------------------------- */
+
+/* Adds the ca-certificates routes. Returns 0 or ss_http_route's status. */
+int ss_api_ca_routes(struct ss_service *s);
+/* Gives tenant_id its first CA (Active, keys wrapped under the KEK) when it
+ * has none; a tenant with a CA is left alone. Returns 0 or the store's / the
+ * CA's status. The _st form takes the store and KEK; the _dir form loads the
+ * KEK from data_dir (for init, which has no service yet) and wipes it. */
+int ss_tenant_ca_ensure(struct ss_service *s, const char *tenant_id, const char *actor);
+int ss_tenant_ca_ensure_st(struct ss_store *st, const uint8_t kek[SS_KEK_LEN],
+                           const char *tenant_id, const char *actor);
+int ss_tenant_ca_ensure_dir(struct ss_store *st, const char *data_dir, const char *tenant_id,
+                            const char *actor);
+/* Issues a device certificate (DER, free with free()) for the RoT public key
+ * pub (X || Y) with tenant_id's Active CA, valid for hours (0: SS_CERT_HOURS;
+ * at most SS_CERT_HOURS_MAX), never past that CA's end. */
+int ss_tenant_issue_device_cert(struct ss_service *s, const char *tenant_id, const uint8_t pub[64],
+                                unsigned hours, uint8_t **der, size_t *len);
+
 /* ---- helpers for handlers (ss_api.c) ----------------------------------------
  * Each replies itself when it returns false / NULL: the handler just returns. */
 

@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include <openssl/rand.h>
+#include <openssl/crypto.h>
 
 #include "common/common.h"
 #include "ss_store_internal.h"
@@ -567,4 +568,102 @@ int ss_store_device_set_group(struct ss_store *st, const char *tenant_id, const 
 	    !ss_uuid_or_empty_ok(group_id) || !ss_uuid_or_empty_ok(actor))
 		return SPH_ERR_INVALID_ARG;
 	return st->ops->device_set_group(st->be, tenant_id, device_id, group_id, actor);
+}
+
+/* ---- tenant CAs ------------------------------------------------------------------ */
+
+static const char *const ss_ca_states[] = {
+        [SS_CA_ACTIVE] = "Active",
+        [SS_CA_INACTIVE] = "Inactive",
+        [SS_CA_REVOKED] = "Revoked",
+};
+
+const char *ss_ca_state_name(enum ss_ca_state state)
+{
+	return (int)state >= SS_CA_ACTIVE && (int)state <= SS_CA_REVOKED ? ss_ca_states[state]
+	                                                                 : NULL;
+}
+
+enum ss_ca_state ss_ca_state_from_name(const char *name)
+{
+	for (int i = SS_CA_ACTIVE; name && i <= SS_CA_REVOKED; i++)
+		if (strcmp(name, ss_ca_states[i]) == 0)
+			return (enum ss_ca_state)i;
+	return (enum ss_ca_state)0;
+}
+
+static bool ss_blob_ok(size_t len, size_t max)
+{
+	return len >= 1 && len <= max;
+}
+
+int ss_store_ca_add(struct ss_store *st, const struct ss_ca_record *ca, const char *actor,
+                    char id[SS_UUID_LEN + 1])
+{
+	struct ss_ca_record *rec = NULL;
+	int rc = SPH_ERR_INVALID_ARG;
+
+	if (id)
+		id[0] = '\0';
+	if (!st || !ca || !id || !ss_uuid_ok(ca->tenant_id) || !ss_uuid_or_empty_ok(actor) ||
+	    (ca->state != SS_CA_ACTIVE && ca->state != SS_CA_INACTIVE) || ca->not_after <= 0 ||
+	    !ss_blob_ok(ca->root_der_len, SS_CA_CERT_MAX) ||
+	    !ss_blob_ok(ca->device_der_len, SS_CA_CERT_MAX) ||
+	    !ss_blob_ok(ca->root_key_len, SS_CA_KEY_MAX) ||
+	    !ss_blob_ok(ca->device_key_len, SS_CA_KEY_MAX))
+		goto out;
+	rc = SPH_ERR_NOMEM;
+	rec = malloc(sizeof(*rec));
+	if (!rec)
+		goto out;
+	*rec = *ca;
+	rc = ss_uuid_new(rec->id);
+	if (rc)
+		goto out;
+	rec->created = ss_store_now();
+	rc = st->ops->ca_add(st->be, rec, actor);
+	if (rc)
+		goto out;
+	memcpy(id, rec->id, SS_UUID_LEN + 1);
+out:
+	if (rec)
+		OPENSSL_cleanse(rec, sizeof(*rec));
+	free(rec);
+	return rc;
+}
+
+int ss_store_ca_list(struct ss_store *st, const char *tenant_id, struct ss_ca_record *out,
+                     size_t cap, size_t *n)
+{
+	if (!ss_list_args(out, sizeof(*out), &cap, n) || !st || !ss_uuid_ok(tenant_id))
+		return SPH_ERR_INVALID_ARG;
+	return st->ops->ca_list(st->be, tenant_id, out, cap, n);
+}
+
+int ss_store_ca_get(struct ss_store *st, const char *tenant_id, const char *ca_id,
+                    struct ss_ca_record *out)
+{
+	if (out)
+		memset(out, 0, sizeof(*out));
+	if (!st || !out || !ss_uuid_ok(tenant_id) || !ss_uuid_ok(ca_id))
+		return SPH_ERR_INVALID_ARG;
+	return st->ops->ca_get(st->be, tenant_id, ca_id, out);
+}
+
+int ss_store_ca_set_state(struct ss_store *st, const char *tenant_id, const char *ca_id,
+                          enum ss_ca_state state, const char *actor)
+{
+	if (!st || !ss_uuid_ok(tenant_id) || !ss_uuid_ok(ca_id) || !ss_ca_state_name(state) ||
+	    !ss_uuid_or_empty_ok(actor))
+		return SPH_ERR_INVALID_ARG;
+	return st->ops->ca_set_state(st->be, tenant_id, ca_id, state, actor);
+}
+
+int ss_store_ca_active(struct ss_store *st, const char *tenant_id, struct ss_ca_record *out)
+{
+	if (out)
+		memset(out, 0, sizeof(*out));
+	if (!st || !out || !ss_uuid_ok(tenant_id))
+		return SPH_ERR_INVALID_ARG;
+	return st->ops->ca_active(st->be, tenant_id, out);
 }

@@ -287,6 +287,66 @@ enum ss_os_feed ss_os_feed_from_name(const char *name);
 const char *ss_update_policy_name(enum ss_update_policy p);
 enum ss_update_policy ss_update_policy_from_name(const char *name);
 
+/* ---- tenant CAs ----------------------------------------------------------------
+ * A tenant's CA generations (docs/api-ca.md): each a root and a device CA
+ * certificate (DER) with their private keys wrapped under the service's KEK
+ * (the store sees only ciphertext). States: exactly one Active per tenant at
+ * any time once it has a CA; a Revoked one never becomes Active again. A
+ * tenant holds at most SS_CA_PER_TENANT rows (SPH_ERR_EXHAUSTED past it). */
+
+#define SS_CA_CERT_MAX   4096 /* bytes of one DER certificate (= SS_CA_DER_MAX) */
+#define SS_CA_KEY_MAX    512  /* bytes of one wrapped key (= SS_CA_KEYBLOB_MAX) */
+#define SS_CA_PER_TENANT 64
+
+enum ss_ca_state {
+	SS_CA_ACTIVE = 1,   /* issues device certificates */
+	SS_CA_INACTIVE = 2, /* published (trusted), does not issue: a successor or a predecessor */
+	SS_CA_REVOKED = 3,  /* no longer published; final */
+};
+
+struct ss_ca_record {
+	char id[SS_UUID_LEN + 1];
+	char tenant_id[SS_UUID_LEN + 1];
+	enum ss_ca_state state;
+	int64_t created;   /* Unix seconds */
+	int64_t not_after; /* the device CA's end, Unix seconds */
+	uint8_t root_der[SS_CA_CERT_MAX];
+	size_t root_der_len;
+	uint8_t device_der[SS_CA_CERT_MAX];
+	size_t device_der_len;
+	uint8_t root_key[SS_CA_KEY_MAX]; /* wrapped: nonce || AES-256-GCM || tag */
+	size_t root_key_len;
+	uint8_t device_key[SS_CA_KEY_MAX];
+	size_t device_key_len;
+};
+
+/* Adds a CA to ca->tenant_id with a fresh id (written to id) and creation
+ * time, audited "ca.create" (detail: the state). ca->state: Active (only when
+ * the tenant has no Active CA: else SPH_ERR_STATE) or Inactive; every length
+ * 1..its array's size; not_after > 0. Unknown tenant: SPH_ERR_NOT_FOUND. */
+int ss_store_ca_add(struct ss_store *st, const struct ss_ca_record *ca, const char *actor,
+                    char id[SS_UUID_LEN + 1]);
+/* tenant_id's CAs, newest first. Each record is ~9.3 KiB: keep cap small. */
+int ss_store_ca_list(struct ss_store *st, const char *tenant_id, struct ss_ca_record *out,
+                     size_t cap, size_t *n);
+/* One CA of tenant_id (another tenant's: SPH_ERR_NOT_FOUND). */
+int ss_store_ca_get(struct ss_store *st, const char *tenant_id, const char *ca_id,
+                    struct ss_ca_record *out);
+/* Sets a CA's state, audited "ca.state" (detail: the new state). Active: the
+ * previous Active one becomes Inactive in the same transaction (audited too).
+ * A Revoked CA never changes again (SPH_ERR_STATE; Revoked again is a no-op);
+ * the Active CA cannot become Inactive or Revoked directly (SPH_ERR_STATE:
+ * activate a successor first), so a tenant never loses its issuer. Setting
+ * the state a CA has already is a no-op (0, not audited). */
+int ss_store_ca_set_state(struct ss_store *st, const char *tenant_id, const char *ca_id,
+                          enum ss_ca_state state, const char *actor);
+/* tenant_id's Active CA (SPH_ERR_NOT_FOUND when it has none). */
+int ss_store_ca_active(struct ss_store *st, const char *tenant_id, struct ss_ca_record *out);
+/* "Active", "Inactive", "Revoked"; NULL for others. ss_ca_state_from_name
+ * returns 0 for an unknown name. */
+const char *ss_ca_state_name(enum ss_ca_state state);
+enum ss_ca_state ss_ca_state_from_name(const char *name);
+
 /* Role names for the API: "Reader", "Contributor", "Administrator"; NULL for
  * others. ss_role_from_name returns SS_ROLE_NONE for an unknown name. */
 const char *ss_role_name(enum ss_role role);

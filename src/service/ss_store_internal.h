@@ -69,6 +69,14 @@ struct ss_store_ops {
 	/* group_id: "" for none. */
 	int (*device_set_group)(void *be, const char *tenant_id, const char *device_id,
 	                        const char *group_id, const char *actor);
+	/* Tenant CAs. ca: complete (id and created made by ss_store.c). */
+	int (*ca_add)(void *be, const struct ss_ca_record *ca, const char *actor);
+	int (*ca_list)(void *be, const char *tenant_id, struct ss_ca_record *out, size_t cap,
+	               size_t *n);
+	int (*ca_get)(void *be, const char *tenant_id, const char *ca_id, struct ss_ca_record *out);
+	int (*ca_set_state)(void *be, const char *tenant_id, const char *ca_id,
+	                    enum ss_ca_state state, const char *actor);
+	int (*ca_active)(void *be, const char *tenant_id, struct ss_ca_record *out);
 };
 
 extern const struct ss_store_ops ss_sqlite_ops;

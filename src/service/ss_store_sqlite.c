@@ -96,6 +96,21 @@ static const char *const ss_sq_migrations[] = {
         "CREATE INDEX device_groups_tenant ON device_groups (tenant_id, id);"
         "ALTER TABLE devices ADD COLUMN group_id TEXT REFERENCES device_groups (id);"
         "CREATE INDEX devices_group ON devices (group_id);",
+        /* 3: tenant CAs (docs/api.md §5). seq orders a tenant's CAs (newest
+         * first) where created ties within one second. */
+        "CREATE TABLE tenant_cas ("
+        " id TEXT PRIMARY KEY CHECK (length(id) = 36),"
+        " tenant_id TEXT NOT NULL REFERENCES tenants (id),"
+        " seq INTEGER NOT NULL,"
+        " state TEXT NOT NULL CHECK (state IN ('Active', 'Inactive', 'Revoked')),"
+        " created INTEGER NOT NULL,"
+        " not_after INTEGER NOT NULL,"
+        " root_der BLOB NOT NULL CHECK (length(root_der) BETWEEN 1 AND 4096),"
+        " device_der BLOB NOT NULL CHECK (length(device_der) BETWEEN 1 AND 4096),"
+        " root_key BLOB NOT NULL CHECK (length(root_key) BETWEEN 1 AND 512),"
+        " device_key BLOB NOT NULL CHECK (length(device_key) BETWEEN 1 AND 512),"
+        " UNIQUE (tenant_id, seq));"
+        "CREATE UNIQUE INDEX tenant_cas_active ON tenant_cas (tenant_id) WHERE state = 'Active';",
 };
 
 #define SS_SQ_SCHEMA ((int)(sizeof(ss_sq_migrations) / sizeof(ss_sq_migrations[0])))
@@ -142,6 +157,14 @@ enum ss_sq_q {
 	SS_Q_GROUP_LIST_PRODUCT,
 	SS_Q_DEVICE_GROUP_GET,
 	SS_Q_DEVICE_GROUP_SET,
+	SS_Q_CA_COUNT,
+	SS_Q_CA_ADD,
+	SS_Q_CA_LIST,
+	SS_Q_CA_GET,
+	SS_Q_CA_ACTIVE,
+	SS_Q_CA_STATE,
+	SS_Q_CA_ACTIVE_ID,
+	SS_Q_CA_SET_STATE,
 	SS_Q_COUNT
 };
 
@@ -214,6 +237,22 @@ static const char *const ss_sq_sql[SS_Q_COUNT] = {
                                     "ORDER BY id LIMIT ?",
         [SS_Q_DEVICE_GROUP_GET] = "SELECT group_id FROM devices WHERE id = ? AND tenant_id = ?",
         [SS_Q_DEVICE_GROUP_SET] = "UPDATE devices SET group_id = ? WHERE id = ? AND tenant_id = ?",
+#define SS_CA_COLS                                                                                 \
+	"SELECT id, tenant_id, state, created, not_after, root_der, device_der, root_key, "        \
+	"device_key FROM tenant_cas "
+        [SS_Q_CA_COUNT] = "SELECT COUNT(*), COALESCE(MAX(seq), 0), "
+                          "COALESCE(SUM(CASE WHEN state = 'Active' THEN 1 ELSE 0 END), 0) "
+                          "FROM tenant_cas WHERE tenant_id = ?",
+        [SS_Q_CA_ADD] = "INSERT INTO tenant_cas (id, tenant_id, seq, state, created, not_after, "
+                        "root_der, device_der, root_key, device_key) "
+                        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [SS_Q_CA_LIST] = SS_CA_COLS "WHERE tenant_id = ? ORDER BY seq DESC LIMIT ?",
+        [SS_Q_CA_GET] = SS_CA_COLS "WHERE tenant_id = ? AND id = ?",
+        [SS_Q_CA_ACTIVE] = SS_CA_COLS "WHERE tenant_id = ? AND state = 'Active'",
+        [SS_Q_CA_STATE] = "SELECT state FROM tenant_cas WHERE tenant_id = ? AND id = ?",
+        [SS_Q_CA_ACTIVE_ID] = "SELECT id FROM tenant_cas WHERE tenant_id = ? AND state = 'Active'",
+        [SS_Q_CA_SET_STATE] = "UPDATE tenant_cas SET state = ? WHERE tenant_id = ? AND id = ?",
+#undef SS_CA_COLS
 };
 
 struct ss_sq_conn {
@@ -280,7 +319,8 @@ static int ss_sq_corrupt(struct ss_sq_conn *c, const char *what)
 }
 
 /* Gets statement q (prepared once) and binds types: t text, n text or NULL
- * for "", i int64_t, b a 32-byte blob. Returns 0 and *out. */
+ * for "", i int64_t, b a 32-byte blob, B a blob and its size_t length.
+ * Returns 0 and *out. */
 static int ss_sq_vprep(struct ss_sq_conn *c, enum ss_sq_q q, sqlite3_stmt **out, const char *types,
                        va_list ap)
 {
@@ -314,6 +354,14 @@ static int ss_sq_vprep(struct ss_sq_conn *c, enum ss_sq_q q, sqlite3_stmt **out,
 			src = sqlite3_bind_blob(s, i + 1, va_arg(ap, const uint8_t *), 32,
 			                        SQLITE_STATIC);
 			break;
+		case 'B': {
+			const uint8_t *p = va_arg(ap, const uint8_t *);
+			size_t len = va_arg(ap, size_t);
+			src = len > (size_t)INT32_MAX
+			              ? SQLITE_TOOBIG
+			              : sqlite3_bind_blob(s, i + 1, p, (int)len, SQLITE_STATIC);
+			break;
+		}
 		default:
 			src = SQLITE_MISUSE;
 		}
@@ -1564,6 +1612,228 @@ static int ss_sq_device_set_group(void *be, const char *tenant_id, const char *d
 	return ss_sq_run(be, "device_set_group", true, ss_sq_device_set_group_fn, &a);
 }
 
+/* ---- tenant CAs -------------------------------------------------------------------- */
+
+/* Reads blob column col into dst[cap] (1..cap bytes). */
+static int ss_sq_blob(struct ss_sq_conn *c, sqlite3_stmt *s, int col, uint8_t *dst, size_t cap,
+                      size_t *len)
+{
+	const void *v = sqlite3_column_blob(s, col);
+	int n = sqlite3_column_bytes(s, col);
+
+	*len = 0;
+	if (sqlite3_column_type(s, col) != SQLITE_BLOB || n <= 0 || (size_t)n > cap)
+		return ss_sq_corrupt(c, sqlite3_column_name(s, col));
+	if (!v)
+		return ss_sq_err(c, SQLITE_NOMEM);
+	memcpy(dst, v, (size_t)n);
+	*len = (size_t)n;
+	return 0;
+}
+
+static int ss_sq_ca_state_col(struct ss_sq_conn *c, sqlite3_stmt *s, int col,
+                              enum ss_ca_state *state)
+{
+	const unsigned char *v = sqlite3_column_text(s, col);
+
+	*state = v ? ss_ca_state_from_name((const char *)v) : (enum ss_ca_state)0;
+	return *state ? 0 : ss_sq_corrupt(c, "state");
+}
+
+static int ss_sq_ca_row(struct ss_sq_conn *c, sqlite3_stmt *s, struct ss_ca_record *r)
+{
+	int rc = ss_sq_text(c, s, 0, r->id, sizeof(r->id), false);
+
+	if (!rc)
+		rc = ss_sq_text(c, s, 1, r->tenant_id, sizeof(r->tenant_id), false);
+	if (!rc)
+		rc = ss_sq_ca_state_col(c, s, 2, &r->state);
+	r->created = sqlite3_column_int64(s, 3);
+	r->not_after = sqlite3_column_int64(s, 4);
+	if (!rc)
+		rc = ss_sq_blob(c, s, 5, r->root_der, sizeof(r->root_der), &r->root_der_len);
+	if (!rc)
+		rc = ss_sq_blob(c, s, 6, r->device_der, sizeof(r->device_der), &r->device_der_len);
+	if (!rc)
+		rc = ss_sq_blob(c, s, 7, r->root_key, sizeof(r->root_key), &r->root_key_len);
+	if (!rc)
+		rc = ss_sq_blob(c, s, 8, r->device_key, sizeof(r->device_key), &r->device_key_len);
+	return rc;
+}
+
+static int ss_sq_ca_row_v(struct ss_sq_conn *c, sqlite3_stmt *s, void *out)
+{
+	return ss_sq_ca_row(c, s, out);
+}
+
+static int ss_sq_ca_add_fn(struct ss_sq_conn *c, struct ss_sq_args *a)
+{
+	const struct ss_ca_record *r = a->in;
+	sqlite3_stmt *s = NULL;
+	int64_t count = 0, seq = 0, active = 0;
+	int rc = ss_sq_exists(c, SS_Q_TENANT_GET, r->tenant_id);
+
+	if (!rc)
+		rc = ss_sq_prep(c, SS_Q_CA_COUNT, &s, "t", r->tenant_id);
+	if (!rc)
+		rc = ss_sq_step(c, s);
+	if (rc == 1) {
+		count = sqlite3_column_int64(s, 0);
+		seq = sqlite3_column_int64(s, 1);
+		active = sqlite3_column_int64(s, 2);
+		rc = 0;
+	} else if (rc == 0) {
+		rc = ss_sq_corrupt(c, "tenant_cas");
+	}
+	ss_sq_done(s);
+	if (rc)
+		goto out;
+	rc = SPH_ERR_EXHAUSTED;
+	if (count >= SS_CA_PER_TENANT)
+		goto out;
+	/* One Active CA per tenant: a second one is a state error, not a race. */
+	rc = SPH_ERR_STATE;
+	if (r->state == SS_CA_ACTIVE && active != 0)
+		goto out;
+	rc = ss_sq_exec(c, SS_Q_CA_ADD, "ttitiiBBBB", r->id, r->tenant_id, seq + 1,
+	                ss_ca_state_name(r->state), r->created, r->not_after, r->root_der,
+	                r->root_der_len, r->device_der, r->device_der_len, r->root_key,
+	                r->root_key_len, r->device_key, r->device_key_len);
+	if (!rc)
+		rc = ss_sq_audit(c, r->tenant_id, a->actor, "ca.create", r->id,
+		                 ss_ca_state_name(r->state));
+out:
+	return rc;
+}
+
+static int ss_sq_ca_add(void *be, const struct ss_ca_record *ca, const char *actor)
+{
+	struct ss_sq_args a = {.in = ca, .actor = actor};
+
+	return ss_sq_run(be, "ca_add", true, ss_sq_ca_add_fn, &a);
+}
+
+static int ss_sq_ca_list_fn(struct ss_sq_conn *c, struct ss_sq_args *a)
+{
+	struct ss_ca_record *out = a->out;
+	sqlite3_stmt *s = NULL;
+	int rc;
+
+	*a->n = 0;
+	rc = ss_sq_prep(c, SS_Q_CA_LIST, &s, "ti", a->tenant_id, (int64_t)a->cap);
+	while (!rc && *a->n < a->cap && (rc = ss_sq_step(c, s)) == 1) {
+		rc = ss_sq_ca_row(c, s, &out[*a->n]);
+		if (!rc)
+			(*a->n)++;
+	}
+	ss_sq_done(s);
+	return rc;
+}
+
+static int ss_sq_ca_list(void *be, const char *tenant_id, struct ss_ca_record *out, size_t cap,
+                         size_t *n)
+{
+	struct ss_sq_args a = {.tenant_id = tenant_id, .out = out, .cap = cap, .n = n};
+	int rc = ss_sq_run(be, "ca_list", false, ss_sq_ca_list_fn, &a);
+
+	if (rc) {
+		if (cap)
+			memset(out, 0, cap * sizeof(*out));
+		*n = 0;
+	}
+	return rc;
+}
+
+static int ss_sq_ca_get_fn(struct ss_sq_conn *c, struct ss_sq_args *a)
+{
+	if (a->name)
+		return ss_sq_get1(c, SS_Q_CA_GET, "tt", a->tenant_id, a->name, ss_sq_ca_row_v,
+		                  a->out);
+	return ss_sq_get1(c, SS_Q_CA_ACTIVE, "t", a->tenant_id, NULL, ss_sq_ca_row_v, a->out);
+}
+
+static int ss_sq_ca_get(void *be, const char *tenant_id, const char *ca_id,
+                        struct ss_ca_record *out)
+{
+	struct ss_sq_args a = {.tenant_id = tenant_id, .name = ca_id, .out = out};
+	int rc = ss_sq_run(be, "ca_get", false, ss_sq_ca_get_fn, &a);
+
+	if (rc)
+		memset(out, 0, sizeof(*out));
+	return rc;
+}
+
+static int ss_sq_ca_active(void *be, const char *tenant_id, struct ss_ca_record *out)
+{
+	struct ss_sq_args a = {.tenant_id = tenant_id, .out = out};
+	int rc = ss_sq_run(be, "ca_active", false, ss_sq_ca_get_fn, &a);
+
+	if (rc)
+		memset(out, 0, sizeof(*out));
+	return rc;
+}
+
+/* Moves one CA to state, with its audit row. */
+static int ss_sq_ca_move(struct ss_sq_conn *c, const char *tenant_id, const char *id,
+                         enum ss_ca_state state, const char *actor)
+{
+	int rc = ss_sq_exec(c, SS_Q_CA_SET_STATE, "ttt", ss_ca_state_name(state), tenant_id, id);
+
+	if (!rc && sqlite3_changes(c->db) != 1)
+		rc = ss_sq_corrupt(c, "tenant_cas");
+	if (!rc)
+		rc = ss_sq_audit(c, tenant_id, actor, "ca.state", id, ss_ca_state_name(state));
+	return rc;
+}
+
+static int ss_sq_ca_set_state_fn(struct ss_sq_conn *c, struct ss_sq_args *a)
+{
+	const enum ss_ca_state want = (enum ss_ca_state)a->version;
+	char active[SS_UUID_LEN + 1] = "";
+	enum ss_ca_state cur = (enum ss_ca_state)0;
+	sqlite3_stmt *s = NULL;
+	int rc = ss_sq_prep(c, SS_Q_CA_STATE, &s, "tt", a->tenant_id, a->name);
+
+	if (!rc)
+		rc = ss_sq_step(c, s);
+	if (rc == 1)
+		rc = ss_sq_ca_state_col(c, s, 0, &cur);
+	else if (rc == 0)
+		rc = SPH_ERR_NOT_FOUND;
+	ss_sq_done(s);
+	if (rc || cur == want)
+		goto out; /* already there: nothing to do */
+	/* Revoked is final; the Active CA leaves only when a successor takes over. */
+	rc = SPH_ERR_STATE;
+	if (cur == SS_CA_REVOKED || cur == SS_CA_ACTIVE)
+		goto out;
+	rc = 0;
+	if (want == SS_CA_ACTIVE) {
+		rc = ss_sq_prep(c, SS_Q_CA_ACTIVE_ID, &s, "t", a->tenant_id);
+		if (!rc)
+			rc = ss_sq_step(c, s);
+		if (rc == 1)
+			rc = ss_sq_text(c, s, 0, active, sizeof(active), false);
+		ss_sq_done(s);
+		/* The old one first: the index allows one Active row at a time. */
+		if (!rc && active[0])
+			rc = ss_sq_ca_move(c, a->tenant_id, active, SS_CA_INACTIVE, a->actor);
+	}
+	if (!rc)
+		rc = ss_sq_ca_move(c, a->tenant_id, a->name, want, a->actor);
+out:
+	return rc;
+}
+
+static int ss_sq_ca_set_state(void *be, const char *tenant_id, const char *ca_id,
+                              enum ss_ca_state state, const char *actor)
+{
+	struct ss_sq_args a = {
+	        .tenant_id = tenant_id, .name = ca_id, .version = (int)state, .actor = actor};
+
+	return ss_sq_run(be, "ca_set_state", true, ss_sq_ca_set_state_fn, &a);
+}
+
 const struct ss_store_ops ss_sqlite_ops = {
         .name = "sqlite",
         .open = ss_sq_open,
@@ -1595,4 +1865,9 @@ const struct ss_store_ops ss_sqlite_ops = {
         .group_get = ss_sq_group_get,
         .group_list = ss_sq_group_list,
         .device_set_group = ss_sq_device_set_group,
+        .ca_add = ss_sq_ca_add,
+        .ca_list = ss_sq_ca_list,
+        .ca_get = ss_sq_ca_get,
+        .ca_set_state = ss_sq_ca_set_state,
+        .ca_active = ss_sq_ca_active,
 };
