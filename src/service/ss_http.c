@@ -36,7 +36,9 @@
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 #include <event2/thread.h>
+#include <openssl/core_names.h>
 #include <openssl/err.h>
+#include <openssl/evp.h>
 #include <openssl/ssl.h>
 
 #include "common/common.h"
@@ -85,6 +87,7 @@ struct ss_http {
 	int nworkers;
 	size_t max_body;
 	bool client_certs;
+	bool device_keys;
 	struct ss_route routes[SS_HTTP_MAX_ROUTES + 1]; /* +1: GET /metrics */
 	size_t nroutes;
 	struct ss_worker *workers;
@@ -108,6 +111,8 @@ struct ss_req {
 	const uint8_t *body;
 	size_t body_len;
 	X509 *peer;
+	uint8_t peer_key[64]; /* device_keys: the proven client key */
+	bool has_peer_key;
 	char peer_addr[64];
 	struct timespec t0;
 	bool replied;
@@ -139,6 +144,36 @@ static void ss_log_tls(const char *event, const char *file)
 	ERR_clear_error();
 	sph_log(SPH_LOG_ERROR, "ss_http", event, "file=%s reason=\"%s\"", file ? file : "-",
 	        reason);
+}
+
+/* Accepts any client certificate chain; the verification result stays in
+ * the connection (SSL_get_verify_result) for ss_req_peer_cert. */
+static int ss_verify_any(int ok, X509_STORE_CTX *ctx)
+{
+	(void)ok;
+	(void)ctx;
+	return 1;
+}
+
+/* The P-256 public key X || Y of cert. Returns 0 or SPH_ERR_NOT_FOUND. */
+static int ss_cert_p256(X509 *cert, uint8_t pub[64])
+{
+	EVP_PKEY *k = X509_get0_pubkey(cert);
+	uint8_t pt[65];
+	char group[32];
+	size_t n = 0;
+
+	if (!k || EVP_PKEY_get_base_id(k) != EVP_PKEY_EC ||
+	    EVP_PKEY_get_utf8_string_param(k, OSSL_PKEY_PARAM_GROUP_NAME, group, sizeof(group),
+	                                   NULL) != 1 ||
+	    strcmp(group, "prime256v1") != 0 ||
+	    EVP_PKEY_get_octet_string_param(k, OSSL_PKEY_PARAM_PUB_KEY, pt, sizeof(pt), &n) != 1 ||
+	    n != sizeof(pt) || pt[0] != 0x04) {
+		ERR_clear_error();
+		return SPH_ERR_NOT_FOUND;
+	}
+	memcpy(pub, pt + 1, 64);
+	return 0;
 }
 
 static int ss_tls_new(const struct ss_http_config *cfg, SSL_CTX **out)
@@ -181,6 +216,12 @@ static int ss_tls_new(const struct ss_http_config *cfg, SSL_CTX **out)
 		SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
 		SSL_CTX_set_verify_depth(ctx, 4);
 	}
+	if (cfg->device_keys) {
+		/* Any certificate: the chain is judged later (ss_req_peer_cert),
+		 * the key's possession by the handshake itself. */
+		SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, ss_verify_any);
+		SSL_CTX_set_verify_depth(ctx, 4);
+	}
 	*out = ctx;
 	ctx = NULL; /* transferred */
 	rc = 0;
@@ -221,6 +262,7 @@ int ss_http_new(const struct ss_http_config *cfg, struct ss_http **out)
 	}
 	h->max_body = cfg->max_body ? cfg->max_body : SS_HTTP_BODY_MAX;
 	h->client_certs = cfg->client_ca_file != NULL;
+	h->device_keys = cfg->device_keys;
 	rc = ss_tls_new(cfg, &h->tls);
 	if (rc != 0)
 		goto out;
@@ -529,6 +571,16 @@ json_t *ss_req_json(const struct ss_req *r, char *why, size_t why_cap)
 	return j;
 }
 
+int ss_req_peer_key(const struct ss_req *r, uint8_t pub[64])
+{
+	if (!r || !pub)
+		return SPH_ERR_INVALID_ARG;
+	if (!r->has_peer_key)
+		return SPH_ERR_NOT_FOUND;
+	memcpy(pub, r->peer_key, 64);
+	return 0;
+}
+
 X509 *ss_req_peer_cert(const struct ss_req *r)
 {
 	return r->peer;
@@ -648,6 +700,10 @@ static void ss_on_request(struct evhttp_request *ev, void *arg)
 		evhttp_connection_get_peer(conn, &a, &port);
 		if (a)
 			snprintf(r.peer_addr, sizeof(r.peer_addr), "%s", a);
+	}
+	if (w->h->device_keys) {
+		X509 *any = SSL_get0_peer_certificate(ssl);
+		r.has_peer_key = any && ss_cert_p256(any, r.peer_key) == 0;
 	}
 	if (w->h->client_certs && SSL_get_verify_result(ssl) == X509_V_OK) {
 		/* Our own reference: valid for the whole handler, even if the

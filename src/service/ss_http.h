@@ -37,6 +37,12 @@ struct ss_http_config {
 	                             * requested (not required) and verified against
 	                             * these CAs; the handler sees the verified one */
 	size_t max_body;            /* 0 = SS_HTTP_BODY_MAX; larger bodies get 413 */
+	/* Devices: ask for a client certificate and accept any P-256 one, even
+	 * self-signed by the device's own key. The handshake proves the client
+	 * holds that key, whatever signed the certificate; ss_req_peer_key gives
+	 * the key, ss_req_peer_cert still only a certificate that verified
+	 * against client_ca_file. */
+	bool device_keys;
 };
 
 struct ss_http;
@@ -82,6 +88,11 @@ json_t *ss_req_json(const struct ss_req *r, char *why, size_t why_cap);
 /* The client certificate TLS verified (against client_ca_file), or NULL.
  * Owned by the connection: valid during the handler. */
 X509 *ss_req_peer_cert(const struct ss_req *r);
+/* With device_keys: the P-256 public key (X || Y) of the client certificate
+ * whose private key the TLS handshake proved the client holds. Returns 0,
+ * SPH_ERR_NOT_FOUND (no certificate, or not a P-256 key) or
+ * SPH_ERR_INVALID_ARG. */
+int ss_req_peer_key(const struct ss_req *r, uint8_t pub[64]);
 
 /* ---- replies (exactly one per request) ------------------------------------ */
 
