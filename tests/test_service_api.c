@@ -16,145 +16,8 @@
 #include <jansson.h>
 
 #include "service/service.h"
+#include "ss_fixture.h"
 #include "testutil.h"
-
-static struct {
-	char *tmp;
-	struct ss_config cfg;
-	struct ss_init_result init;
-	struct ss_service *svc;
-	uint16_t port;
-	char ca[700];
-} fx;
-
-struct buf {
-	char *p;
-	size_t n;
-};
-
-static size_t on_data(char *d, size_t sz, size_t n, void *arg)
-{
-	struct buf *b = arg;
-	char *q = realloc(b->p, b->n + sz * n + 1);
-	assert_non_null(q);
-	memcpy(q + b->n, d, sz * n);
-	b->n += sz * n;
-	q[b->n] = '\0';
-	b->p = q;
-	return sz * n;
-}
-
-/* One request; returns the status, *out the JSON reply (may be NULL). */
-static long req_raw(uint16_t port, const char *method, const char *path, const char *token,
-                    const char *body, size_t body_len, json_t **out)
-{
-	CURL *c = curl_easy_init();
-	struct curl_slist *h = NULL;
-	struct buf b = {NULL, 0};
-	char url[512], auth[128];
-	long status = 0;
-	CURLcode cc;
-
-	assert_non_null(c);
-	snprintf(url, sizeof(url), "https://localhost:%u%s", (unsigned)port, path);
-	curl_easy_setopt(c, CURLOPT_URL, url);
-	curl_easy_setopt(c, CURLOPT_CAINFO, fx.ca);
-	curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
-	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
-	curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
-	curl_easy_setopt(c, CURLOPT_TIMEOUT, 20L);
-	if (token) {
-		snprintf(auth, sizeof(auth), "Authorization: Bearer %s", token);
-		h = curl_slist_append(h, auth);
-	}
-	if (body) {
-		h = curl_slist_append(h, "Content-Type: application/json");
-		curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
-		curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)body_len);
-	}
-	curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
-	cc = curl_easy_perform(c);
-	if (cc == CURLE_OK)
-		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
-	if (out)
-		*out = b.p && b.n ? json_loads(b.p, 0, NULL) : NULL;
-	free(b.p);
-	curl_slist_free_all(h);
-	curl_easy_cleanup(c);
-	return status;
-}
-
-static long req(const char *method, const char *path, const char *token, const char *body,
-                json_t **out)
-{
-	return req_raw(fx.port, method, path, token, body, body ? strlen(body) : 0, out);
-}
-
-/* The request's status, with the reply's error word checked when want_err. */
-static void expect(long status, const char *want_err, const char *method, const char *path,
-                   const char *token, const char *body)
-{
-	json_t *j = NULL;
-	long got = req(method, path, token, body, &j);
-
-	if (got != status)
-		fail_msg("%s %s: status %ld, want %ld (%s)", method, path, got, status,
-		         j ? json_string_value(json_object_get(j, "reason")) : "");
-	if (want_err)
-		assert_string_equal(json_string_value(json_object_get(j, "error")), want_err);
-	json_decref(j);
-}
-
-static const char *jstr(json_t *j, const char *key)
-{
-	const char *v = json_string_value(json_object_get(j, key));
-	assert_non_null(v);
-	return v;
-}
-
-/* A device id: 128 lowercase hex digits, from a seed. */
-static void device_id(char out[129], unsigned seed)
-{
-	for (int i = 0; i < 128; i++)
-		out[i] = "0123456789abcdef"[(seed * 7u + (unsigned)i * 13u) % 16u];
-	out[128] = '\0';
-}
-
-static int setup(void **state)
-{
-	char dir[600];
-
-	(void)state;
-	curl_global_init(CURL_GLOBAL_DEFAULT);
-	fx.tmp = tu_mkdtemp();
-	snprintf(dir, sizeof(dir), "%s/ss", fx.tmp);
-	ss_config_defaults(&fx.cfg);
-	assert_int_equal(ss_config_set(&fx.cfg, "data-dir", dir, NULL, 0), 0);
-	assert_int_equal(ss_config_set(&fx.cfg, "port", "0", NULL, 0), 0);
-	assert_int_equal(ss_config_set(&fx.cfg, "workers", "2", NULL, 0), 0);
-	assert_int_equal(ss_config_set(&fx.cfg, "max-body", "4096", NULL, 0), 0);
-	assert_int_equal(ss_init(&fx.cfg, "acme", "alice", &fx.init), 0);
-	/* A second init over the same directory is refused. */
-	{
-		struct ss_init_result again;
-		assert_int_equal(ss_init(&fx.cfg, NULL, NULL, &again), SPH_ERR_STATE);
-	}
-	snprintf(fx.ca, sizeof(fx.ca), "%s/tls/server.pem", dir);
-	assert_int_equal(ss_service_start(&fx.cfg, &fx.svc), 0);
-	fx.port = ss_service_port(fx.svc);
-	assert_true(fx.port != 0);
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	(void)state;
-	ss_service_free(fx.svc);
-	tu_rmtree(fx.tmp);
-	free(fx.tmp);
-	curl_global_cleanup();
-	return 0;
-}
 
 static void test_authentication(void **state)
 {
@@ -162,21 +25,26 @@ static void test_authentication(void **state)
 	json_t *j = NULL;
 
 	(void)state;
-	expect(200, NULL, "GET", "/v1/health", NULL, NULL);
-	expect(401, "unauthorized", "GET", "/v1/me", NULL, NULL);
-	expect(401, "unauthorized", "GET", "/v1/me", "not-a-token", NULL);
+	/* A second init over the same directory is refused. */
+	{
+		struct ss_init_result again;
+		assert_int_equal(ss_init(&fx.cfg, NULL, NULL, &again), SPH_ERR_STATE);
+	}
+	ssfx_expect(200, NULL, "GET", "/v1/health", NULL, NULL);
+	ssfx_expect(401, "unauthorized", "GET", "/v1/me", NULL, NULL);
+	ssfx_expect(401, "unauthorized", "GET", "/v1/me", "not-a-token", NULL);
 	/* Well-formed, unknown: one hex digit changed. */
 	memcpy(bad, fx.init.admin_token, sizeof(bad));
 	bad[10] = bad[10] == 'a' ? 'b' : 'a';
-	expect(401, "unauthorized", "GET", "/v1/me", bad, NULL);
-	assert_int_equal(req("GET", "/v1/me", fx.init.admin_token, NULL, &j), 200);
-	assert_string_equal(jstr(json_object_get(j, "user"), "name"), "alice");
-	assert_string_equal(jstr(json_array_get(json_object_get(j, "tenants"), 0), "role"),
+	ssfx_expect(401, "unauthorized", "GET", "/v1/me", bad, NULL);
+	assert_int_equal(ssfx_req("GET", "/v1/me", fx.init.admin_token, NULL, &j), 200);
+	assert_string_equal(ssfx_jstr(json_object_get(j, "user"), "name"), "alice");
+	assert_string_equal(ssfx_jstr(json_array_get(json_object_get(j, "tenants"), 0), "role"),
 	                    "Administrator");
 	json_decref(j);
 	/* The operator owns no tenant and may not create one. */
-	expect(403, "forbidden", "POST", "/v1/tenants", fx.init.operator_token,
-	       "{\"name\":\"op-tenant\"}");
+	ssfx_expect(403, "forbidden", "POST", "/v1/tenants", fx.init.operator_token,
+	            "{\"name\":\"op-tenant\"}");
 }
 
 static void test_tokens_revocable(void **state)
@@ -185,15 +53,15 @@ static void test_tokens_revocable(void **state)
 	char path[128], token[SS_TOKEN_LEN + 1];
 
 	(void)state;
-	assert_int_equal(req("POST", "/v1/tokens", fx.init.admin_token, "{}", &j), 201);
-	snprintf(token, sizeof(token), "%s", jstr(j, "token"));
-	snprintf(path, sizeof(path), "/v1/tokens/%s", jstr(j, "id"));
+	assert_int_equal(ssfx_req("POST", "/v1/tokens", fx.init.admin_token, "{}", &j), 201);
+	snprintf(token, sizeof(token), "%s", ssfx_jstr(j, "token"));
+	snprintf(path, sizeof(path), "/v1/tokens/%s", ssfx_jstr(j, "id"));
 	json_decref(j);
-	expect(200, NULL, "GET", "/v1/me", token, NULL);
-	expect(204, NULL, "DELETE", path, token, NULL);
-	expect(401, "unauthorized", "GET", "/v1/me", token, NULL);
+	ssfx_expect(200, NULL, "GET", "/v1/me", token, NULL);
+	ssfx_expect(204, NULL, "DELETE", path, token, NULL);
+	ssfx_expect(401, "unauthorized", "GET", "/v1/me", token, NULL);
 	/* Another user's token id is not ours to revoke. */
-	expect(404, "not_found", "DELETE", path, fx.init.admin_token, NULL);
+	ssfx_expect(404, "not_found", "DELETE", path, fx.init.admin_token, NULL);
 }
 
 static void test_roles_and_tenant_isolation(void **state)
@@ -205,57 +73,58 @@ static void test_roles_and_tenant_isolation(void **state)
 	(void)state;
 	snprintf(a, sizeof(a), "/v1/tenants/%s", fx.init.tenant.id);
 	/* Alice makes a second tenant, B, with Bob as its Administrator. */
-	assert_int_equal(req("POST", "/v1/tenants", fx.init.admin_token, "{\"name\":\"beta\"}", &j),
-	                 201);
-	snprintf(b, sizeof(b), "/v1/tenants/%s", jstr(j, "id"));
+	assert_int_equal(
+	        ssfx_req("POST", "/v1/tenants", fx.init.admin_token, "{\"name\":\"beta\"}", &j),
+	        201);
+	snprintf(b, sizeof(b), "/v1/tenants/%s", ssfx_jstr(j, "id"));
 	json_decref(j);
 	snprintf(path, sizeof(path), "%s/users", b);
-	assert_int_equal(req("POST", path, fx.init.admin_token,
-	                     "{\"name\":\"bob\",\"role\":\"Administrator\"}", &j),
+	assert_int_equal(ssfx_req("POST", path, fx.init.admin_token,
+	                          "{\"name\":\"bob\",\"role\":\"Administrator\"}", &j),
 	                 201);
-	snprintf(bob, sizeof(bob), "%s", jstr(j, "token"));
+	snprintf(bob, sizeof(bob), "%s", ssfx_jstr(j, "token"));
 	json_decref(j);
 	/* And a Reader in A. */
 	snprintf(path, sizeof(path), "%s/users", a);
-	assert_int_equal(req("POST", path, fx.init.admin_token,
-	                     "{\"name\":\"rita\",\"role\":\"Reader\"}", &j),
+	assert_int_equal(ssfx_req("POST", path, fx.init.admin_token,
+	                          "{\"name\":\"rita\",\"role\":\"Reader\"}", &j),
 	                 201);
-	snprintf(reader, sizeof(reader), "%s", jstr(j, "token"));
+	snprintf(reader, sizeof(reader), "%s", ssfx_jstr(j, "token"));
 	json_decref(j);
-	expect(400, "bad_request", "POST", path, fx.init.admin_token,
-	       "{\"name\":\"x\",\"role\":\"Owner\"}");
+	ssfx_expect(400, "bad_request", "POST", path, fx.init.admin_token,
+	            "{\"name\":\"x\",\"role\":\"Owner\"}");
 
 	/* The Reader reads but never writes. */
-	expect(200, NULL, "GET", a, reader, NULL);
+	ssfx_expect(200, NULL, "GET", a, reader, NULL);
 	snprintf(path, sizeof(path), "%s/roles", a);
-	expect(200, NULL, "GET", path, reader, NULL);
-	device_id(dev, 1);
+	ssfx_expect(200, NULL, "GET", path, reader, NULL);
+	ssfx_device_id(dev, 1);
 	snprintf(body, sizeof(body), "{\"device_id\":\"%s\"}", dev);
 	snprintf(path, sizeof(path), "%s/devices", a);
-	expect(403, "forbidden", "POST", path, reader, body);
+	ssfx_expect(403, "forbidden", "POST", path, reader, body);
 	snprintf(path, sizeof(path), "%s/users", a);
-	expect(403, "forbidden", "POST", path, reader,
-	       "{\"name\":\"eve\",\"role\":\"Administrator\"}");
+	ssfx_expect(403, "forbidden", "POST", path, reader,
+	            "{\"name\":\"eve\",\"role\":\"Administrator\"}");
 	snprintf(path, sizeof(path), "%s/audit", a);
-	expect(403, "forbidden", "GET", path, reader, NULL);
+	ssfx_expect(403, "forbidden", "GET", path, reader, NULL);
 
 	/* Bob (B's Administrator) cannot see or touch anything of A's: 404, as
 	 * for a tenant that does not exist. */
-	expect(404, "not_found", "GET", a, bob, NULL);
+	ssfx_expect(404, "not_found", "GET", a, bob, NULL);
 	snprintf(path, sizeof(path), "%s/devices", a);
-	expect(404, "not_found", "GET", path, bob, NULL);
-	expect(404, "not_found", "POST", path, bob, body);
+	ssfx_expect(404, "not_found", "GET", path, bob, NULL);
+	ssfx_expect(404, "not_found", "POST", path, bob, body);
 	snprintf(path, sizeof(path), "%s/audit", a);
-	expect(404, "not_found", "GET", path, bob, NULL);
+	ssfx_expect(404, "not_found", "GET", path, bob, NULL);
 	snprintf(path, sizeof(path), "%s/users", a);
-	expect(404, "not_found", "POST", path, bob,
-	       "{\"name\":\"bob\",\"role\":\"Administrator\"}");
-	expect(404, "not_found", "GET", "/v1/tenants/00000000-0000-4000-8000-000000000000",
-	       fx.init.admin_token, NULL);
+	ssfx_expect(404, "not_found", "POST", path, bob,
+	            "{\"name\":\"bob\",\"role\":\"Administrator\"}");
+	ssfx_expect(404, "not_found", "GET", "/v1/tenants/00000000-0000-4000-8000-000000000000",
+	            fx.init.admin_token, NULL);
 
 	/* The last Administrator stays. */
 	snprintf(path, sizeof(path), "%s/roles/%s", a, fx.init.admin.id);
-	expect(409, "conflict", "DELETE", path, fx.init.admin_token, NULL);
+	ssfx_expect(409, "conflict", "DELETE", path, fx.init.admin_token, NULL);
 }
 
 static void test_claim_once_and_release(void **state)
@@ -266,36 +135,38 @@ static void test_claim_once_and_release(void **state)
 	(void)state;
 	snprintf(a, sizeof(a), "/v1/tenants/%s", fx.init.tenant.id);
 	assert_int_equal(
-	        req("POST", "/v1/tenants", fx.init.admin_token, "{\"name\":\"gamma\"}", &j), 201);
-	snprintf(b, sizeof(b), "/v1/tenants/%s", jstr(j, "id"));
+	        ssfx_req("POST", "/v1/tenants", fx.init.admin_token, "{\"name\":\"gamma\"}", &j),
+	        201);
+	snprintf(b, sizeof(b), "/v1/tenants/%s", ssfx_jstr(j, "id"));
 	json_decref(j);
 	snprintf(path, sizeof(path), "%s/users", b);
-	assert_int_equal(req("POST", path, fx.init.admin_token,
-	                     "{\"name\":\"gus\",\"role\":\"Administrator\"}", &j),
+	assert_int_equal(ssfx_req("POST", path, fx.init.admin_token,
+	                          "{\"name\":\"gus\",\"role\":\"Administrator\"}", &j),
 	                 201);
-	snprintf(bob, sizeof(bob), "%s", jstr(j, "token"));
+	snprintf(bob, sizeof(bob), "%s", ssfx_jstr(j, "token"));
 	json_decref(j);
 
-	device_id(dev, 2);
+	ssfx_device_id(dev, 2);
 	snprintf(body, sizeof(body), "{\"device_id\":\"%s\"}", dev);
 	snprintf(path, sizeof(path), "%s/devices", a);
-	expect(201, NULL, "POST", path, fx.init.admin_token, body);
-	expect(409, "conflict", "POST", path, fx.init.admin_token, body); /* again */
+	ssfx_expect(201, NULL, "POST", path, fx.init.admin_token, body);
+	ssfx_expect(409, "conflict", "POST", path, fx.init.admin_token, body); /* again */
 	snprintf(path, sizeof(path), "%s/devices", b);
-	expect(409, "conflict", "POST", path, bob, body); /* another tenant */
+	ssfx_expect(409, "conflict", "POST", path, bob, body); /* another tenant */
 	snprintf(path, sizeof(path), "%s/devices/%s", b, dev);
-	expect(404, "not_found", "GET", path, bob, NULL);
+	ssfx_expect(404, "not_found", "GET", path, bob, NULL);
 	snprintf(path, sizeof(path), "%s/devices/%s", a, dev);
-	expect(200, NULL, "GET", path, fx.init.admin_token, NULL);
+	ssfx_expect(200, NULL, "GET", path, fx.init.admin_token, NULL);
 
 	/* Bad claims: malformed JSON, not an object, trailing bytes, a missing
 	 * field, a bad device id, an oversize body. */
 	snprintf(path, sizeof(path), "%s/devices", a);
-	expect(400, "bad_request", "POST", path, fx.init.admin_token, "{\"device_id\":");
-	expect(400, "bad_request", "POST", path, fx.init.admin_token, "[1,2]");
-	expect(400, "bad_request", "POST", path, fx.init.admin_token, "{} {}");
-	expect(400, "bad_request", "POST", path, fx.init.admin_token, "{\"id\":\"x\"}");
-	expect(400, "bad_request", "POST", path, fx.init.admin_token, "{\"device_id\":\"ABCDEF\"}");
+	ssfx_expect(400, "bad_request", "POST", path, fx.init.admin_token, "{\"device_id\":");
+	ssfx_expect(400, "bad_request", "POST", path, fx.init.admin_token, "[1,2]");
+	ssfx_expect(400, "bad_request", "POST", path, fx.init.admin_token, "{} {}");
+	ssfx_expect(400, "bad_request", "POST", path, fx.init.admin_token, "{\"id\":\"x\"}");
+	ssfx_expect(400, "bad_request", "POST", path, fx.init.admin_token,
+	            "{\"device_id\":\"ABCDEF\"}");
 	{
 		size_t n = 8192;
 		char *big = malloc(n);
@@ -303,34 +174,34 @@ static void test_claim_once_and_release(void **state)
 		memset(big, ' ', n);
 		big[0] = '{';
 		big[n - 1] = '}';
-		assert_int_equal(req_raw(fx.port, "POST", path, fx.init.admin_token, big, n, NULL),
+		assert_int_equal(ssfx_req_raw(0, "POST", path, fx.init.admin_token, big, n, NULL),
 		                 413);
 		free(big);
 	}
 
 	/* Release to B: only B may claim it now, and it moves there. */
-	device_id(dev2, 3);
+	ssfx_device_id(dev2, 3);
 	snprintf(path, sizeof(path), "%s/devices/%s/release", a, dev);
 	snprintf(body, sizeof(body), "{\"to_tenant\":\"%s\"}", b + strlen("/v1/tenants/"));
-	expect(200, NULL, "POST", path, fx.init.admin_token, body);
+	ssfx_expect(200, NULL, "POST", path, fx.init.admin_token, body);
 	snprintf(path, sizeof(path), "%s/devices/%s/release", a, dev2);
-	expect(404, "not_found", "POST", path, fx.init.admin_token, body); /* not held */
+	ssfx_expect(404, "not_found", "POST", path, fx.init.admin_token, body); /* not held */
 	snprintf(body, sizeof(body), "{\"device_id\":\"%s\"}", dev);
 	snprintf(path, sizeof(path), "%s/devices", b);
-	expect(201, NULL, "POST", path, bob, body);
+	ssfx_expect(201, NULL, "POST", path, bob, body);
 	snprintf(path, sizeof(path), "%s/devices/%s", a, dev);
-	expect(404, "not_found", "GET", path, fx.init.admin_token, NULL);
+	ssfx_expect(404, "not_found", "GET", path, fx.init.admin_token, NULL);
 	snprintf(path, sizeof(path), "%s/devices/%s", b, dev);
-	expect(200, NULL, "GET", path, bob, NULL);
+	ssfx_expect(200, NULL, "GET", path, bob, NULL);
 
 	/* A's audit keeps the history: claim then release. */
 	snprintf(path, sizeof(path), "%s/audit", a);
-	assert_int_equal(req("GET", path, fx.init.admin_token, NULL, &j), 200);
+	assert_int_equal(ssfx_req("GET", path, fx.init.admin_token, NULL, &j), 200);
 	{
 		json_t *ev = json_object_get(j, "events");
 		bool claim = false, release = false;
 		for (size_t i = 0; i < json_array_size(ev); i++) {
-			const char *act = jstr(json_array_get(ev, i), "action");
+			const char *act = ssfx_jstr(json_array_get(ev, i), "action");
 			claim |= strcmp(act, "device.claim") == 0;
 			release |= strcmp(act, "device.release") == 0 && claim;
 		}
@@ -341,23 +212,16 @@ static void test_claim_once_and_release(void **state)
 
 static void test_metrics(void **state)
 {
-	CURL *c = curl_easy_init();
-	struct buf b = {NULL, 0};
-	char url[128];
+	struct ssfx_reply r;
 
 	(void)state;
-	expect(401, NULL, "GET", "/v1/me", NULL, NULL);
-	snprintf(url, sizeof(url), "https://localhost:%u/metrics", (unsigned)fx.port);
-	curl_easy_setopt(c, CURLOPT_URL, url);
-	curl_easy_setopt(c, CURLOPT_CAINFO, fx.ca);
-	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
-	curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
-	assert_int_equal(curl_easy_perform(c), CURLE_OK);
-	assert_non_null(b.p);
-	assert_non_null(strstr(b.p, "sphere_http_requests_total"));
-	assert_non_null(strstr(b.p, "sphere_auth_failures_total{reason=\"missing\"}"));
-	free(b.p);
-	curl_easy_cleanup(c);
+	ssfx_expect(401, NULL, "GET", "/v1/me", NULL, NULL);
+	ssfx_call(0, "GET", "/metrics", NULL, NULL, 0, NULL, &r);
+	assert_int_equal(r.status, 200);
+	assert_non_null(r.body);
+	assert_non_null(strstr(r.body, "sphere_http_requests_total"));
+	assert_non_null(strstr(r.body, "sphere_auth_failures_total{reason=\"missing\"}"));
+	ssfx_reply_free(&r);
 }
 
 /* The real binary: a claim it acknowledged survives kill -9. */
@@ -372,7 +236,7 @@ static void test_kill9_durability(void **state)
 	(void)state;
 	if (!bin)
 		skip();
-	snprintf(dir, sizeof(dir), "%s/ss", fx.tmp);
+	snprintf(dir, sizeof(dir), "%s", fx.data);
 	for (int round = 0; round < 2; round++) {
 		FILE *f;
 		char line[256];
@@ -392,19 +256,19 @@ static void test_kill9_durability(void **state)
 		assert_non_null(fgets(line, sizeof(line), f)); /* "... listening on ADDR:PORT" */
 		assert_int_equal(sscanf(strrchr(line, ':') + 1, "%hu", &port), 1);
 		snprintf(port_s, sizeof(port_s), "%u", (unsigned)port);
-		device_id(dev, 9);
+		ssfx_device_id(dev, 9);
 		if (round == 0) {
 			snprintf(body, sizeof(body), "{\"device_id\":\"%s\"}", dev);
 			snprintf(path, sizeof(path), "/v1/tenants/%s/devices", fx.init.tenant.id);
-			assert_int_equal(req_raw(port, "POST", path, fx.init.admin_token, body,
-			                         strlen(body), NULL),
+			assert_int_equal(ssfx_req_raw(port, "POST", path, fx.init.admin_token, body,
+			                              strlen(body), NULL),
 			                 201);
 			kill(pid, SIGKILL); /* right after the acknowledgement */
 		} else {
 			snprintf(path, sizeof(path), "/v1/tenants/%s/devices/%s", fx.init.tenant.id,
 			         dev);
 			assert_int_equal(
-			        req_raw(port, "GET", path, fx.init.admin_token, NULL, 0, NULL),
+			        ssfx_req_raw(port, "GET", path, fx.init.admin_token, NULL, 0, NULL),
 			        200);
 			kill(pid, SIGTERM);
 		}
@@ -423,5 +287,5 @@ int main(void)
 	        cmocka_unit_test(test_metrics),
 	        cmocka_unit_test(test_kill9_durability),
 	};
-	return cmocka_run_group_tests(tests, setup, teardown);
+	return cmocka_run_group_tests(tests, ssfx_setup, ssfx_teardown);
 }

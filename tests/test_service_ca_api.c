@@ -20,123 +20,28 @@
 #include <sqlite3.h>
 
 #include "service/ss_internal.h"
+#include "ss_fixture.h"
 #include "testutil.h"
-
-static struct {
-	char *tmp;
-	char data[600];
-	struct ss_config cfg;
-	struct ss_init_result init;
-	struct ss_service *svc;
-	uint16_t port;
-	char ca[700];
-} fx;
-
-struct buf {
-	char *p;
-	size_t n;
-};
-
-static size_t on_data(char *d, size_t sz, size_t n, void *arg)
-{
-	struct buf *b = arg;
-	char *q = realloc(b->p, b->n + sz * n + 1);
-	assert_non_null(q);
-	memcpy(q + b->n, d, sz * n);
-	b->n += sz * n;
-	q[b->n] = '\0';
-	b->p = q;
-	return sz * n;
-}
-
-/* One request; returns the status and the raw reply in *out (caller frees). */
-static long req_buf(const char *method, const char *path, const char *token, const char *body,
-                    struct buf *out, char *ctype, size_t ctype_cap)
-{
-	CURL *c = curl_easy_init();
-	struct curl_slist *h = NULL;
-	char url[512], auth[128];
-	long status = 0;
-	char *ct = NULL;
-
-	assert_non_null(c);
-	out->p = NULL;
-	out->n = 0;
-	snprintf(url, sizeof(url), "https://localhost:%u%s", (unsigned)fx.port, path);
-	curl_easy_setopt(c, CURLOPT_URL, url);
-	curl_easy_setopt(c, CURLOPT_CAINFO, fx.ca);
-	curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
-	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
-	curl_easy_setopt(c, CURLOPT_WRITEDATA, out);
-	curl_easy_setopt(c, CURLOPT_TIMEOUT, 20L);
-	if (token) {
-		snprintf(auth, sizeof(auth), "Authorization: Bearer %s", token);
-		h = curl_slist_append(h, auth);
-	}
-	if (body) {
-		h = curl_slist_append(h, "Content-Type: application/json");
-		curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
-	}
-	curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
-	if (curl_easy_perform(c) == CURLE_OK) {
-		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
-		curl_easy_getinfo(c, CURLINFO_CONTENT_TYPE, &ct);
-		if (ctype)
-			snprintf(ctype, ctype_cap, "%s", ct ? ct : "");
-	}
-	curl_slist_free_all(h);
-	curl_easy_cleanup(c);
-	return status;
-}
-
-static long req(const char *method, const char *path, const char *token, const char *body,
-                json_t **out)
-{
-	struct buf b;
-	long st = req_buf(method, path, token, body, &b, NULL, 0);
-
-	if (out)
-		*out = b.p ? json_loads(b.p, 0, NULL) : NULL;
-	free(b.p);
-	return st;
-}
-
-static void expect(long status, const char *method, const char *path, const char *token,
-                   const char *body)
-{
-	json_t *j = NULL;
-	long got = req(method, path, token, body, &j);
-
-	if (got != status)
-		fail_msg("%s %s: status %ld, want %ld (%s)", method, path, got, status,
-		         j ? json_string_value(json_object_get(j, "reason")) : "");
-	json_decref(j);
-}
-
-static const char *jstr(json_t *j, const char *key)
-{
-	const char *v = json_string_value(json_object_get(j, key));
-	assert_non_null(v);
-	return v;
-}
 
 /* GETs path into the file name (under tmp); returns the status. */
 static long download(const char *path, const char *token, const char *name, const char *want_ct)
 {
-	struct buf b;
-	char ct[128] = "", *file = tu_path(fx.tmp, name);
-	long st = req_buf("GET", path, token, NULL, &b, ct, sizeof(ct));
+	struct ssfx_reply r;
+	char *file = tu_path(fx.tmp, name);
+	long st;
 	FILE *f;
 
+	ssfx_call(0, "GET", path, token, NULL, 0, NULL, &r);
+	st = r.status;
 	if (st == 200) {
 		f = fopen(file, "wb");
 		assert_non_null(f);
-		assert_int_equal(fwrite(b.p, 1, b.n, f), b.n);
+		assert_int_equal(fwrite(r.body, 1, r.len, f), r.len);
 		assert_int_equal(fclose(f), 0);
 		if (want_ct)
-			assert_string_equal(ct, want_ct);
+			assert_string_equal(r.ctype, want_ct);
 	}
-	free(b.p);
+	ssfx_reply_free(&r);
 	free(file);
 	return st;
 }
@@ -217,7 +122,7 @@ static json_t *ca_list(const char *tenant, const char *token)
 	json_t *j = NULL, *a;
 
 	snprintf(path, sizeof(path), "/v1/tenants/%s/ca-certificates", tenant);
-	assert_int_equal(req("GET", path, token, NULL, &j), 200);
+	assert_int_equal(ssfx_req("GET", path, token, NULL, &j), 200);
 	a = json_incref(json_object_get(j, "ca_certificates"));
 	assert_true(json_is_array(a));
 	json_decref(j);
@@ -227,36 +132,9 @@ static json_t *ca_list(const char *tenant, const char *token)
 static const char *state_of(json_t *list, const char *id)
 {
 	for (size_t i = 0; i < json_array_size(list); i++)
-		if (strcmp(jstr(json_array_get(list, i), "id"), id) == 0)
-			return jstr(json_array_get(list, i), "state");
+		if (strcmp(ssfx_jstr(json_array_get(list, i), "id"), id) == 0)
+			return ssfx_jstr(json_array_get(list, i), "state");
 	return "absent";
-}
-
-static int setup(void **state)
-{
-	(void)state;
-	curl_global_init(CURL_GLOBAL_DEFAULT);
-	fx.tmp = tu_mkdtemp();
-	snprintf(fx.data, sizeof(fx.data), "%s/ss", fx.tmp);
-	ss_config_defaults(&fx.cfg);
-	assert_int_equal(ss_config_set(&fx.cfg, "data-dir", fx.data, NULL, 0), 0);
-	assert_int_equal(ss_config_set(&fx.cfg, "port", "0", NULL, 0), 0);
-	assert_int_equal(ss_config_set(&fx.cfg, "workers", "2", NULL, 0), 0);
-	assert_int_equal(ss_init(&fx.cfg, "acme", "alice", &fx.init), 0);
-	snprintf(fx.ca, sizeof(fx.ca), "%s/tls/server.pem", fx.data);
-	assert_int_equal(ss_service_start(&fx.cfg, &fx.svc), 0);
-	fx.port = ss_service_port(fx.svc);
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	(void)state;
-	ss_service_free(fx.svc);
-	tu_rmtree(fx.tmp);
-	free(fx.tmp);
-	curl_global_cleanup();
-	return 0;
 }
 
 static void test_active_from_creation(void **state)
@@ -269,22 +147,23 @@ static void test_active_from_creation(void **state)
 	/* The tenant init made. */
 	l = ca_list(fx.init.tenant.id, tok);
 	assert_int_equal(json_array_size(l), 1);
-	assert_string_equal(jstr(json_array_get(l, 0), "state"), "Active");
-	assert_non_null(strstr(jstr(json_array_get(l, 0), "device_subject"), fx.init.tenant.id));
-	assert_non_null(strstr(jstr(json_array_get(l, 0), "root_subject"), "root"));
+	assert_string_equal(ssfx_jstr(json_array_get(l, 0), "state"), "Active");
+	assert_non_null(
+	        strstr(ssfx_jstr(json_array_get(l, 0), "device_subject"), fx.init.tenant.id));
+	assert_non_null(strstr(ssfx_jstr(json_array_get(l, 0), "root_subject"), "root"));
 	assert_true(json_integer_value(json_object_get(json_array_get(l, 0), "not_after")) >
 	            json_integer_value(json_object_get(json_array_get(l, 0), "created")));
 	json_decref(l);
 	/* A tenant created through the API. */
-	assert_int_equal(req("POST", "/v1/tenants", tok, "{\"name\":\"beta\"}", &j), 201);
-	l = ca_list(jstr(j, "id"), tok);
+	assert_int_equal(ssfx_req("POST", "/v1/tenants", tok, "{\"name\":\"beta\"}", &j), 201);
+	l = ca_list(ssfx_jstr(j, "id"), tok);
 	assert_int_equal(json_array_size(l), 1);
-	assert_string_equal(jstr(json_array_get(l, 0), "state"), "Active");
+	assert_string_equal(ssfx_jstr(json_array_get(l, 0), "state"), "Active");
 	json_decref(l);
 	json_decref(j);
 	/* No token: 401. */
 	snprintf(path, sizeof(path), "/v1/tenants/%s/ca-certificates", fx.init.tenant.id);
-	expect(401, "GET", path, NULL, NULL);
+	ssfx_expect(401, NULL, "GET", path, NULL, NULL);
 }
 
 static void test_chain_verifies(void **state)
@@ -292,8 +171,8 @@ static void test_chain_verifies(void **state)
 	const char *tok = fx.init.admin_token, *t = fx.init.tenant.id;
 	char path[300];
 	json_t *l = ca_list(t, tok);
-	const char *id = jstr(json_array_get(l, 0), "id");
-	struct buf b;
+	const char *id = ssfx_jstr(json_array_get(l, 0), "id");
+	struct ssfx_reply b;
 	const uint8_t *p;
 	PKCS7 *p7;
 
@@ -311,28 +190,29 @@ static void test_chain_verifies(void **state)
 	assert_int_equal(verify("bundle.pem", "dev.pem"), 0);
 	/* PKCS#7: the same two certificates. */
 	snprintf(path, sizeof(path), "/v1/tenants/%s/ca-certificates/%s/chain?format=p7", t, id);
-	char ct[128];
-	assert_int_equal(req_buf("GET", path, tok, NULL, &b, ct, sizeof(ct)), 200);
-	assert_string_equal(ct, "application/pkcs7-mime");
-	p = (const uint8_t *)b.p;
-	p7 = d2i_PKCS7(NULL, &p, (long)b.n);
+	ssfx_call(0, "GET", path, tok, NULL, 0, NULL, &b);
+	assert_int_equal(b.status, 200);
+	assert_string_equal(b.ctype, "application/pkcs7-mime");
+	p = (const uint8_t *)b.body;
+	p7 = d2i_PKCS7(NULL, &p, (long)b.len);
 	assert_non_null(p7);
 	assert_int_equal(sk_X509_num(p7->d.sign->cert), 2);
 	PKCS7_free(p7);
-	free(b.p);
+	ssfx_reply_free(&b);
 	/* Bad format, unknown and malformed CA ids. */
 	snprintf(path, sizeof(path), "/v1/tenants/%s/ca-certificates/%s/chain?format=der", t, id);
-	expect(400, "GET", path, tok, NULL);
+	ssfx_expect(400, NULL, "GET", path, tok, NULL);
 	snprintf(path, sizeof(path),
 	         "/v1/tenants/%s/ca-certificates/00000000-0000-4000-8000-000000000000/chain", t);
-	expect(404, "GET", path, tok, NULL);
+	ssfx_expect(404, NULL, "GET", path, tok, NULL);
 	snprintf(path, sizeof(path), "/v1/tenants/%s/ca-certificates/nope/chain", t);
-	expect(404, "GET", path, tok, NULL);
+	ssfx_expect(404, NULL, "GET", path, tok, NULL);
 	/* A certificate of another tenant's CA does not verify against this chain. */
 	{
 		json_t *j = NULL;
-		assert_int_equal(req("POST", "/v1/tenants", tok, "{\"name\":\"gamma\"}", &j), 201);
-		issue(jstr(j, "id"), "other.pem");
+		assert_int_equal(ssfx_req("POST", "/v1/tenants", tok, "{\"name\":\"gamma\"}", &j),
+		                 201);
+		issue(ssfx_jstr(j, "id"), "other.pem");
 		assert_int_equal(verify("bundle.pem", "other.pem"), 1);
 		json_decref(j);
 	}
@@ -346,18 +226,18 @@ static void test_rollover(void **state)
 	json_t *l = ca_list(t, tok), *j = NULL;
 
 	(void)state;
-	snprintf(old_id, sizeof(old_id), "%s", jstr(json_array_get(l, 0), "id"));
+	snprintf(old_id, sizeof(old_id), "%s", ssfx_jstr(json_array_get(l, 0), "id"));
 	json_decref(l);
 	snprintf(bpath, sizeof(bpath), "/v1/tenants/%s/ca-certificates/chain", t);
 	issue(t, "old-dev.pem");
 	/* A successor: Inactive, published beside the current CA. */
 	snprintf(path, sizeof(path), "/v1/tenants/%s/ca-certificates", t);
-	assert_int_equal(req("POST", path, tok, NULL, &j), 201);
-	assert_string_equal(jstr(j, "state"), "Inactive");
-	snprintf(new_id, sizeof(new_id), "%s", jstr(j, "id"));
+	assert_int_equal(ssfx_req("POST", path, tok, NULL, &j), 201);
+	assert_string_equal(ssfx_jstr(j, "state"), "Inactive");
+	snprintf(new_id, sizeof(new_id), "%s", ssfx_jstr(j, "id"));
 	json_decref(j);
 	l = ca_list(t, tok);
-	assert_string_equal(jstr(json_array_get(l, 0), "id"), new_id); /* newest first */
+	assert_string_equal(ssfx_jstr(json_array_get(l, 0), "id"), new_id); /* newest first */
 	assert_string_equal(state_of(l, old_id), "Active");
 	json_decref(l);
 	assert_int_equal(download(bpath, tok, "bundle2.pem", NULL), 200);
@@ -373,8 +253,8 @@ static void test_rollover(void **state)
 	assert_int_equal(verify("new-chain.pem", "mid-dev.pem"), 1);
 	/* Activate the successor: the old one becomes Inactive. */
 	snprintf(path, sizeof(path), "/v1/tenants/%s/ca-certificates/%s/state", t, new_id);
-	assert_int_equal(req("POST", path, tok, "{\"state\":\"Active\"}", &j), 200);
-	assert_string_equal(jstr(j, "state"), "Active");
+	assert_int_equal(ssfx_req("POST", path, tok, "{\"state\":\"Active\"}", &j), 200);
+	assert_string_equal(ssfx_jstr(j, "state"), "Active");
 	json_decref(j);
 	l = ca_list(t, tok);
 	assert_string_equal(state_of(l, old_id), "Inactive");
@@ -384,29 +264,29 @@ static void test_rollover(void **state)
 	assert_int_equal(verify("new-chain.pem", "new-dev.pem"), 0);
 	assert_int_equal(verify("old-chain.pem", "new-dev.pem"), 1);
 	/* The Active CA cannot be revoked; a bad state word is 400. */
-	expect(409, "POST", path, tok, "{\"state\":\"Revoked\"}");
-	expect(400, "POST", path, tok, "{\"state\":\"Inactive\"}");
-	expect(400, "POST", path, tok, "{}");
+	ssfx_expect(409, NULL, "POST", path, tok, "{\"state\":\"Revoked\"}");
+	ssfx_expect(400, NULL, "POST", path, tok, "{\"state\":\"Inactive\"}");
+	ssfx_expect(400, NULL, "POST", path, tok, "{}");
 	/* Revoke the old one: gone from the bundle, and its certificates with it. */
 	snprintf(path, sizeof(path), "/v1/tenants/%s/ca-certificates/%s/state", t, old_id);
-	assert_int_equal(req("POST", path, tok, "{\"state\":\"Revoked\"}", &j), 200);
-	assert_string_equal(jstr(j, "state"), "Revoked");
+	assert_int_equal(ssfx_req("POST", path, tok, "{\"state\":\"Revoked\"}", &j), 200);
+	assert_string_equal(ssfx_jstr(j, "state"), "Revoked");
 	json_decref(j);
 	assert_int_equal(download(bpath, tok, "bundle3.pem", NULL), 200);
 	assert_int_equal(count_certs("bundle3.pem"), 2);
 	assert_int_equal(verify("bundle3.pem", "new-dev.pem"), 0);
 	assert_int_equal(verify("bundle3.pem", "old-dev.pem"), 1);
 	/* Revoked is final. */
-	expect(409, "POST", path, tok, "{\"state\":\"Active\"}");
+	ssfx_expect(409, NULL, "POST", path, tok, "{\"state\":\"Active\"}");
 	/* Audited. */
 	{
 		size_t creates = 0, states = 0;
 		json_t *ev;
 		snprintf(path, sizeof(path), "/v1/tenants/%s/audit?limit=1000", t);
-		assert_int_equal(req("GET", path, tok, NULL, &j), 200);
+		assert_int_equal(ssfx_req("GET", path, tok, NULL, &j), 200);
 		ev = json_object_get(j, "events");
 		for (size_t i = 0; i < json_array_size(ev); i++) {
-			const char *a = jstr(json_array_get(ev, i), "action");
+			const char *a = ssfx_jstr(json_array_get(ev, i), "action");
 			creates += strcmp(a, "ca.create") == 0;
 			states += strcmp(a, "ca.state") == 0;
 		}
@@ -425,56 +305,57 @@ static void test_roles_and_isolation(void **state)
 
 	(void)state;
 	l = ca_list(t, alice);
-	snprintf(id, sizeof(id), "%s", jstr(json_array_get(l, 0), "id"));
+	snprintf(id, sizeof(id), "%s", ssfx_jstr(json_array_get(l, 0), "id"));
 	json_decref(l);
 	/* bob: Reader of acme, Administrator of his own tenant. */
 	snprintf(path, sizeof(path), "/v1/tenants/%s/users", t);
-	assert_int_equal(req("POST", path, alice, "{\"name\":\"bob\",\"role\":\"Reader\"}", &j),
-	                 201);
-	snprintf(bob, sizeof(bob), "%s", jstr(j, "token"));
+	assert_int_equal(
+	        ssfx_req("POST", path, alice, "{\"name\":\"bob\",\"role\":\"Reader\"}", &j), 201);
+	snprintf(bob, sizeof(bob), "%s", ssfx_jstr(j, "token"));
 	json_decref(j);
-	assert_int_equal(req("POST", "/v1/tenants", bob, "{\"name\":\"bobs\"}", &j), 201);
-	snprintf(bobs, sizeof(bobs), "%s", jstr(j, "id"));
+	assert_int_equal(ssfx_req("POST", "/v1/tenants", bob, "{\"name\":\"bobs\"}", &j), 201);
+	snprintf(bobs, sizeof(bobs), "%s", ssfx_jstr(j, "id"));
 	json_decref(j);
 	/* carol: Administrator of bob's tenant only. */
 	snprintf(path, sizeof(path), "/v1/tenants/%s/users", bobs);
 	assert_int_equal(
-	        req("POST", path, bob, "{\"name\":\"carol\",\"role\":\"Administrator\"}", &j), 201);
-	snprintf(carol, sizeof(carol), "%s", jstr(j, "token"));
+	        ssfx_req("POST", path, bob, "{\"name\":\"carol\",\"role\":\"Administrator\"}", &j),
+	        201);
+	snprintf(carol, sizeof(carol), "%s", ssfx_jstr(j, "token"));
 	json_decref(j);
 	l = ca_list(bobs, carol);
-	snprintf(bobs_ca, sizeof(bobs_ca), "%s", jstr(json_array_get(l, 0), "id"));
+	snprintf(bobs_ca, sizeof(bobs_ca), "%s", ssfx_jstr(json_array_get(l, 0), "id"));
 	json_decref(l);
 
 	/* The Reader reads, and changes nothing. */
 	snprintf(path, sizeof(path), "/v1/tenants/%s/ca-certificates", t);
-	expect(200, "GET", path, bob, NULL);
-	expect(403, "POST", path, bob, NULL);
+	ssfx_expect(200, NULL, "GET", path, bob, NULL);
+	ssfx_expect(403, NULL, "POST", path, bob, NULL);
 	snprintf(path, sizeof(path), "/v1/tenants/%s/ca-certificates/chain", t);
-	expect(200, "GET", path, bob, NULL);
+	ssfx_expect(200, NULL, "GET", path, bob, NULL);
 	snprintf(path, sizeof(path), "/v1/tenants/%s/ca-certificates/%s/chain", t, id);
-	expect(200, "GET", path, bob, NULL);
+	ssfx_expect(200, NULL, "GET", path, bob, NULL);
 	snprintf(path, sizeof(path), "/v1/tenants/%s/ca-certificates/%s/state", t, id);
-	expect(403, "POST", path, bob, "{\"state\":\"Revoked\"}");
+	ssfx_expect(403, NULL, "POST", path, bob, "{\"state\":\"Revoked\"}");
 
 	/* Another tenant's Administrator: 404 for everything. */
 	snprintf(path, sizeof(path), "/v1/tenants/%s/ca-certificates", t);
-	expect(404, "GET", path, carol, NULL);
-	expect(404, "POST", path, carol, NULL);
+	ssfx_expect(404, NULL, "GET", path, carol, NULL);
+	ssfx_expect(404, NULL, "POST", path, carol, NULL);
 	snprintf(path, sizeof(path), "/v1/tenants/%s/ca-certificates/chain", t);
-	expect(404, "GET", path, carol, NULL);
+	ssfx_expect(404, NULL, "GET", path, carol, NULL);
 	snprintf(path, sizeof(path), "/v1/tenants/%s/ca-certificates/%s/chain", t, id);
-	expect(404, "GET", path, carol, NULL);
+	ssfx_expect(404, NULL, "GET", path, carol, NULL);
 	snprintf(path, sizeof(path), "/v1/tenants/%s/ca-certificates/%s/state", t, id);
-	expect(404, "POST", path, carol, "{\"state\":\"Active\"}");
+	ssfx_expect(404, NULL, "POST", path, carol, "{\"state\":\"Active\"}");
 	/* ... and her own tenant's path does not reach acme's CA. */
 	snprintf(path, sizeof(path), "/v1/tenants/%s/ca-certificates/%s/chain", bobs, id);
-	expect(404, "GET", path, carol, NULL);
+	ssfx_expect(404, NULL, "GET", path, carol, NULL);
 	snprintf(path, sizeof(path), "/v1/tenants/%s/ca-certificates/%s/state", bobs, id);
-	expect(404, "POST", path, carol, "{\"state\":\"Active\"}");
+	ssfx_expect(404, NULL, "POST", path, carol, "{\"state\":\"Active\"}");
 	/* Nor alice bob's tenant's CA through acme. */
 	snprintf(path, sizeof(path), "/v1/tenants/%s/ca-certificates/%s/chain", t, bobs_ca);
-	expect(404, "GET", path, alice, NULL);
+	ssfx_expect(404, NULL, "GET", path, alice, NULL);
 }
 
 /* Fails if blob parses as a private key, whole or after the GCM nonce. */
@@ -526,5 +407,5 @@ int main(void)
 	        cmocka_unit_test(test_roles_and_isolation),
 	        cmocka_unit_test(test_no_plaintext_key),
 	};
-	return cmocka_run_group_tests(tests, setup, teardown);
+	return cmocka_run_group_tests(tests, ssfx_setup, ssfx_teardown);
 }
