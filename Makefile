@@ -63,4 +63,5 @@ format:
 	@clang-format -i $$(git ls-files '*.c' '*.h')
 
 clean:
+	@for d in build build-asan; do scripts/pg-test.sh stop $$d/pg-test; done # test clusters
 	rm -rf build build-asan build-fuzz

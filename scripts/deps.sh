@@ -11,6 +11,7 @@ PACKAGES=(
 	libcbor-dev                           # CBOR (COSE, EAT)
 	libisal-dev                           # Reed-Solomon erasure code, CRC32C (secmon)
 	libevent-dev libsqlite3-dev           # security service: HTTPS server, embedded database
+	postgresql libpq-dev                  # PostgreSQL store: libpq, and the server the tests start
 	libcurl4-openssl-dev                  # HTTPS clients (CLI, agent, tests)
 	libcmocka-dev libjansson-dev          # unit tests (jansson reads test vectors)
 )

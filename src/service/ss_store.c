@@ -1,7 +1,9 @@
 /*
  * ss_store: the backend-neutral front (docs/api.md "Storage"). It picks the
  * backend from the URL, checks every argument before a backend sees it,
- * zeroes outputs, and makes ids (random UUID v4) and creation times.
+ * zeroes outputs, and makes ids (random UUID v4) and creation times. A
+ * backend that leaves a member of its table NULL (not implemented yet) makes
+ * that function return SPH_ERR_UNSUPPORTED instead of crashing.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +19,10 @@ struct ss_store {
 	const struct ss_store_ops *ops;
 	void *be;
 };
+
+/* Calls backend member m with the backend's state and the arguments that
+ * follow, or returns SPH_ERR_UNSUPPORTED when the backend lacks m. */
+#define SS_BE(st, m, ...) ((st)->ops->m ? (st)->ops->m((st)->be, __VA_ARGS__) : SPH_ERR_UNSUPPORTED)
 
 /* ---- helpers ---------------------------------------------------------------- */
 
@@ -126,8 +132,11 @@ static bool ss_list_args(void *out, size_t elem, size_t *cap, size_t *n)
 static const struct {
 	const char *prefix;
 	const struct ss_store_ops *ops;
+	bool whole_url; /* the backend gets the URL itself, not what follows the prefix */
 } ss_backends[] = {
-        {"sqlite:", &ss_sqlite_ops},
+        {"sqlite:", &ss_sqlite_ops, false},
+        {"postgresql://", &ss_pg_ops, true},
+        {"postgres://", &ss_pg_ops, true},
 };
 
 int ss_store_open(const char *url, struct ss_store **out)
@@ -145,16 +154,19 @@ int ss_store_open(const char *url, struct ss_store **out)
 		size_t len = strlen(ss_backends[i].prefix);
 		if (strncmp(url, ss_backends[i].prefix, len) == 0) {
 			ops = ss_backends[i].ops;
-			loc = url + len;
+			loc = ss_backends[i].whole_url ? url : url + len;
 		}
 	}
 	if (!ops) {
-		/* Any other "scheme://" (postgresql:// for now) is not built in. */
+		/* Any other "scheme://" is not built in. */
 		rc = SPH_ERR_UNSUPPORTED;
 		if (strstr(url, "://"))
 			goto out;
 		ops = &ss_sqlite_ops;
 	}
+	rc = SPH_ERR_UNSUPPORTED;
+	if (!ops->open || !ops->close)
+		goto out;
 	rc = SPH_ERR_NOMEM;
 	st = calloc(1, sizeof(*st));
 	if (!st)
@@ -185,7 +197,7 @@ int ss_store_schema_version(struct ss_store *st, int *version)
 		*version = 0;
 	if (!st || !version)
 		return SPH_ERR_INVALID_ARG;
-	return st->ops->schema_version(st->be, version);
+	return SS_BE(st, schema_version, version);
 }
 
 /* ---- tenants, users, roles, tokens ----------------------------------------- */
@@ -205,7 +217,7 @@ int ss_store_tenant_create(struct ss_store *st, const char *name, const char *ac
 		goto out;
 	memcpy(t.name, name, strlen(name) + 1);
 	t.created = ss_store_now();
-	rc = st->ops->tenant_create(st->be, &t, actor);
+	rc = SS_BE(st, tenant_create, &t, actor);
 	if (rc)
 		goto out;
 	*out = t;
@@ -219,7 +231,7 @@ int ss_store_tenant_get(struct ss_store *st, const char *id, struct ss_tenant *o
 		memset(out, 0, sizeof(*out));
 	if (!st || !out || !ss_uuid_ok(id))
 		return SPH_ERR_INVALID_ARG;
-	return st->ops->tenant_get(st->be, id, out);
+	return SS_BE(st, tenant_get, id, out);
 }
 
 int ss_store_tenant_list_for_user(struct ss_store *st, const char *user_id, struct ss_tenant *out,
@@ -227,7 +239,7 @@ int ss_store_tenant_list_for_user(struct ss_store *st, const char *user_id, stru
 {
 	if (!ss_list_args(out, sizeof(*out), &cap, n) || !st || !ss_uuid_ok(user_id))
 		return SPH_ERR_INVALID_ARG;
-	return st->ops->tenant_list_for_user(st->be, user_id, out, cap, n);
+	return SS_BE(st, tenant_list_for_user, user_id, out, cap, n);
 }
 
 int ss_store_user_create(struct ss_store *st, const char *name, bool is_operator,
@@ -245,7 +257,7 @@ int ss_store_user_create(struct ss_store *st, const char *name, bool is_operator
 		goto out;
 	memcpy(u.name, name, strlen(name) + 1);
 	u.is_operator = is_operator;
-	rc = st->ops->user_create(st->be, &u, ss_store_now());
+	rc = SS_BE(st, user_create, &u, ss_store_now());
 	if (rc)
 		goto out;
 	*out = u;
@@ -259,7 +271,7 @@ int ss_store_user_get(struct ss_store *st, const char *id, struct ss_user *out)
 		memset(out, 0, sizeof(*out));
 	if (!st || !out || !ss_uuid_ok(id))
 		return SPH_ERR_INVALID_ARG;
-	return st->ops->user_get(st->be, id, out);
+	return SS_BE(st, user_get, id, out);
 }
 
 int ss_store_user_by_name(struct ss_store *st, const char *name, struct ss_user *out)
@@ -268,7 +280,7 @@ int ss_store_user_by_name(struct ss_store *st, const char *name, struct ss_user 
 		memset(out, 0, sizeof(*out));
 	if (!st || !out || !ss_text_ok(name, 1, SS_NAME_MAX))
 		return SPH_ERR_INVALID_ARG;
-	return st->ops->user_by_name(st->be, name, out);
+	return SS_BE(st, user_by_name, name, out);
 }
 
 int ss_store_role_set(struct ss_store *st, const char *tenant_id, const char *user_id,
@@ -277,7 +289,7 @@ int ss_store_role_set(struct ss_store *st, const char *tenant_id, const char *us
 	if (!st || !ss_uuid_ok(tenant_id) || !ss_uuid_ok(user_id) || !ss_role_ok(role) ||
 	    !ss_uuid_or_empty_ok(actor))
 		return SPH_ERR_INVALID_ARG;
-	return st->ops->role_set(st->be, tenant_id, user_id, role, actor);
+	return SS_BE(st, role_set, tenant_id, user_id, role, actor);
 }
 
 int ss_store_role_get(struct ss_store *st, const char *tenant_id, const char *user_id,
@@ -287,7 +299,7 @@ int ss_store_role_get(struct ss_store *st, const char *tenant_id, const char *us
 		*role = SS_ROLE_NONE;
 	if (!st || !role || !ss_uuid_ok(tenant_id) || !ss_uuid_ok(user_id))
 		return SPH_ERR_INVALID_ARG;
-	return st->ops->role_get(st->be, tenant_id, user_id, role);
+	return SS_BE(st, role_get, tenant_id, user_id, role);
 }
 
 int ss_store_role_list(struct ss_store *st, const char *tenant_id, struct ss_role_entry *out,
@@ -295,7 +307,7 @@ int ss_store_role_list(struct ss_store *st, const char *tenant_id, struct ss_rol
 {
 	if (!ss_list_args(out, sizeof(*out), &cap, n) || !st || !ss_uuid_ok(tenant_id))
 		return SPH_ERR_INVALID_ARG;
-	return st->ops->role_list(st->be, tenant_id, out, cap, n);
+	return SS_BE(st, role_list, tenant_id, out, cap, n);
 }
 
 int ss_store_token_add(struct ss_store *st, const char *user_id, const uint8_t hash[32],
@@ -313,7 +325,7 @@ int ss_store_token_add(struct ss_store *st, const char *user_id, const uint8_t h
 		goto out;
 	memcpy(t.user_id, user_id, SS_UUID_LEN + 1);
 	t.created = ss_store_now();
-	rc = st->ops->token_add(st->be, &t, hash);
+	rc = SS_BE(st, token_add, &t, hash);
 	if (rc)
 		goto out;
 	*out = t;
@@ -330,7 +342,7 @@ int ss_store_token_find(struct ss_store *st, const uint8_t hash[32], struct ss_t
 		memset(user, 0, sizeof(*user));
 	if (!st || !hash || !tok || !user)
 		return SPH_ERR_INVALID_ARG;
-	return st->ops->token_find(st->be, hash, tok, user);
+	return SS_BE(st, token_find, hash, tok, user);
 }
 
 int ss_store_token_revoke(struct ss_store *st, const char *user_id, const char *token_id,
@@ -339,7 +351,7 @@ int ss_store_token_revoke(struct ss_store *st, const char *user_id, const char *
 	if (!st || !ss_uuid_ok(user_id) || !ss_uuid_ok(token_id) ||
 	    !ss_uuid_or_empty_ok(tenant_id) || !ss_uuid_or_empty_ok(actor))
 		return SPH_ERR_INVALID_ARG;
-	return st->ops->token_revoke(st->be, user_id, token_id, tenant_id, actor);
+	return SS_BE(st, token_revoke, user_id, token_id, tenant_id, actor);
 }
 
 /* ---- devices ------------------------------------------------------------------ */
@@ -350,7 +362,7 @@ int ss_store_device_claim(struct ss_store *st, const char *tenant_id, const char
 	if (!st || !ss_uuid_ok(tenant_id) || !ss_device_id_ok(device_id) ||
 	    !ss_uuid_or_empty_ok(actor))
 		return SPH_ERR_INVALID_ARG;
-	return st->ops->device_claim(st->be, tenant_id, device_id, actor);
+	return SS_BE(st, device_claim, tenant_id, device_id, actor);
 }
 
 int ss_store_device_release(struct ss_store *st, const char *tenant_id, const char *device_id,
@@ -360,7 +372,7 @@ int ss_store_device_release(struct ss_store *st, const char *tenant_id, const ch
 	    !ss_uuid_ok(to_tenant) || !ss_uuid_or_empty_ok(actor) ||
 	    strcmp(tenant_id, to_tenant) == 0)
 		return SPH_ERR_INVALID_ARG;
-	return st->ops->device_release(st->be, tenant_id, device_id, to_tenant, actor);
+	return SS_BE(st, device_release, tenant_id, device_id, to_tenant, actor);
 }
 
 int ss_store_device_get(struct ss_store *st, const char *tenant_id, const char *device_id,
@@ -370,7 +382,7 @@ int ss_store_device_get(struct ss_store *st, const char *tenant_id, const char *
 		memset(out, 0, sizeof(*out));
 	if (!st || !out || !ss_uuid_ok(tenant_id) || !ss_device_id_ok(device_id))
 		return SPH_ERR_INVALID_ARG;
-	return st->ops->device_get(st->be, tenant_id, device_id, out);
+	return SS_BE(st, device_get, tenant_id, device_id, out);
 }
 
 int ss_store_device_list(struct ss_store *st, const char *tenant_id, const char *after,
@@ -379,7 +391,7 @@ int ss_store_device_list(struct ss_store *st, const char *tenant_id, const char 
 	if (!ss_list_args(out, sizeof(*out), &cap, n) || !st || !ss_uuid_ok(tenant_id) || !after ||
 	    (after[0] && !ss_device_id_ok(after)))
 		return SPH_ERR_INVALID_ARG;
-	return st->ops->device_list(st->be, tenant_id, after, out, cap, n);
+	return SS_BE(st, device_list, tenant_id, after, out, cap, n);
 }
 
 /* ---- audit ---------------------------------------------------------------------- */
@@ -398,7 +410,7 @@ int ss_store_audit_add(struct ss_store *st, const char *tenant_id, const char *a
 	memcpy(a.action, action, strlen(action) + 1);
 	memcpy(a.target, target, strlen(target) + 1);
 	memcpy(a.detail, detail, strlen(detail) + 1);
-	return st->ops->audit_add(st->be, &a);
+	return SS_BE(st, audit_add, &a);
 }
 
 int ss_store_audit_list(struct ss_store *st, const char *tenant_id, int64_t after_id,
@@ -407,7 +419,7 @@ int ss_store_audit_list(struct ss_store *st, const char *tenant_id, int64_t afte
 	if (!ss_list_args(out, sizeof(*out), &cap, n) || !st || !ss_uuid_or_empty_ok(tenant_id) ||
 	    after_id < 0)
 		return SPH_ERR_INVALID_ARG;
-	return st->ops->audit_list(st->be, tenant_id, after_id, out, cap, n);
+	return SS_BE(st, audit_list, tenant_id, after_id, out, cap, n);
 }
 
 /* ---- products and device groups -------------------------------------------------- */
@@ -463,7 +475,7 @@ int ss_store_product_create(struct ss_store *st, const char *tenant_id, const ch
 		ss_copy(gs[i].product_id, sizeof(gs[i].product_id), p.id);
 		gs[i].created = p.created;
 	}
-	rc = st->ops->product_create(st->be, &p, gs, ng, actor);
+	rc = SS_BE(st, product_create, &p, gs, ng, actor);
 	if (rc)
 		goto out;
 	*out = p;
@@ -478,7 +490,7 @@ int ss_store_product_get(struct ss_store *st, const char *tenant_id, const char 
 		memset(out, 0, sizeof(*out));
 	if (!st || !out || !ss_uuid_ok(tenant_id) || !ss_uuid_ok(product_id))
 		return SPH_ERR_INVALID_ARG;
-	return st->ops->product_get(st->be, tenant_id, product_id, out);
+	return SS_BE(st, product_get, tenant_id, product_id, out);
 }
 
 int ss_store_product_list(struct ss_store *st, const char *tenant_id, const char *after,
@@ -487,7 +499,7 @@ int ss_store_product_list(struct ss_store *st, const char *tenant_id, const char
 	if (!ss_list_args(out, sizeof(*out), &cap, n) || !st || !ss_uuid_ok(tenant_id) ||
 	    !ss_uuid_or_empty_ok(after))
 		return SPH_ERR_INVALID_ARG;
-	return st->ops->product_list(st->be, tenant_id, after, out, cap, n);
+	return SS_BE(st, product_list, tenant_id, after, out, cap, n);
 }
 
 int ss_store_group_create(struct ss_store *st, const char *tenant_id, const char *product_id,
@@ -514,7 +526,7 @@ int ss_store_group_create(struct ss_store *st, const char *tenant_id, const char
 	g.os_feed = os_feed;
 	g.update_policy = update_policy;
 	g.created = ss_store_now();
-	rc = st->ops->group_create(st->be, &g, actor);
+	rc = SS_BE(st, group_create, &g, actor);
 	if (rc)
 		goto out;
 	*out = g;
@@ -539,7 +551,7 @@ int ss_store_group_update(struct ss_store *st, const char *tenant_id, const char
 	    (chg->os_feed != SS_FEED_NONE && !ss_feed_ok(chg->os_feed)) ||
 	    (chg->update_policy != SS_POLICY_NONE && !ss_policy_ok(chg->update_policy)))
 		return SPH_ERR_INVALID_ARG;
-	return st->ops->group_update(st->be, tenant_id, group_id, chg, actor, out);
+	return SS_BE(st, group_update, tenant_id, group_id, chg, actor, out);
 }
 
 int ss_store_group_get(struct ss_store *st, const char *tenant_id, const char *group_id,
@@ -549,7 +561,7 @@ int ss_store_group_get(struct ss_store *st, const char *tenant_id, const char *g
 		memset(out, 0, sizeof(*out));
 	if (!st || !out || !ss_uuid_ok(tenant_id) || !ss_uuid_ok(group_id))
 		return SPH_ERR_INVALID_ARG;
-	return st->ops->group_get(st->be, tenant_id, group_id, out);
+	return SS_BE(st, group_get, tenant_id, group_id, out);
 }
 
 int ss_store_group_list(struct ss_store *st, const char *tenant_id, const char *product_id,
@@ -558,7 +570,7 @@ int ss_store_group_list(struct ss_store *st, const char *tenant_id, const char *
 	if (!ss_list_args(out, sizeof(*out), &cap, n) || !st || !ss_uuid_ok(tenant_id) ||
 	    !ss_uuid_or_empty_ok(product_id) || !ss_uuid_or_empty_ok(after))
 		return SPH_ERR_INVALID_ARG;
-	return st->ops->group_list(st->be, tenant_id, product_id, after, out, cap, n);
+	return SS_BE(st, group_list, tenant_id, product_id, after, out, cap, n);
 }
 
 int ss_store_device_set_group(struct ss_store *st, const char *tenant_id, const char *device_id,
@@ -567,7 +579,7 @@ int ss_store_device_set_group(struct ss_store *st, const char *tenant_id, const 
 	if (!st || !ss_uuid_ok(tenant_id) || !ss_device_id_ok(device_id) ||
 	    !ss_uuid_or_empty_ok(group_id) || !ss_uuid_or_empty_ok(actor))
 		return SPH_ERR_INVALID_ARG;
-	return st->ops->device_set_group(st->be, tenant_id, device_id, group_id, actor);
+	return SS_BE(st, device_set_group, tenant_id, device_id, group_id, actor);
 }
 
 /* ---- tenant CAs ------------------------------------------------------------------ */
@@ -621,7 +633,7 @@ int ss_store_ca_add(struct ss_store *st, const struct ss_ca_record *ca, const ch
 	if (rc)
 		goto out;
 	rec->created = ss_store_now();
-	rc = st->ops->ca_add(st->be, rec, actor);
+	rc = SS_BE(st, ca_add, rec, actor);
 	if (rc)
 		goto out;
 	memcpy(id, rec->id, SS_UUID_LEN + 1);
@@ -637,7 +649,7 @@ int ss_store_ca_list(struct ss_store *st, const char *tenant_id, struct ss_ca_re
 {
 	if (!ss_list_args(out, sizeof(*out), &cap, n) || !st || !ss_uuid_ok(tenant_id))
 		return SPH_ERR_INVALID_ARG;
-	return st->ops->ca_list(st->be, tenant_id, out, cap, n);
+	return SS_BE(st, ca_list, tenant_id, out, cap, n);
 }
 
 int ss_store_ca_get(struct ss_store *st, const char *tenant_id, const char *ca_id,
@@ -647,7 +659,7 @@ int ss_store_ca_get(struct ss_store *st, const char *tenant_id, const char *ca_i
 		memset(out, 0, sizeof(*out));
 	if (!st || !out || !ss_uuid_ok(tenant_id) || !ss_uuid_ok(ca_id))
 		return SPH_ERR_INVALID_ARG;
-	return st->ops->ca_get(st->be, tenant_id, ca_id, out);
+	return SS_BE(st, ca_get, tenant_id, ca_id, out);
 }
 
 int ss_store_ca_set_state(struct ss_store *st, const char *tenant_id, const char *ca_id,
@@ -656,7 +668,7 @@ int ss_store_ca_set_state(struct ss_store *st, const char *tenant_id, const char
 	if (!st || !ss_uuid_ok(tenant_id) || !ss_uuid_ok(ca_id) || !ss_ca_state_name(state) ||
 	    !ss_uuid_or_empty_ok(actor))
 		return SPH_ERR_INVALID_ARG;
-	return st->ops->ca_set_state(st->be, tenant_id, ca_id, state, actor);
+	return SS_BE(st, ca_set_state, tenant_id, ca_id, state, actor);
 }
 
 int ss_store_ca_active(struct ss_store *st, const char *tenant_id, struct ss_ca_record *out)
@@ -665,5 +677,5 @@ int ss_store_ca_active(struct ss_store *st, const char *tenant_id, struct ss_ca_
 		memset(out, 0, sizeof(*out));
 	if (!st || !out || !ss_uuid_ok(tenant_id))
 		return SPH_ERR_INVALID_ARG;
-	return st->ops->ca_active(st->be, tenant_id, out);
+	return SS_BE(st, ca_active, tenant_id, out);
 }

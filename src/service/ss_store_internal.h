@@ -3,7 +3,9 @@
  * argument, zeroes outputs, makes ids and times, then calls the backend, so a
  * backend sees only well-formed input (UUIDs, device ids, bounded printable
  * text, roles in range, cap <= SS_LIST_MAX, out != NULL when cap > 0).
- * Backends return the same codes as the public functions.
+ * Backends return the same codes as the public functions. Every member but
+ * name, open and close may be NULL while a backend is incomplete: the public
+ * function then returns SPH_ERR_UNSUPPORTED.
  */
 #ifndef SPHERE_SS_STORE_INTERNAL_H
 #define SPHERE_SS_STORE_INTERNAL_H
@@ -12,7 +14,8 @@
 
 struct ss_store_ops {
 	const char *name; /* for logs: "sqlite" */
-	/* location: what follows the scheme (a path for SQLite). */
+	/* location: what follows "sqlite:" (a path) for SQLite; the whole
+	 * "postgresql://..." URL for PostgreSQL (handed to libpq as is). */
 	int (*open)(const char *location, void **be);
 	void (*close)(void *be);
 	int (*schema_version)(void *be, int *version);
@@ -80,6 +83,7 @@ struct ss_store_ops {
 };
 
 extern const struct ss_store_ops ss_sqlite_ops;
+extern const struct ss_store_ops ss_pg_ops;
 
 /* Unix seconds now (CLOCK_REALTIME). */
 int64_t ss_store_now(void);
