@@ -42,7 +42,8 @@ static const char ss_usage[] =
         "      --listen ADDR    address to listen on (default 127.0.0.1)\n"
         "  -p, --port N         TCP port, 0 = any free one (default 8443)\n"
         "  -w, --workers N      event-loop threads, 1..64 (default: the number of cores)\n"
-        "      --db URL         store: sqlite:PATH (default sqlite:DIR/sphere.db)\n"
+        "      --db URL         store: sqlite:PATH or postgresql://... (default\n"
+        "                       sqlite:DIR/sphere.db)\n"
         "      --cert FILE      TLS certificate chain, PEM (default DIR/tls/server.pem)\n"
         "      --key FILE       TLS private key, PEM (default DIR/tls/server.key)\n"
         "      --max-body N     request body limit in bytes (default 1048576)\n"
@@ -107,7 +108,7 @@ static int ss_cmd_serve(const struct ss_config *c)
 	signal(SIGPIPE, SIG_IGN);
 	rc = ss_service_start(c, &s);
 	if (rc != 0)
-		return ss_fail("serve", rc, c->db);
+		return ss_fail("serve", rc, "cannot start (the log says why)");
 	printf("sphere-ss listening on %s:%u\n", c->listen, (unsigned)ss_service_port(s));
 	fflush(stdout);
 	sigwait(&set, &sig);
