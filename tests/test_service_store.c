@@ -1737,6 +1737,347 @@ static void test_ca_limit(void **state)
 	free(r);
 }
 
+/* ---- image catalogue, OS feeds and deployments ------------------------------------ */
+
+/* An image record of tenant_id ("" : OS) of type with a random component id. */
+static struct ss_image fx_image(const char *tenant_id, uint32_t type, const char *version)
+{
+	struct ss_image i;
+	char hex[33];
+
+	memset(&i, 0, sizeof(i));
+	snprintf(i.tenant_id, sizeof(i.tenant_id), "%s", tenant_id);
+	fx_hex(16, hex, sizeof(hex));
+	snprintf(i.component_id, sizeof(i.component_id), "%.8s-%.4s-4%.3s-8%.3s-%.12s", hex,
+	         hex + 8, hex + 12, hex + 15, hex + 18);
+	i.type = type;
+	snprintf(i.name, sizeof(i.name), "comp");
+	snprintf(i.version, sizeof(i.version), "%s", version);
+	i.security_version = 3;
+	i.payload_size = 10;
+	i.package_size = 64;
+	assert_int_equal(RAND_bytes(i.payload_sha256, 32), 1);
+	assert_int_equal(RAND_bytes(i.package_sha256, 32), 1);
+	return i;
+}
+
+static void test_signer_add_get(void **state)
+{
+	struct fx *x = *state;
+	struct ss_tenant t = fx_tenant(x->st, "sig"), t2 = fx_tenant(x->st, "sig2");
+	struct ss_signer_record *r = calloc(1, sizeof(*r)), *got = calloc(1, sizeof(*got));
+	struct ss_audit a[64];
+	size_t n;
+
+	assert_non_null(r);
+	assert_non_null(got);
+	memcpy(r->tenant_id, t.id, SS_UUID_LEN + 1);
+	r->root_der_len = 400;
+	r->signer_der_len = 420;
+	r->root_key_len = 150;
+	r->signer_key_len = SS_CA_KEY_MAX;
+	assert_int_equal(RAND_bytes(r->root_der, 400), 1);
+	assert_int_equal(RAND_bytes(r->signer_key, SS_CA_KEY_MAX), 1);
+	/* Arguments. */
+	assert_int_equal(ss_store_signer_add(NULL, r, ""), SPH_ERR_INVALID_ARG);
+	assert_int_equal(ss_store_signer_add(x->st, NULL, ""), SPH_ERR_INVALID_ARG);
+	assert_int_equal(ss_store_signer_add(x->st, r, "nope"), SPH_ERR_INVALID_ARG);
+	r->root_key_len = 0;
+	assert_int_equal(ss_store_signer_add(x->st, r, ""), SPH_ERR_INVALID_ARG);
+	r->root_key_len = SS_CA_KEY_MAX + 1;
+	assert_int_equal(ss_store_signer_add(x->st, r, ""), SPH_ERR_INVALID_ARG);
+	r->root_key_len = 150;
+	assert_int_equal(ss_store_signer_get(x->st, "bad", got), SPH_ERR_INVALID_ARG);
+	assert_true(fx_zero(got, sizeof(*got)));
+	/* None yet; then one; a second is a duplicate and changes nothing. */
+	assert_int_equal(ss_store_signer_get(x->st, t.id, got), SPH_ERR_NOT_FOUND);
+	memcpy(r->tenant_id, fx_unknown, SS_UUID_LEN + 1);
+	assert_int_equal(ss_store_signer_add(x->st, r, ""), SPH_ERR_NOT_FOUND);
+	memcpy(r->tenant_id, t.id, SS_UUID_LEN + 1);
+	assert_int_equal(ss_store_signer_add(x->st, r, ""), 0);
+	assert_int_equal(ss_store_signer_get(x->st, t.id, got), 0);
+	assert_string_equal(got->tenant_id, t.id);
+	assert_true(got->created > 0);
+	assert_int_equal(got->root_der_len, 400);
+	assert_memory_equal(got->root_der, r->root_der, 400);
+	assert_int_equal(got->signer_key_len, SS_CA_KEY_MAX);
+	assert_memory_equal(got->signer_key, r->signer_key, SS_CA_KEY_MAX);
+	r->root_der[0] ^= 1;
+	assert_int_equal(ss_store_signer_add(x->st, r, ""), SPH_ERR_DUPLICATE);
+	assert_int_equal(ss_store_signer_get(x->st, t.id, got), 0);
+	assert_int_not_equal(got->root_der[0], r->root_der[0]);
+	/* Per tenant. */
+	assert_int_equal(ss_store_signer_get(x->st, t2.id, got), SPH_ERR_NOT_FOUND);
+	n = fx_audit(x->st, t.id, a);
+	assert_int_equal(fx_count_action(a, n, "image.signer"), 1);
+	free(r);
+	free(got);
+}
+
+static void test_image_add_get_list(void **state)
+{
+	struct fx *x = *state;
+	struct ss_tenant t = fx_tenant(x->st, "img"), t2 = fx_tenant(x->st, "img2");
+	struct ss_image in = fx_image(t.id, 4, "1.0"), out, got, list[8];
+	uint8_t pkg[64], *p = NULL;
+	struct ss_audit a[64];
+	size_t len = 0, n = 0;
+
+	assert_int_equal(RAND_bytes(pkg, sizeof(pkg)), 1);
+	/* Arguments: types per owner, lengths, texts, the package's size. */
+	assert_int_equal(ss_store_image_add(x->st, &in, pkg, 63, "", &out), SPH_ERR_INVALID_ARG);
+	assert_int_equal(ss_store_image_add(x->st, &in, NULL, 64, "", &out), SPH_ERR_INVALID_ARG);
+	in.type = 3;
+	assert_int_equal(ss_store_image_add(x->st, &in, pkg, 64, "", &out), SPH_ERR_INVALID_ARG);
+	in.type = 4;
+	in.security_version = 256;
+	assert_int_equal(ss_store_image_add(x->st, &in, pkg, 64, "", &out), SPH_ERR_INVALID_ARG);
+	in.security_version = 3;
+	in.version[0] = '\0';
+	assert_int_equal(ss_store_image_add(x->st, &in, pkg, 64, "", &out), SPH_ERR_INVALID_ARG);
+	snprintf(in.version, sizeof(in.version), "1.0");
+	snprintf(in.component_id, sizeof(in.component_id), "not-a-uuid");
+	assert_int_equal(ss_store_image_add(x->st, &in, pkg, 64, "", &out), SPH_ERR_INVALID_ARG);
+	assert_true(fx_zero(&out, sizeof(out)));
+	in = fx_image(t.id, 4, "1.0");
+	{
+		struct ss_image os = fx_image("", 4, "1"); /* an OS image must be 1..3 */
+		assert_int_equal(ss_store_image_add(x->st, &os, pkg, 64, "", &out),
+		                 SPH_ERR_INVALID_ARG);
+	}
+	memcpy(in.tenant_id, fx_unknown, SS_UUID_LEN + 1);
+	assert_int_equal(ss_store_image_add(x->st, &in, pkg, 64, "", &out), SPH_ERR_NOT_FOUND);
+	memcpy(in.tenant_id, t.id, SS_UUID_LEN + 1);
+
+	assert_int_equal(ss_store_image_add(x->st, &in, pkg, 64, "", &out), 0);
+	fx_uuid_shape(out.id);
+	assert_true(out.created > 0);
+	assert_string_equal(out.component_id, in.component_id);
+	/* The same component and version: 409; another version is fine; another
+	 * tenant may hold the same component and version. */
+	assert_int_equal(ss_store_image_add(x->st, &in, pkg, 64, "", &got), SPH_ERR_DUPLICATE);
+	snprintf(in.version, sizeof(in.version), "1.1");
+	assert_int_equal(ss_store_image_add(x->st, &in, pkg, 64, "", &got), 0);
+	{
+		struct ss_image other = in;
+		memcpy(other.tenant_id, t2.id, SS_UUID_LEN + 1);
+		snprintf(other.version, sizeof(other.version), "1.0");
+		assert_int_equal(ss_store_image_add(x->st, &other, pkg, 64, "", &list[0]), 0);
+	}
+
+	/* Get, per owner. */
+	assert_int_equal(ss_store_image_get(x->st, t.id, out.id, &got), 0);
+	assert_string_equal(got.id, out.id);
+	assert_string_equal(got.tenant_id, t.id);
+	assert_int_equal(got.type, 4);
+	assert_int_equal(got.security_version, 3);
+	assert_int_equal(got.payload_size, 10);
+	assert_int_equal(got.package_size, 64);
+	assert_memory_equal(got.payload_sha256, out.payload_sha256, 32);
+	assert_memory_equal(got.package_sha256, out.package_sha256, 32);
+	assert_int_equal(ss_store_image_get(x->st, t2.id, out.id, &got), SPH_ERR_NOT_FOUND);
+	assert_true(fx_zero(&got, sizeof(got)));
+	assert_int_equal(ss_store_image_get(x->st, "", out.id, &got), SPH_ERR_NOT_FOUND);
+	assert_int_equal(ss_store_image_get(x->st, t.id, "x", &got), SPH_ERR_INVALID_ARG);
+
+	/* The package, per owner. */
+	assert_int_equal(ss_store_image_package(x->st, t.id, out.id, &p, &len), 0);
+	assert_int_equal(len, 64);
+	assert_memory_equal(p, pkg, 64);
+	free(p);
+	assert_int_equal(ss_store_image_package(x->st, t2.id, out.id, &p, &len), SPH_ERR_NOT_FOUND);
+	assert_null(p);
+	assert_int_equal(len, 0);
+	assert_int_equal(ss_store_image_package(x->st, "", out.id, &p, &len), SPH_ERR_NOT_FOUND);
+
+	/* List: the tenant's two, by id, paged. */
+	assert_int_equal(ss_store_image_list(x->st, t.id, "", list, 8, &n), 0);
+	assert_int_equal(n, 2);
+	assert_true(strcmp(list[0].id, list[1].id) < 0);
+	{
+		char after[SS_UUID_LEN + 1], last[SS_UUID_LEN + 1];
+		memcpy(after, list[0].id, sizeof(after));
+		memcpy(last, list[1].id, sizeof(last));
+		assert_int_equal(ss_store_image_list(x->st, t.id, after, list, 8, &n), 0);
+		assert_int_equal(n, 1);
+		assert_string_equal(list[0].id, last);
+	}
+	assert_int_equal(ss_store_image_list(x->st, t.id, "bad", list, 8, &n), SPH_ERR_INVALID_ARG);
+	assert_int_equal(n, 0);
+	n = fx_audit(x->st, t.id, a);
+	assert_int_equal(fx_count_action(a, n, "image.add"), 2);
+}
+
+static void test_os_images_and_releases(void **state)
+{
+	struct fx *x = *state;
+	struct ss_tenant t = fx_tenant(x->st, "osr");
+	struct ss_image os1 = fx_image("", 3, "22.1"), os2 = fx_image("", 1, "bl"), app, o1, o2, oa,
+	                got;
+	struct ss_os_release rel, rel2, list[4];
+	uint8_t pkg[64] = {1};
+	size_t n = 0;
+
+	assert_int_equal(ss_store_image_add(x->st, &os1, pkg, 64, "", &o1), 0);
+	assert_int_equal(ss_store_image_add(x->st, &os1, pkg, 64, "", &got), SPH_ERR_DUPLICATE);
+	assert_int_equal(ss_store_image_add(x->st, &os2, pkg, 64, "", &o2), 0);
+	assert_string_equal(o1.tenant_id, "");
+	assert_int_equal(ss_store_image_get(x->st, "", o1.id, &got), 0);
+	assert_string_equal(got.tenant_id, "");
+	assert_int_equal(got.type, 3);
+	assert_int_equal(ss_store_image_get(x->st, t.id, o1.id, &got), SPH_ERR_NOT_FOUND);
+	app = fx_image(t.id, 5, "1");
+	assert_int_equal(ss_store_image_add(x->st, &app, pkg, 64, "", &oa), 0);
+
+	/* Arguments. */
+	assert_int_equal(ss_store_os_release_add(x->st, SS_FEED_NONE, o1.id, "", &rel),
+	                 SPH_ERR_INVALID_ARG);
+	assert_int_equal(ss_store_os_release_add(x->st, (enum ss_os_feed)9, o1.id, "", &rel),
+	                 SPH_ERR_INVALID_ARG);
+	assert_int_equal(ss_store_os_release_add(x->st, SS_FEED_RETAIL, "x", "", &rel),
+	                 SPH_ERR_INVALID_ARG);
+	assert_int_equal(ss_store_os_release_list(x->st, SS_FEED_NONE, list, 4, &n),
+	                 SPH_ERR_INVALID_ARG);
+	/* Only an OS image is published; unknown ids are not found. */
+	assert_int_equal(ss_store_os_release_add(x->st, SS_FEED_RETAIL, oa.id, "", &rel),
+	                 SPH_ERR_NOT_FOUND);
+	assert_int_equal(ss_store_os_release_add(x->st, SS_FEED_RETAIL, fx_unknown, "", &rel),
+	                 SPH_ERR_NOT_FOUND);
+	/* RetailEval first, then Retail; each feed once. */
+	assert_int_equal(ss_store_os_release_add(x->st, SS_FEED_RETAIL_EVAL, o1.id, "", &rel), 0);
+	fx_uuid_shape(rel.id);
+	assert_int_equal(rel.feed, SS_FEED_RETAIL_EVAL);
+	assert_string_equal(rel.image_id, o1.id);
+	assert_true(rel.published > 0 && rel.seq > 0);
+	assert_int_equal(ss_store_os_release_add(x->st, SS_FEED_RETAIL_EVAL, o1.id, "", &rel2),
+	                 SPH_ERR_DUPLICATE);
+	assert_int_equal(ss_store_os_release_add(x->st, SS_FEED_RETAIL, o1.id, "", &rel2), 0);
+	assert_true(rel2.seq > rel.seq);
+	assert_int_equal(ss_store_os_release_add(x->st, SS_FEED_RETAIL, o2.id, "", &rel2), 0);
+	/* Newest first. */
+	assert_int_equal(ss_store_os_release_list(x->st, SS_FEED_RETAIL, list, 4, &n), 0);
+	assert_true(n >= 2);
+	assert_string_equal(list[0].image_id, o2.id);
+	assert_string_equal(list[1].image_id, o1.id);
+	assert_int_equal(list[0].feed, SS_FEED_RETAIL);
+	assert_true(list[0].seq > list[1].seq);
+	assert_int_equal(ss_store_os_release_list(x->st, SS_FEED_RETAIL_EVAL, list, 1, &n), 0);
+	assert_int_equal(n, 1);
+	assert_string_equal(list[0].image_id, o1.id);
+	/* The OS list holds them; audited service-wide. */
+	{
+		struct ss_audit a[64];
+		size_t na = 0, k = 0;
+		int64_t after = 0;
+		/* Service-wide rows: walk them all for ours. */
+		do {
+			assert_int_equal(ss_store_audit_list(x->st, "", after, a, 64, &na), 0);
+			for (size_t i = 0; i < na; i++)
+				k += (strcmp(a[i].action, "os.publish") == 0 &&
+				      strcmp(a[i].target, o1.id) == 0) ||
+				     (strcmp(a[i].action, "os_image.add") == 0 &&
+				      strcmp(a[i].target, o1.id) == 0);
+			if (na)
+				after = a[na - 1].id;
+		} while (na == 64);
+		assert_int_equal(k, 3);
+	}
+}
+
+static void test_deployments(void **state)
+{
+	struct fx *x = *state;
+	struct ss_tenant t = fx_tenant(x->st, "dep"), t2 = fx_tenant(x->st, "dep2");
+	struct ss_product p = fx_product(x->st, &t, false), p2 = fx_product(x->st, &t2, false);
+	struct ss_group g, g2;
+	struct ss_image a1 = fx_image(t.id, 4, "1"), a2, b1 = fx_image(t.id, 5, "1"),
+	                f1 = fx_image(t2.id, 4, "1"), os = fx_image("", 3, "1"), ia1, ia2, ib1, if1,
+	                ios;
+	struct ss_deployment d, d2, list[4];
+	const char *ids[SS_DEPLOY_IMAGES_MAX + 1];
+	uint8_t pkg[64] = {2};
+	struct ss_audit au[64];
+	size_t n = 0;
+
+	a2 = a1;
+	snprintf(a2.version, sizeof(a2.version), "2");
+	assert_int_equal(ss_store_group_create(x->st, t.id, p.id, "g", "", SS_FEED_RETAIL,
+	                                       SS_POLICY_UPDATE_ALL, "", &g),
+	                 0);
+	assert_int_equal(ss_store_group_create(x->st, t2.id, p2.id, "g", "", SS_FEED_RETAIL,
+	                                       SS_POLICY_UPDATE_ALL, "", &g2),
+	                 0);
+	assert_int_equal(ss_store_image_add(x->st, &a1, pkg, 64, "", &ia1), 0);
+	assert_int_equal(ss_store_image_add(x->st, &a2, pkg, 64, "", &ia2), 0);
+	assert_int_equal(ss_store_image_add(x->st, &b1, pkg, 64, "", &ib1), 0);
+	assert_int_equal(ss_store_image_add(x->st, &f1, pkg, 64, "", &if1), 0);
+	assert_int_equal(ss_store_image_add(x->st, &os, pkg, 64, "", &ios), 0);
+
+	/* Arguments: 1..16 ids, UUIDs. */
+	ids[0] = ia1.id;
+	assert_int_equal(ss_store_deployment_create(x->st, t.id, g.id, ids, 0, "", &d),
+	                 SPH_ERR_INVALID_ARG);
+	for (size_t i = 0; i <= SS_DEPLOY_IMAGES_MAX; i++)
+		ids[i] = ia1.id;
+	assert_int_equal(ss_store_deployment_create(x->st, t.id, g.id, ids,
+	                                            SS_DEPLOY_IMAGES_MAX + 1, "", &d),
+	                 SPH_ERR_INVALID_ARG);
+	ids[0] = "bad";
+	assert_int_equal(ss_store_deployment_create(x->st, t.id, g.id, ids, 1, "", &d),
+	                 SPH_ERR_INVALID_ARG);
+	assert_true(fx_zero(&d, sizeof(d)));
+	/* Another tenant's group or image, an OS image: not found. */
+	ids[0] = ia1.id;
+	assert_int_equal(ss_store_deployment_create(x->st, t.id, g2.id, ids, 1, "", &d),
+	                 SPH_ERR_NOT_FOUND);
+	ids[0] = if1.id;
+	assert_int_equal(ss_store_deployment_create(x->st, t.id, g.id, ids, 1, "", &d),
+	                 SPH_ERR_NOT_FOUND);
+	ids[0] = ios.id;
+	assert_int_equal(ss_store_deployment_create(x->st, t.id, g.id, ids, 1, "", &d),
+	                 SPH_ERR_NOT_FOUND);
+	/* Two of one component, or one image twice: duplicate. */
+	ids[0] = ia1.id;
+	ids[1] = ia2.id;
+	assert_int_equal(ss_store_deployment_create(x->st, t.id, g.id, ids, 2, "", &d),
+	                 SPH_ERR_DUPLICATE);
+	ids[1] = ia1.id;
+	assert_int_equal(ss_store_deployment_create(x->st, t.id, g.id, ids, 2, "", &d),
+	                 SPH_ERR_DUPLICATE);
+	assert_int_equal(ss_store_deployment_list(x->st, t.id, g.id, list, 4, &n), 0);
+	assert_int_equal(n, 0);
+
+	/* Two deployments: history kept, newest first. */
+	ids[1] = ib1.id;
+	assert_int_equal(ss_store_deployment_create(x->st, t.id, g.id, ids, 2, "", &d), 0);
+	fx_uuid_shape(d.id);
+	assert_int_equal(d.n_images, 2);
+	assert_int_equal(d.seq, 1);
+	ids[0] = ia2.id;
+	assert_int_equal(ss_store_deployment_create(x->st, t.id, g.id, ids, 1, "", &d2), 0);
+	assert_int_equal(d2.seq, 2);
+	assert_int_equal(ss_store_deployment_list(x->st, t.id, g.id, list, 4, &n), 0);
+	assert_int_equal(n, 2);
+	assert_string_equal(list[0].id, d2.id);
+	assert_int_equal(list[0].n_images, 1);
+	assert_string_equal(list[0].image_ids[0], ia2.id);
+	assert_string_equal(list[1].id, d.id);
+	assert_int_equal(list[1].n_images, 2);
+	assert_string_equal(list[1].image_ids[0], ia1.id);
+	assert_string_equal(list[1].image_ids[1], ib1.id);
+	assert_string_equal(list[1].group_id, g.id);
+	assert_int_equal(ss_store_deployment_list(x->st, t.id, g.id, list, 1, &n), 0);
+	assert_int_equal(n, 1);
+	assert_string_equal(list[0].id, d2.id);
+	/* Per tenant. */
+	assert_int_equal(ss_store_deployment_list(x->st, t2.id, g.id, list, 4, &n), 0);
+	assert_int_equal(n, 0);
+	assert_int_equal(ss_store_deployment_list(x->st, t.id, "x", list, 4, &n),
+	                 SPH_ERR_INVALID_ARG);
+	n = fx_audit(x->st, t.id, au);
+	assert_int_equal(fx_count_action(au, n, "deployment.create"), 2);
+}
+
 #define T(f) cmocka_unit_test_setup_teardown(f, fx_setup, fx_teardown)
 
 int main(void)
@@ -1771,6 +2112,10 @@ int main(void)
 	        T(test_ca_one_active),
 	        T(test_ca_concurrent_activation),
 	        T(test_ca_limit),
+	        T(test_signer_add_get),
+	        T(test_image_add_get_list),
+	        T(test_os_images_and_releases),
+	        T(test_deployments),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

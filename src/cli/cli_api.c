@@ -23,7 +23,8 @@
 #include "cli.h"
 #include "cli_api.h"
 
-#define CLI_REPLY_MAX (8u << 20) /* bytes of a service reply we accept */
+#define CLI_REPLY_MAX (8u << 20)  /* bytes of a JSON service reply we accept */
+#define CLI_RAW_MAX   (72u << 20) /* bytes of a download (an image package) we accept */
 
 struct cli_opts {
 	const char *url, *token, *ca, *tenant, *name, *role, *user, *user_id, *device, *to;
@@ -136,6 +137,7 @@ out:
 struct cli_buf {
 	char *p;
 	size_t n;
+	size_t max; /* the reply's bound */
 };
 
 static size_t cli_on_data(char *d, size_t sz, size_t n, void *arg)
@@ -143,7 +145,7 @@ static size_t cli_on_data(char *d, size_t sz, size_t n, void *arg)
 	struct cli_buf *b = arg;
 	char *q;
 
-	if (sz * n > CLI_REPLY_MAX - b->n)
+	if (sz * n > b->max - b->n)
 		return 0; /* too large: curl fails the transfer */
 	q = realloc(b->p, b->n + sz * n + 1);
 	if (!q)
@@ -155,14 +157,17 @@ static size_t cli_on_data(char *d, size_t sz, size_t n, void *arg)
 	return sz * n;
 }
 
-/* Calls the service (cli_call, cli_call_raw): with raw set, a 2xx reply's
- * bytes are handed over there instead of parsed as JSON into *reply. */
+/* Calls the service (cli_call, cli_call_raw, cli_call_upload): with raw
+ * set, a 2xx reply's bytes are handed over there instead of parsed as JSON
+ * into *reply; with up set, up_len bytes are the request body (an
+ * application/octet-stream upload) instead of body. */
 static long cli_call_any(const struct cli_session *s, const char *method, const char *path,
-                         json_t *body, json_t **reply, uint8_t **raw, size_t *raw_len)
+                         json_t *body, json_t **reply, uint8_t **raw, size_t *raw_len,
+                         const uint8_t *up, size_t up_len)
 {
 	CURL *c = curl_easy_init();
 	struct curl_slist *h = NULL;
-	struct cli_buf b = {NULL, 0};
+	struct cli_buf b = {NULL, 0, raw ? CLI_RAW_MAX : CLI_REPLY_MAX};
 	char url[1024], auth[128], *text = NULL;
 	long status = -1;
 	CURLcode cc;
@@ -182,7 +187,11 @@ static long cli_call_any(const struct cli_session *s, const char *method, const 
 	curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "https");
 	if (s->ca[0])
 		curl_easy_setopt(c, CURLOPT_CAINFO, s->ca);
-	if (body) {
+	if (up) {
+		h = curl_slist_append(h, "Content-Type: application/octet-stream");
+		curl_easy_setopt(c, CURLOPT_POSTFIELDS, up);
+		curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)up_len);
+	} else if (body) {
 		text = json_dumps(body, JSON_COMPACT);
 		h = curl_slist_append(h, "Content-Type: application/json");
 		curl_easy_setopt(c, CURLOPT_POSTFIELDS, text ? text : "{}");
@@ -220,7 +229,15 @@ out:
 long cli_call(const struct cli_session *s, const char *method, const char *path, json_t *body,
               json_t **reply)
 {
-	return cli_call_any(s, method, path, body, reply, NULL, NULL);
+	return cli_call_any(s, method, path, body, reply, NULL, NULL, NULL, 0);
+}
+
+long cli_call_upload(const struct cli_session *s, const char *method, const char *path,
+                     const uint8_t *data, size_t len, json_t **reply)
+{
+	if (!data)
+		return cli_fail("nothing to upload"), -1;
+	return cli_call_any(s, method, path, NULL, reply, NULL, NULL, data, len);
 }
 
 long cli_call_raw(const struct cli_session *s, const char *method, const char *path, uint8_t **raw,
@@ -231,7 +248,7 @@ long cli_call_raw(const struct cli_session *s, const char *method, const char *p
 
 	*raw = NULL;
 	*len = 0;
-	st = cli_call_any(s, method, path, NULL, &reply, raw, len);
+	st = cli_call_any(s, method, path, NULL, &reply, raw, len, NULL, 0);
 	json_decref(reply);
 	return st;
 }

@@ -36,6 +36,10 @@ long cli_call(const struct cli_session *s, const char *method, const char *path,
  * status *raw holds the body (*len bytes plus a NUL; free with free()). */
 long cli_call_raw(const struct cli_session *s, const char *method, const char *path, uint8_t **raw,
                   size_t *len);
+/* The same with a raw request body (data, len bytes) sent as
+ * application/octet-stream (an image package upload); the reply as cli_call. */
+long cli_call_upload(const struct cli_session *s, const char *method, const char *path,
+                     const uint8_t *data, size_t len, json_t **reply);
 /* Prints a reply as JSON (as_json), else the rows of its array member key as
  * a table of cols, or (key NULL) one "name value" line per column. */
 void cli_print(json_t *reply, bool as_json, const char *key, const char *const *cols);
@@ -46,5 +50,15 @@ void cli_print(json_t *reply, bool as_json, const char *key, const char *const *
 int cli_product(int argc, char **argv);
 int cli_device_group(int argc, char **argv);
 int cli_device_update(int argc, char **argv);
+
+/* The image catalogue (cli_api_images.c): `sphere image ...`,
+ * `sphere deployment ...`, `sphere os-feed ...`, `sphere os-image ...` (argv[0]
+ * is the command) and `sphere device-group target ...` (argv[0] is
+ * "target"). Return the exit status. */
+int cli_image_api(int argc, char **argv);
+int cli_deployment(int argc, char **argv);
+int cli_os_feed(int argc, char **argv);
+int cli_os_image(int argc, char **argv);
+int cli_group_target(int argc, char **argv);
 
 #endif

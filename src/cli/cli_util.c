@@ -38,6 +38,12 @@ static const char cli_usage_text[] =
         "                  and update policy)\n"
         "  ca-certificate  the tenant CA: list, download a chain or the trust\n"
         "                  bundle, create a successor, activate or revoke (rollover)\n"
+        "  image           upload (re-signed by the service), list, show and\n"
+        "                  download the tenant's application images\n"
+        "  deployment      target images at a device group; list its history\n"
+        "                  ('device-group target' shows what its devices should run)\n"
+        "  os-image        upload a platform-signed OS image (operator)\n"
+        "  os-feed         publish OS images to Retail or RetailEval (operator); list\n"
         "\n"
         "Run 'sphere COMMAND --help' for a command's options.\n"
         "\n"
@@ -172,9 +178,20 @@ int cli_main(int argc, char **argv)
 		return cli_role(argc - optind, argv + optind);
 	if (strcmp(argv[optind], "product") == 0)
 		return cli_product(argc - optind, argv + optind);
+	if (strcmp(argv[optind], "device-group") == 0 && optind + 1 < argc &&
+	    strcmp(argv[optind + 1], "target") == 0)
+		return cli_group_target(argc - optind - 1, argv + optind + 1);
 	if (strcmp(argv[optind], "device-group") == 0)
 		return cli_device_group(argc - optind, argv + optind);
 	if (strcmp(argv[optind], "ca-certificate") == 0)
 		return cli_ca_certificate(argc - optind, argv + optind);
+	if (strcmp(argv[optind], "image") == 0)
+		return cli_image_api(argc - optind, argv + optind);
+	if (strcmp(argv[optind], "deployment") == 0)
+		return cli_deployment(argc - optind, argv + optind);
+	if (strcmp(argv[optind], "os-feed") == 0)
+		return cli_os_feed(argc - optind, argv + optind);
+	if (strcmp(argv[optind], "os-image") == 0)
+		return cli_os_image(argc - optind, argv + optind);
 	return cli_usage("sphere", "unknown command '%s'", argv[optind]);
 }

@@ -48,6 +48,8 @@ static const char ss_usage[] =
         "      --key FILE       TLS private key, PEM (default DIR/tls/server.key)\n"
         "      --max-body N     request body limit in bytes (default 1048576)\n"
         "      --log-level L    error, warn, info or debug (default info)\n"
+        "      --platform-root FILE  the platform root certificate (PEM) OS images must\n"
+        "                       chain to (default DIR/platform-root.pem if present)\n"
         "  -h, --help           show this help\n"
         "\n"
         "exit status: 0 success, 1 failure, 2 usage error\n";
@@ -127,22 +129,25 @@ int main(int argc, char **argv)
 		OPT_MAX_BODY,
 		OPT_LOG,
 		OPT_TENANT,
-		OPT_ADMIN
+		OPT_ADMIN,
+		OPT_PLATFORM_ROOT
 	};
-	static const struct option opts[] = {{"data-dir", required_argument, NULL, 'd'},
-	                                     {"config", required_argument, NULL, 'c'},
-	                                     {"listen", required_argument, NULL, OPT_LISTEN},
-	                                     {"port", required_argument, NULL, 'p'},
-	                                     {"workers", required_argument, NULL, 'w'},
-	                                     {"db", required_argument, NULL, OPT_DB},
-	                                     {"cert", required_argument, NULL, OPT_CERT},
-	                                     {"key", required_argument, NULL, OPT_KEY},
-	                                     {"max-body", required_argument, NULL, OPT_MAX_BODY},
-	                                     {"log-level", required_argument, NULL, OPT_LOG},
-	                                     {"tenant", required_argument, NULL, OPT_TENANT},
-	                                     {"admin", required_argument, NULL, OPT_ADMIN},
-	                                     {"help", no_argument, NULL, 'h'},
-	                                     {NULL, 0, NULL, 0}};
+	static const struct option opts[] = {
+	        {"data-dir", required_argument, NULL, 'd'},
+	        {"config", required_argument, NULL, 'c'},
+	        {"listen", required_argument, NULL, OPT_LISTEN},
+	        {"port", required_argument, NULL, 'p'},
+	        {"workers", required_argument, NULL, 'w'},
+	        {"db", required_argument, NULL, OPT_DB},
+	        {"cert", required_argument, NULL, OPT_CERT},
+	        {"key", required_argument, NULL, OPT_KEY},
+	        {"max-body", required_argument, NULL, OPT_MAX_BODY},
+	        {"log-level", required_argument, NULL, OPT_LOG},
+	        {"tenant", required_argument, NULL, OPT_TENANT},
+	        {"admin", required_argument, NULL, OPT_ADMIN},
+	        {"help", no_argument, NULL, 'h'},
+	        {"platform-root", required_argument, NULL, OPT_PLATFORM_ROOT},
+	        {NULL, 0, NULL, 0}};
 	struct ss_config c;
 	const char *cmd, *config = NULL, *tenant = NULL, *admin = NULL;
 	char why[SS_REASON_MAX], path[SS_PATH_MAX + 32];
@@ -200,6 +205,9 @@ int main(int argc, char **argv)
 			break;
 		case OPT_LOG:
 			key = "log-level";
+			break;
+		case OPT_PLATFORM_ROOT:
+			key = "platform-root";
 			break;
 		default:
 			return ss_usage_error("bad option");

@@ -32,6 +32,8 @@ struct ss_config {
 	char log_level[8];
 	/* Keys set so far (by the file or a flag), so a file cannot set one twice. */
 	uint32_t set_mask;
+	/* "" : <data_dir>/platform-root.pem if it exists (OS images need one). */
+	char platform_root[SS_PATH_MAX];
 };
 
 /* The defaults of docs/api.md §1.1. */

@@ -621,6 +621,8 @@ int ss_api_routes(struct ss_service *s)
 	}
 	{
 		int rc = ss_api_groups_routes(s);
-		return rc ? rc : ss_api_ca_routes(s);
+		if (rc == 0)
+			rc = ss_api_ca_routes(s);
+		return rc ? rc : ss_api_images_routes(s);
 	}
 }

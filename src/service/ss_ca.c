@@ -23,6 +23,7 @@
 #define SS_GCM_NONCE 12
 #define SS_GCM_TAG   16
 #define SS_AAD_LABEL "sphere-ss ca key v1"
+#define SS_AAD_IMAGE "sphere-ss image key v1"
 #define SS_SKEW      300 /* seconds a certificate is back-dated */
 
 static const char *ss_ca_tenant_ok(const char *t)
@@ -32,16 +33,23 @@ static const char *ss_ca_tenant_ok(const char *t)
 
 /* ---- key wrapping ---------------------------------------------------------- */
 
-static int ss_gcm(bool enc, const uint8_t kek[SS_KEK_LEN], const uint8_t nonce[SS_GCM_NONCE],
-                  const char *tenant, const uint8_t *in, size_t len, uint8_t *out,
-                  uint8_t tag[SS_GCM_TAG])
+/* The associated data of each kind of wrapped key (with its NUL), so a blob
+ * of one kind never unwraps as another. */
+static const char *ss_key_label(enum ss_key_use use)
 {
+	return use == SS_KEY_IMAGE ? SS_AAD_IMAGE : SS_AAD_LABEL;
+}
+
+static int ss_gcm(bool enc, const uint8_t kek[SS_KEK_LEN], const uint8_t nonce[SS_GCM_NONCE],
+                  enum ss_key_use use, const char *tenant, const uint8_t *in, size_t len,
+                  uint8_t *out, uint8_t tag[SS_GCM_TAG])
+{
+	const char *label = ss_key_label(use);
 	EVP_CIPHER_CTX *c = EVP_CIPHER_CTX_new();
 	int n = 0, ok;
 
 	ok = c && EVP_CipherInit_ex(c, EVP_aes_256_gcm(), NULL, kek, nonce, enc ? 1 : 0) == 1 &&
-	     EVP_CipherUpdate(c, NULL, &n, (const uint8_t *)SS_AAD_LABEL, sizeof(SS_AAD_LABEL)) ==
-	             1 &&
+	     EVP_CipherUpdate(c, NULL, &n, (const uint8_t *)label, (int)strlen(label) + 1) == 1 &&
 	     EVP_CipherUpdate(c, NULL, &n, (const uint8_t *)tenant, (int)strlen(tenant)) == 1 &&
 	     EVP_CipherUpdate(c, out, &n, in, (int)len) == 1;
 	if (ok && !enc)
@@ -55,8 +63,8 @@ static int ss_gcm(bool enc, const uint8_t kek[SS_KEK_LEN], const uint8_t nonce[S
 	return ok ? 0 : enc ? SPH_ERR_CRYPTO : SPH_ERR_AUTH;
 }
 
-static int ss_wrap(EVP_PKEY *key, const uint8_t kek[SS_KEK_LEN], const char *tenant,
-                   struct ss_ca_key *out)
+static int ss_wrap_use(EVP_PKEY *key, const uint8_t kek[SS_KEK_LEN], enum ss_key_use use,
+                       const char *tenant, struct ss_ca_key *out)
 {
 	PKCS8_PRIV_KEY_INFO *p8 = EVP_PKEY2PKCS8(key);
 	uint8_t *der = NULL, *blob = NULL;
@@ -72,7 +80,7 @@ static int ss_wrap(EVP_PKEY *key, const uint8_t kek[SS_KEK_LEN], const char *ten
 	rc = SPH_ERR_RANDOM;
 	if (RAND_bytes(blob, SS_GCM_NONCE) != 1)
 		goto out;
-	rc = ss_gcm(true, kek, blob, tenant, der, (size_t)len, blob + SS_GCM_NONCE,
+	rc = ss_gcm(true, kek, blob, use, tenant, der, (size_t)len, blob + SS_GCM_NONCE,
 	            blob + SS_GCM_NONCE + len);
 	if (rc != 0)
 		goto out;
@@ -89,8 +97,8 @@ out:
 	return rc;
 }
 
-static int ss_unwrap(const struct ss_ca_key *k, const uint8_t kek[SS_KEK_LEN], const char *tenant,
-                     EVP_PKEY **key)
+static int ss_unwrap_use(const struct ss_ca_key *k, const uint8_t kek[SS_KEK_LEN],
+                         enum ss_key_use use, const char *tenant, EVP_PKEY **key)
 {
 	PKCS8_PRIV_KEY_INFO *p8 = NULL;
 	const uint8_t *p;
@@ -106,7 +114,7 @@ static int ss_unwrap(const struct ss_ca_key *k, const uint8_t kek[SS_KEK_LEN], c
 	der = malloc(len);
 	if (!der)
 		return SPH_ERR_NOMEM;
-	rc = ss_gcm(false, kek, k->key_blob, tenant, k->key_blob + SS_GCM_NONCE, len, der,
+	rc = ss_gcm(false, kek, k->key_blob, use, tenant, k->key_blob + SS_GCM_NONCE, len, der,
 	            k->key_blob + SS_GCM_NONCE + len);
 	if (rc != 0)
 		goto out;
@@ -123,6 +131,55 @@ out:
 	free(der);
 	ERR_clear_error();
 	return rc;
+}
+
+static int ss_wrap(EVP_PKEY *key, const uint8_t kek[SS_KEK_LEN], const char *tenant,
+                   struct ss_ca_key *out)
+{
+	return ss_wrap_use(key, kek, SS_KEY_CA, tenant, out);
+}
+
+static int ss_unwrap(const struct ss_ca_key *k, const uint8_t kek[SS_KEK_LEN], const char *tenant,
+                     EVP_PKEY **key)
+{
+	return ss_unwrap_use(k, kek, SS_KEY_CA, tenant, key);
+}
+
+int ss_key_wrap(EVP_PKEY *key, const uint8_t kek[SS_KEK_LEN], enum ss_key_use use,
+                const char *tenant_id, uint8_t **blob, size_t *len)
+{
+	struct ss_ca_key k = {0};
+	int rc = SPH_ERR_INVALID_ARG;
+
+	if (blob)
+		*blob = NULL;
+	if (len)
+		*len = 0;
+	if (!key || !kek || !blob || !len || !ss_ca_tenant_ok(tenant_id) ||
+	    (use != SS_KEY_CA && use != SS_KEY_IMAGE))
+		goto out;
+	rc = ss_wrap_use(key, kek, use, tenant_id, &k);
+	if (rc)
+		goto out;
+	*blob = k.key_blob;
+	*len = k.key_blob_len;
+out:
+	return rc;
+}
+
+int ss_key_unwrap(const uint8_t *blob, size_t len, const uint8_t kek[SS_KEK_LEN],
+                  enum ss_key_use use, const char *tenant_id, EVP_PKEY **key)
+{
+	struct ss_ca_key k = {0};
+
+	if (key)
+		*key = NULL;
+	if (!blob || !kek || !key || !ss_ca_tenant_ok(tenant_id) ||
+	    (use != SS_KEY_CA && use != SS_KEY_IMAGE))
+		return SPH_ERR_INVALID_ARG;
+	k.key_blob = (uint8_t *)blob;
+	k.key_blob_len = len;
+	return ss_unwrap_use(&k, kek, use, tenant_id, key);
 }
 
 /* ---- certificates ---------------------------------------------------------- */

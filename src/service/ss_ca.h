@@ -17,6 +17,8 @@
 #include <stdint.h>
 #include <time.h>
 
+#include <openssl/evp.h>
+
 #include <sphere/status.h>
 
 #define SS_KEK_LEN        32
@@ -65,5 +67,24 @@ int ss_ca_issue(const struct ss_ca_pair *ca, const uint8_t kek[SS_KEK_LEN], cons
 int ss_ca_chain_pem(const struct ss_ca_pair *ca, char **pem);
 /* The same as a degenerate PKCS#7 SignedData (certificates only), DER. */
 int ss_ca_chain_p7(const struct ss_ca_pair *ca, uint8_t **der, size_t *len);
+
+/* What a wrapped key is for: the associated data names it ("sphere-ss ca key
+ * v1" or "sphere-ss image key v1", each with its NUL, then the tenant id), so
+ * a blob of one kind or tenant never unwraps as another. */
+enum ss_key_use {
+	SS_KEY_CA = 1,    /* a tenant CA key (docs/api.md §5) */
+	SS_KEY_IMAGE = 2, /* a tenant image-signing key (docs/api-images.md) */
+};
+
+/* Wraps key as nonce(12) || AES-256-GCM(PKCS#8 DER) || tag(16) under kek,
+ * bound to use and tenant_id; at most SS_CA_KEYBLOB_MAX bytes. Returns 0 and
+ * *blob (free with free()) and *len. */
+int ss_key_wrap(EVP_PKEY *key, const uint8_t kek[SS_KEK_LEN], enum ss_key_use use,
+                const char *tenant_id, uint8_t **blob, size_t *len);
+/* Unwraps a blob of ss_key_wrap: SPH_ERR_AUTH for another kek, use or tenant,
+ * or any altered byte; SPH_ERR_MALFORMED for a blob out of shape. Returns 0
+ * and *key (free with EVP_PKEY_free). */
+int ss_key_unwrap(const uint8_t *blob, size_t len, const uint8_t kek[SS_KEK_LEN],
+                  enum ss_key_use use, const char *tenant_id, EVP_PKEY **key);
 
 #endif

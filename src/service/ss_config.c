@@ -39,6 +39,7 @@ static const struct ss_opt ss_opts[] = {
         {"max-body", SS_OPT_SIZE, offsetof(struct ss_config, max_body), 0},
         {"log-level", SS_OPT_LOGLEVEL, offsetof(struct ss_config, log_level),
          sizeof(((struct ss_config *)0)->log_level)},
+        SS_STR("platform-root", platform_root),
 };
 _Static_assert(sizeof(ss_opts) / sizeof(ss_opts[0]) <= 32, "set_mask has 32 bits");
 

@@ -24,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/queue.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -467,6 +468,23 @@ void ss_reply_raw(struct ss_req *r, int status, const char *content_type, const 
 {
 	ss_send(r, status, content_type ? content_type : "application/octet-stream",
 	        data ? data : "", data ? len : 0);
+}
+
+int ss_reply_header(struct ss_req *r, const char *name, const char *value)
+{
+	static const char *const core[] = {"Content-Type",  "Content-Length",
+	                                   "Cache-Control", "X-Content-Type-Options",
+	                                   "Connection",    NULL};
+
+	if (!r || !name || !value || r->replied || !name[0] || strpbrk(name, ":\r\n ") ||
+	    strpbrk(value, "\r\n") || strlen(name) > 64 || strlen(value) > 512)
+		return SPH_ERR_INVALID_ARG;
+	for (size_t i = 0; core[i]; i++)
+		if (strcasecmp(name, core[i]) == 0)
+			return SPH_ERR_INVALID_ARG;
+	return evhttp_add_header(evhttp_request_get_output_headers(r->ev), name, value) == 0
+	               ? 0
+	               : SPH_ERR_NOMEM;
 }
 
 void ss_reply_json(struct ss_req *r, int status, json_t *body)

@@ -107,6 +107,12 @@ void ss_reply_error(struct ss_req *r, int status, const char *code, const char *
 void ss_reply_raw(struct ss_req *r, int status, const char *content_type, const void *data,
                   size_t len);
 
+/* Adds a reply header (e.g. Content-Range, Accept-Ranges) before the reply.
+ * The core's own headers (Content-Type, Content-Length, Cache-Control,
+ * X-Content-Type-Options, Connection) and values with CR or LF are refused
+ * (SPH_ERR_INVALID_ARG). */
+int ss_reply_header(struct ss_req *r, const char *name, const char *value);
+
 /* ---- metrics (Prometheus text at GET /metrics) ---------------------------- */
 
 /* The core counts every request (sphere_http_requests_total{route,method,

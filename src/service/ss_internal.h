@@ -6,12 +6,16 @@
 #include "ss_ca.h"
 #include "ss_http.h"
 #include "ss_store.h"
+#include "ss_target.h"
+
+#include <openssl/x509.h>
 
 struct ss_service {
 	struct ss_config cfg;
 	struct ss_store *st;
 	struct ss_http *http;
 	uint8_t kek[SS_KEK_LEN]; /* wraps tenant CA keys (ss_kek.c); wiped at free */
+	X509 *platform_root;     /* trusted for OS images; NULL: none configured */
 };
 
 /* Creates <data_dir>/master.key (32 random bytes, mode 0600; never over an
@@ -67,5 +71,25 @@ json_t *ss_device_json(const struct ss_device *d);
 /* Adds the products and device groups routes (ss_api_groups.c,
  * docs/api-groups.md). Returns 0 or ss_http_route's status. */
 int ss_api_groups_routes(struct ss_service *s);
+
+/* ---- image catalogue, OS feeds, deployments (ss_api_images.c) ------------------ */
+
+/* Adds the images, OS images and feeds, deployments and target routes.
+ * Returns 0 or ss_http_route's status. */
+int ss_api_images_routes(struct ss_service *s);
+/* Loads the configured platform root (cfg.platform_root, else
+ * <data_dir>/platform-root.pem if present) into s->platform_root. A
+ * configured file that is missing or not one self-signed CA certificate is an
+ * error (SPH_ERR_NOT_FOUND, SPH_ERR_MALFORMED); an absent default is not. */
+int ss_platform_root_load(struct ss_service *s);
+/* tenant_id's image root and production signer, made (and stored, keys
+ * wrapped under the KEK) on first need. Returns 0 and *root_cert, *signer_cert,
+ * *signer_key (caller frees; any may be NULL when not wanted). */
+int ss_tenant_signer(struct ss_service *s, const char *tenant_id, X509 **root_cert,
+                     X509 **signer_cert, EVP_PKEY **signer_key);
+/* The group's target (see ss_target.h). The group not tenant_id's:
+ * SPH_ERR_NOT_FOUND. Returns 0 and *out (zeroed on entry). */
+int ss_group_target(struct ss_service *s, const char *tenant_id, const char *group_id,
+                    struct ss_target *out);
 
 #endif

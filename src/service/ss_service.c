@@ -26,6 +26,8 @@ int ss_service_start(const struct ss_config *c, struct ss_service **out)
 	if (rc == 0)
 		rc = ss_kek_load(s->cfg.data_dir, s->kek);
 	if (rc == 0)
+		rc = ss_platform_root_load(s);
+	if (rc == 0)
 		rc = ss_store_open(s->cfg.db, &s->st);
 	if (rc != 0)
 		goto out;
@@ -63,6 +65,7 @@ void ss_service_free(struct ss_service *s)
 		return;
 	ss_http_free(s->http);
 	ss_store_close(s->st);
+	X509_free(s->platform_root);
 	OPENSSL_cleanse(s->kek, sizeof(s->kek));
 	free(s);
 }

@@ -679,3 +679,180 @@ int ss_store_ca_active(struct ss_store *st, const char *tenant_id, struct ss_ca_
 		return SPH_ERR_INVALID_ARG;
 	return SS_BE(st, ca_active, tenant_id, out);
 }
+
+/* ---- image catalogue, OS feeds and deployments ------------------------------------ */
+
+static bool ss_image_ok(const struct ss_image *img)
+{
+	bool os = img->tenant_id[0] == '\0';
+
+	return ss_uuid_or_empty_ok(img->tenant_id) && ss_uuid_ok(img->component_id) &&
+	       (os ? img->type >= 1 && img->type <= 3 : img->type >= 4 && img->type <= 5) &&
+	       ss_text_ok(img->name, 1, SS_IMAGE_NAME_MAX) &&
+	       ss_text_ok(img->version, 1, SS_IMAGE_VERSION_MAX) && img->security_version <= 255 &&
+	       img->package_size >= 1 && img->package_size <= SS_IMAGE_PACKAGE_MAX &&
+	       img->payload_size < img->package_size;
+}
+
+int ss_store_signer_add(struct ss_store *st, const struct ss_signer_record *rec, const char *actor)
+{
+	struct ss_signer_record *r = NULL;
+	int rc = SPH_ERR_INVALID_ARG;
+
+	if (!st || !rec || !ss_uuid_ok(rec->tenant_id) || !ss_uuid_or_empty_ok(actor) ||
+	    !ss_blob_ok(rec->root_der_len, SS_CA_CERT_MAX) ||
+	    !ss_blob_ok(rec->signer_der_len, SS_CA_CERT_MAX) ||
+	    !ss_blob_ok(rec->root_key_len, SS_CA_KEY_MAX) ||
+	    !ss_blob_ok(rec->signer_key_len, SS_CA_KEY_MAX))
+		goto out;
+	rc = SPH_ERR_NOMEM;
+	r = malloc(sizeof(*r));
+	if (!r)
+		goto out;
+	*r = *rec;
+	r->created = ss_store_now();
+	rc = st->ops->signer_add(st->be, r, actor);
+out:
+	if (r)
+		OPENSSL_cleanse(r, sizeof(*r));
+	free(r);
+	return rc;
+}
+
+int ss_store_signer_get(struct ss_store *st, const char *tenant_id, struct ss_signer_record *out)
+{
+	if (out)
+		memset(out, 0, sizeof(*out));
+	if (!st || !out || !ss_uuid_ok(tenant_id))
+		return SPH_ERR_INVALID_ARG;
+	return st->ops->signer_get(st->be, tenant_id, out);
+}
+
+int ss_store_image_add(struct ss_store *st, const struct ss_image *img, const uint8_t *pkg,
+                       size_t pkg_len, const char *actor, struct ss_image *out)
+{
+	struct ss_image i;
+	int rc = SPH_ERR_INVALID_ARG;
+
+	if (out)
+		memset(out, 0, sizeof(*out));
+	if (!st || !img || !out || !pkg || !ss_image_ok(img) || pkg_len != img->package_size ||
+	    !ss_uuid_or_empty_ok(actor))
+		goto out;
+	i = *img;
+	rc = ss_uuid_new(i.id);
+	if (rc)
+		goto out;
+	i.created = ss_store_now();
+	rc = st->ops->image_add(st->be, &i, pkg, pkg_len, actor);
+	if (rc)
+		goto out;
+	*out = i;
+out:
+	return rc;
+}
+
+int ss_store_image_get(struct ss_store *st, const char *tenant_id, const char *image_id,
+                       struct ss_image *out)
+{
+	if (out)
+		memset(out, 0, sizeof(*out));
+	if (!st || !out || !ss_uuid_or_empty_ok(tenant_id) || !ss_uuid_ok(image_id))
+		return SPH_ERR_INVALID_ARG;
+	return st->ops->image_get(st->be, tenant_id, image_id, out);
+}
+
+int ss_store_image_list(struct ss_store *st, const char *tenant_id, const char *after,
+                        struct ss_image *out, size_t cap, size_t *n)
+{
+	if (!ss_list_args(out, sizeof(*out), &cap, n) || !st || !ss_uuid_or_empty_ok(tenant_id) ||
+	    !ss_uuid_or_empty_ok(after))
+		return SPH_ERR_INVALID_ARG;
+	return st->ops->image_list(st->be, tenant_id, after, out, cap, n);
+}
+
+int ss_store_image_package(struct ss_store *st, const char *tenant_id, const char *image_id,
+                           uint8_t **pkg, size_t *len)
+{
+	if (pkg)
+		*pkg = NULL;
+	if (len)
+		*len = 0;
+	if (!st || !pkg || !len || !ss_uuid_or_empty_ok(tenant_id) || !ss_uuid_ok(image_id))
+		return SPH_ERR_INVALID_ARG;
+	return st->ops->image_package(st->be, tenant_id, image_id, pkg, len);
+}
+
+int ss_store_os_release_add(struct ss_store *st, enum ss_os_feed feed, const char *image_id,
+                            const char *actor, struct ss_os_release *out)
+{
+	struct ss_os_release r = {0};
+	int rc = SPH_ERR_INVALID_ARG;
+
+	if (out)
+		memset(out, 0, sizeof(*out));
+	if (!st || !out || !ss_feed_ok(feed) || !ss_uuid_ok(image_id) ||
+	    !ss_uuid_or_empty_ok(actor))
+		goto out;
+	rc = ss_uuid_new(r.id);
+	if (rc)
+		goto out;
+	r.feed = feed;
+	ss_copy(r.image_id, sizeof(r.image_id), image_id);
+	r.published = ss_store_now();
+	rc = st->ops->os_release_add(st->be, &r, actor);
+	if (rc)
+		goto out;
+	*out = r;
+out:
+	return rc;
+}
+
+int ss_store_os_release_list(struct ss_store *st, enum ss_os_feed feed, struct ss_os_release *out,
+                             size_t cap, size_t *n)
+{
+	if (!ss_list_args(out, sizeof(*out), &cap, n) || !st || !ss_feed_ok(feed))
+		return SPH_ERR_INVALID_ARG;
+	return st->ops->os_release_list(st->be, feed, out, cap, n);
+}
+
+int ss_store_deployment_create(struct ss_store *st, const char *tenant_id, const char *group_id,
+                               const char *const *image_ids, size_t n, const char *actor,
+                               struct ss_deployment *out)
+{
+	struct ss_deployment d = {0};
+	int rc = SPH_ERR_INVALID_ARG;
+
+	if (out)
+		memset(out, 0, sizeof(*out));
+	if (!st || !out || !image_ids || n < 1 || n > SS_DEPLOY_IMAGES_MAX ||
+	    !ss_uuid_ok(tenant_id) || !ss_uuid_ok(group_id) || !ss_uuid_or_empty_ok(actor))
+		goto out;
+	for (size_t i = 0; i < n; i++) {
+		if (!ss_uuid_ok(image_ids[i]))
+			goto out;
+		ss_copy(d.image_ids[i], sizeof(d.image_ids[i]), image_ids[i]);
+	}
+	d.n_images = n;
+	rc = ss_uuid_new(d.id);
+	if (rc)
+		goto out;
+	ss_copy(d.tenant_id, sizeof(d.tenant_id), tenant_id);
+	ss_copy(d.group_id, sizeof(d.group_id), group_id);
+	d.created = ss_store_now();
+	rc = st->ops->deployment_create(st->be, &d, actor);
+	if (rc)
+		goto out;
+	*out = d;
+out:
+	return rc;
+}
+
+int ss_store_deployment_list(struct ss_store *st, const char *tenant_id, const char *group_id,
+                             struct ss_deployment *out, size_t cap, size_t *n)
+{
+	if (!ss_list_args(out, sizeof(*out), &cap, n) || !st || !ss_uuid_ok(tenant_id) ||
+	    !ss_uuid_ok(group_id))
+		return SPH_ERR_INVALID_ARG;
+	return st->ops->deployment_list(st->be, tenant_id, group_id, out, cap, n);
+}

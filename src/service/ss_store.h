@@ -352,4 +352,109 @@ enum ss_ca_state ss_ca_state_from_name(const char *name);
 const char *ss_role_name(enum ss_role role);
 enum ss_role ss_role_from_name(const char *name);
 
+/* ---- image catalogue, OS feeds and deployments (docs/api-images.md) ------------
+ * Tenant images (applications) belong to a tenant; OS images (bootloader,
+ * security monitor, OS) are platform-wide (tenant_id ""). Packages are stored
+ * as the signed bytes the service serves; the manifest fields beside them. */
+
+#define SS_IMAGE_NAME_MAX    64          /* = IMG_NAME_MAX */
+#define SS_IMAGE_VERSION_MAX 32          /* = IMG_VERSION_MAX */
+#define SS_IMAGE_PACKAGE_MAX (68u << 20) /* bytes of one stored package (>= IMG_MAX_PACKAGE) */
+#define SS_DEPLOY_IMAGES_MAX 16          /* images in one deployment */
+
+/* A tenant's image-signing keys: the tenant image root and its production
+ * signer (DER certificates; keys wrapped under the KEK, bound to the tenant). */
+struct ss_signer_record {
+	char tenant_id[SS_UUID_LEN + 1];
+	int64_t created;
+	uint8_t root_der[SS_CA_CERT_MAX];
+	size_t root_der_len;
+	uint8_t signer_der[SS_CA_CERT_MAX];
+	size_t signer_der_len;
+	uint8_t root_key[SS_CA_KEY_MAX];
+	size_t root_key_len;
+	uint8_t signer_key[SS_CA_KEY_MAX];
+	size_t signer_key_len;
+};
+
+struct ss_image {
+	char id[SS_UUID_LEN + 1];
+	char tenant_id[SS_UUID_LEN + 1];    /* "" for an OS image (platform-wide) */
+	char component_id[SS_UUID_LEN + 1]; /* the manifest's component id, lowercase UUID */
+	uint32_t type;                      /* enum img_component_type, 1..5 */
+	char name[SS_IMAGE_NAME_MAX + 1];
+	char version[SS_IMAGE_VERSION_MAX + 1];
+	uint32_t security_version; /* 0..255 */
+	uint64_t payload_size;
+	uint8_t payload_sha256[32];
+	uint64_t package_size;
+	uint8_t package_sha256[32];
+	int64_t created;
+};
+
+struct ss_os_release {
+	char id[SS_UUID_LEN + 1];
+	enum ss_os_feed feed;
+	char image_id[SS_UUID_LEN + 1];
+	int64_t published; /* Unix seconds */
+	int64_t seq;       /* increasing over all releases: orders ties of published */
+};
+
+struct ss_deployment {
+	char id[SS_UUID_LEN + 1];
+	char tenant_id[SS_UUID_LEN + 1];
+	char group_id[SS_UUID_LEN + 1];
+	int64_t created;
+	int64_t seq; /* increasing per group: the newest is the group's target */
+	size_t n_images;
+	char image_ids[SS_DEPLOY_IMAGES_MAX][SS_UUID_LEN + 1];
+};
+
+/* Stores tenant_id's signer record (rec->created is set here), audited
+ * "image.signer". The tenant has one already: SPH_ERR_DUPLICATE (the caller
+ * reads that one); unknown tenant: SPH_ERR_NOT_FOUND. Blobs 1..their bound. */
+int ss_store_signer_add(struct ss_store *st, const struct ss_signer_record *rec, const char *actor);
+/* tenant_id's signer record, or SPH_ERR_NOT_FOUND. */
+int ss_store_signer_get(struct ss_store *st, const char *tenant_id, struct ss_signer_record *out);
+
+/* Adds an image with a fresh id and creation time and its package bytes
+ * (1..SS_IMAGE_PACKAGE_MAX), audited "image.add" in img->tenant_id (an OS
+ * image, tenant_id "": "os_image.add", service-wide); detail
+ * "<component id> <version>". Types: 4..5 for a tenant image, 1..3 for an OS
+ * image. The same component id and version again in the same owner:
+ * SPH_ERR_DUPLICATE; unknown tenant: SPH_ERR_NOT_FOUND. Returns 0 and *out. */
+int ss_store_image_add(struct ss_store *st, const struct ss_image *img, const uint8_t *pkg,
+                       size_t pkg_len, const char *actor, struct ss_image *out);
+/* An image of tenant_id ("" : an OS image); another owner's is SPH_ERR_NOT_FOUND. */
+int ss_store_image_get(struct ss_store *st, const char *tenant_id, const char *image_id,
+                       struct ss_image *out);
+/* tenant_id's ("" : OS) images by id, after `after` ("" or an id). */
+int ss_store_image_list(struct ss_store *st, const char *tenant_id, const char *after,
+                        struct ss_image *out, size_t cap, size_t *n);
+/* The stored package of an image of tenant_id ("" : OS). Returns 0 and *pkg
+ * (malloc'd, caller frees) and *len. */
+int ss_store_image_package(struct ss_store *st, const char *tenant_id, const char *image_id,
+                           uint8_t **pkg, size_t *len);
+
+/* Publishes OS image image_id to feed, audited "os.publish" (service-wide,
+ * detail the feed). Not an OS image: SPH_ERR_NOT_FOUND; already in that feed:
+ * SPH_ERR_DUPLICATE. Returns 0 and *out. */
+int ss_store_os_release_add(struct ss_store *st, enum ss_os_feed feed, const char *image_id,
+                            const char *actor, struct ss_os_release *out);
+/* feed's releases, newest first (by seq). */
+int ss_store_os_release_list(struct ss_store *st, enum ss_os_feed feed, struct ss_os_release *out,
+                             size_t cap, size_t *n);
+
+/* Creates a deployment of n (1..SS_DEPLOY_IMAGES_MAX) distinct tenant images
+ * to tenant_id's group_id, audited "deployment.create" (target the
+ * deployment, detail the group id). The group or an image not the tenant's
+ * (or an OS image): SPH_ERR_NOT_FOUND; two images of one component, or one
+ * image twice: SPH_ERR_DUPLICATE. Returns 0 and *out. */
+int ss_store_deployment_create(struct ss_store *st, const char *tenant_id, const char *group_id,
+                               const char *const *image_ids, size_t n, const char *actor,
+                               struct ss_deployment *out);
+/* tenant_id's group_id's deployments, newest first. An unknown group has none. */
+int ss_store_deployment_list(struct ss_store *st, const char *tenant_id, const char *group_id,
+                             struct ss_deployment *out, size_t cap, size_t *n);
+
 #endif

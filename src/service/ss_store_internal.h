@@ -80,6 +80,26 @@ struct ss_store_ops {
 	int (*ca_set_state)(void *be, const char *tenant_id, const char *ca_id,
 	                    enum ss_ca_state state, const char *actor);
 	int (*ca_active)(void *be, const char *tenant_id, struct ss_ca_record *out);
+	/* Image catalogue, OS feeds, deployments. rec, img, d: complete records
+	 * made by ss_store.c (ids, times). */
+	int (*signer_add)(void *be, const struct ss_signer_record *rec, const char *actor);
+	int (*signer_get)(void *be, const char *tenant_id, struct ss_signer_record *out);
+	int (*image_add)(void *be, const struct ss_image *img, const uint8_t *pkg, size_t pkg_len,
+	                 const char *actor);
+	int (*image_get)(void *be, const char *tenant_id, const char *image_id,
+	                 struct ss_image *out);
+	int (*image_list)(void *be, const char *tenant_id, const char *after, struct ss_image *out,
+	                  size_t cap, size_t *n);
+	int (*image_package)(void *be, const char *tenant_id, const char *image_id, uint8_t **pkg,
+	                     size_t *len);
+	/* r: id, feed, image_id, published made; the backend sets r->seq. */
+	int (*os_release_add)(void *be, struct ss_os_release *r, const char *actor);
+	int (*os_release_list)(void *be, enum ss_os_feed feed, struct ss_os_release *out,
+	                       size_t cap, size_t *n);
+	/* d: id, tenant, group, created, images made; the backend sets d->seq. */
+	int (*deployment_create)(void *be, struct ss_deployment *d, const char *actor);
+	int (*deployment_list)(void *be, const char *tenant_id, const char *group_id,
+	                       struct ss_deployment *out, size_t cap, size_t *n);
 };
 
 extern const struct ss_store_ops ss_sqlite_ops;

@@ -22,6 +22,8 @@
 
 #include <sqlite3.h>
 
+#include <openssl/crypto.h>
+
 #include "common/common.h"
 #include "ss_store_internal.h"
 
@@ -111,6 +113,53 @@ static const char *const ss_sq_migrations[] = {
         " device_key BLOB NOT NULL CHECK (length(device_key) BETWEEN 1 AND 512),"
         " UNIQUE (tenant_id, seq));"
         "CREATE UNIQUE INDEX tenant_cas_active ON tenant_cas (tenant_id) WHERE state = 'Active';",
+        /* 4: the image catalogue, OS feeds and deployments (docs/api-images.md).
+         * tenant_id NULL marks a platform-wide OS image. */
+        "CREATE TABLE tenant_signers ("
+        " tenant_id TEXT PRIMARY KEY REFERENCES tenants (id),"
+        " created INTEGER NOT NULL,"
+        " root_der BLOB NOT NULL CHECK (length(root_der) BETWEEN 1 AND 4096),"
+        " signer_der BLOB NOT NULL CHECK (length(signer_der) BETWEEN 1 AND 4096),"
+        " root_key BLOB NOT NULL CHECK (length(root_key) BETWEEN 1 AND 512),"
+        " signer_key BLOB NOT NULL CHECK (length(signer_key) BETWEEN 1 AND 512));"
+        "CREATE TABLE images ("
+        " id TEXT PRIMARY KEY CHECK (length(id) = 36),"
+        " tenant_id TEXT REFERENCES tenants (id),"
+        " component_id TEXT NOT NULL CHECK (length(component_id) = 36),"
+        " type INTEGER NOT NULL CHECK (type BETWEEN 1 AND 5),"
+        " name TEXT NOT NULL CHECK (length(name) BETWEEN 1 AND 64),"
+        " version TEXT NOT NULL CHECK (length(version) BETWEEN 1 AND 32),"
+        " security_version INTEGER NOT NULL CHECK (security_version BETWEEN 0 AND 255),"
+        " payload_size INTEGER NOT NULL CHECK (payload_size >= 0),"
+        " payload_sha256 BLOB NOT NULL CHECK (length(payload_sha256) = 32),"
+        " package_size INTEGER NOT NULL CHECK (package_size BETWEEN 1 AND 71303168),"
+        " package_sha256 BLOB NOT NULL CHECK (length(package_sha256) = 32),"
+        " created INTEGER NOT NULL,"
+        " package BLOB NOT NULL CHECK (length(package) = package_size),"
+        " CHECK ((tenant_id IS NULL AND type BETWEEN 1 AND 3) OR"
+        "        (tenant_id IS NOT NULL AND type BETWEEN 4 AND 5)));"
+        "CREATE UNIQUE INDEX images_component ON images (tenant_id, component_id, version);"
+        "CREATE INDEX images_tenant ON images (tenant_id, id);"
+        "CREATE TABLE os_releases ("
+        " id TEXT PRIMARY KEY CHECK (length(id) = 36),"
+        " seq INTEGER NOT NULL UNIQUE,"
+        " feed TEXT NOT NULL CHECK (feed IN ('Retail', 'RetailEval')),"
+        " image_id TEXT NOT NULL REFERENCES images (id),"
+        " published INTEGER NOT NULL,"
+        " UNIQUE (feed, image_id));"
+        "CREATE TABLE deployments ("
+        " id TEXT PRIMARY KEY CHECK (length(id) = 36),"
+        " tenant_id TEXT NOT NULL REFERENCES tenants (id),"
+        " group_id TEXT NOT NULL REFERENCES device_groups (id),"
+        " seq INTEGER NOT NULL,"
+        " created INTEGER NOT NULL,"
+        " UNIQUE (group_id, seq));"
+        "CREATE TABLE deployment_images ("
+        " deployment_id TEXT NOT NULL REFERENCES deployments (id),"
+        " pos INTEGER NOT NULL CHECK (pos BETWEEN 0 AND 15),"
+        " image_id TEXT NOT NULL REFERENCES images (id),"
+        " PRIMARY KEY (deployment_id, pos),"
+        " UNIQUE (deployment_id, image_id));",
 };
 
 #define SS_SQ_SCHEMA ((int)(sizeof(ss_sq_migrations) / sizeof(ss_sq_migrations[0])))
@@ -165,6 +214,26 @@ enum ss_sq_q {
 	SS_Q_CA_STATE,
 	SS_Q_CA_ACTIVE_ID,
 	SS_Q_CA_SET_STATE,
+	SS_Q_SIGNER_ADD,
+	SS_Q_SIGNER_GET,
+	SS_Q_IMAGE_ADD,
+	SS_Q_IMAGE_GET,
+	SS_Q_IMAGE_GET_OS,
+	SS_Q_IMAGE_DUP,
+	SS_Q_IMAGE_DUP_OS,
+	SS_Q_IMAGE_LIST,
+	SS_Q_IMAGE_LIST_OS,
+	SS_Q_IMAGE_PKG,
+	SS_Q_IMAGE_PKG_OS,
+	SS_Q_RELEASE_SEQ,
+	SS_Q_RELEASE_DUP,
+	SS_Q_RELEASE_ADD,
+	SS_Q_RELEASE_LIST,
+	SS_Q_DEPLOY_SEQ,
+	SS_Q_DEPLOY_ADD,
+	SS_Q_DEPLOY_IMAGE_ADD,
+	SS_Q_DEPLOY_LIST,
+	SS_Q_DEPLOY_IMAGES,
 	SS_Q_COUNT
 };
 
@@ -253,6 +322,44 @@ static const char *const ss_sq_sql[SS_Q_COUNT] = {
         [SS_Q_CA_ACTIVE_ID] = "SELECT id FROM tenant_cas WHERE tenant_id = ? AND state = 'Active'",
         [SS_Q_CA_SET_STATE] = "UPDATE tenant_cas SET state = ? WHERE tenant_id = ? AND id = ?",
 #undef SS_CA_COLS
+#define SS_IMG_COLS                                                                                \
+	"SELECT id, tenant_id, component_id, type, name, version, security_version, "              \
+	"payload_size, payload_sha256, package_size, package_sha256, created FROM images "
+        [SS_Q_SIGNER_ADD] = "INSERT INTO tenant_signers (tenant_id, created, root_der, "
+                            "signer_der, root_key, signer_key) VALUES (?, ?, ?, ?, ?, ?)",
+        [SS_Q_SIGNER_GET] = "SELECT tenant_id, created, root_der, signer_der, root_key, "
+                            "signer_key FROM tenant_signers WHERE tenant_id = ?",
+        [SS_Q_IMAGE_ADD] = "INSERT INTO images (id, tenant_id, component_id, type, name, "
+                           "version, security_version, payload_size, payload_sha256, "
+                           "package_size, package_sha256, created, package) "
+                           "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [SS_Q_IMAGE_GET] = SS_IMG_COLS "WHERE id = ? AND tenant_id = ?",
+        [SS_Q_IMAGE_GET_OS] = SS_IMG_COLS "WHERE id = ? AND tenant_id IS NULL",
+        [SS_Q_IMAGE_DUP] = "SELECT id FROM images WHERE tenant_id = ? AND component_id = ? "
+                           "AND version = ?",
+        [SS_Q_IMAGE_DUP_OS] = "SELECT id FROM images WHERE tenant_id IS NULL AND "
+                              "component_id = ? AND version = ?",
+        [SS_Q_IMAGE_LIST] = SS_IMG_COLS "WHERE tenant_id = ? AND id > ? ORDER BY id LIMIT ?",
+        [SS_Q_IMAGE_LIST_OS] = SS_IMG_COLS "WHERE tenant_id IS NULL AND id > ? "
+                                           "ORDER BY id LIMIT ?",
+        [SS_Q_IMAGE_PKG] = "SELECT package FROM images WHERE id = ? AND tenant_id = ?",
+        [SS_Q_IMAGE_PKG_OS] = "SELECT package FROM images WHERE id = ? AND tenant_id IS NULL",
+        [SS_Q_RELEASE_SEQ] = "SELECT COALESCE(MAX(seq), 0) FROM os_releases",
+        [SS_Q_RELEASE_DUP] = "SELECT id FROM os_releases WHERE feed = ? AND image_id = ?",
+        [SS_Q_RELEASE_ADD] = "INSERT INTO os_releases (id, seq, feed, image_id, published) "
+                             "VALUES (?, ?, ?, ?, ?)",
+        [SS_Q_RELEASE_LIST] = "SELECT id, feed, image_id, published, seq FROM os_releases "
+                              "WHERE feed = ? ORDER BY seq DESC LIMIT ?",
+        [SS_Q_DEPLOY_SEQ] = "SELECT COALESCE(MAX(seq), 0) FROM deployments WHERE group_id = ?",
+        [SS_Q_DEPLOY_ADD] = "INSERT INTO deployments (id, tenant_id, group_id, seq, created) "
+                            "VALUES (?, ?, ?, ?, ?)",
+        [SS_Q_DEPLOY_IMAGE_ADD] = "INSERT INTO deployment_images (deployment_id, pos, image_id) "
+                                  "VALUES (?, ?, ?)",
+        [SS_Q_DEPLOY_LIST] = "SELECT id, tenant_id, group_id, seq, created FROM deployments "
+                             "WHERE tenant_id = ? AND group_id = ? ORDER BY seq DESC LIMIT ?",
+        [SS_Q_DEPLOY_IMAGES] = "SELECT image_id FROM deployment_images WHERE deployment_id = ? "
+                               "ORDER BY pos",
+#undef SS_IMG_COLS
 };
 
 struct ss_sq_conn {
@@ -1834,6 +1941,463 @@ static int ss_sq_ca_set_state(void *be, const char *tenant_id, const char *ca_id
 	return ss_sq_run(be, "ca_set_state", true, ss_sq_ca_set_state_fn, &a);
 }
 
+/* ---- image catalogue, OS feeds and deployments ------------------------------------ */
+
+static int ss_sq_signer_row(struct ss_sq_conn *c, sqlite3_stmt *s, void *out)
+{
+	struct ss_signer_record *r = out;
+	int rc = ss_sq_text(c, s, 0, r->tenant_id, sizeof(r->tenant_id), false);
+
+	r->created = sqlite3_column_int64(s, 1);
+	if (!rc)
+		rc = ss_sq_blob(c, s, 2, r->root_der, sizeof(r->root_der), &r->root_der_len);
+	if (!rc)
+		rc = ss_sq_blob(c, s, 3, r->signer_der, sizeof(r->signer_der), &r->signer_der_len);
+	if (!rc)
+		rc = ss_sq_blob(c, s, 4, r->root_key, sizeof(r->root_key), &r->root_key_len);
+	if (!rc)
+		rc = ss_sq_blob(c, s, 5, r->signer_key, sizeof(r->signer_key), &r->signer_key_len);
+	return rc;
+}
+
+static int ss_sq_signer_add_fn(struct ss_sq_conn *c, struct ss_sq_args *a)
+{
+	const struct ss_signer_record *r = a->in;
+	struct ss_signer_record *cur = a->out;
+	int rc = ss_sq_exists(c, SS_Q_TENANT_GET, r->tenant_id);
+
+	if (rc)
+		goto out;
+	/* One per tenant: an explicit read decides, not the key's violation. */
+	rc = ss_sq_get1(c, SS_Q_SIGNER_GET, "t", r->tenant_id, NULL, ss_sq_signer_row, cur);
+	if (rc == 0)
+		rc = SPH_ERR_DUPLICATE;
+	if (rc != SPH_ERR_NOT_FOUND)
+		goto out;
+	rc = ss_sq_exec(c, SS_Q_SIGNER_ADD, "tiBBBB", r->tenant_id, r->created, r->root_der,
+	                r->root_der_len, r->signer_der, r->signer_der_len, r->root_key,
+	                r->root_key_len, r->signer_key, r->signer_key_len);
+	if (!rc)
+		rc = ss_sq_audit(c, r->tenant_id, a->actor, "image.signer", r->tenant_id, "");
+out:
+	return rc;
+}
+
+static int ss_sq_signer_add(void *be, const struct ss_signer_record *rec, const char *actor)
+{
+	struct ss_signer_record *cur = calloc(1, sizeof(*cur));
+	struct ss_sq_args a = {.in = rec, .out = cur, .actor = actor};
+	int rc = cur ? ss_sq_run(be, "signer_add", true, ss_sq_signer_add_fn, &a) : SPH_ERR_NOMEM;
+
+	if (cur)
+		OPENSSL_cleanse(cur, sizeof(*cur));
+	free(cur);
+	return rc;
+}
+
+static int ss_sq_signer_get_fn(struct ss_sq_conn *c, struct ss_sq_args *a)
+{
+	return ss_sq_get1(c, SS_Q_SIGNER_GET, "t", a->tenant_id, NULL, ss_sq_signer_row, a->out);
+}
+
+static int ss_sq_signer_get(void *be, const char *tenant_id, struct ss_signer_record *out)
+{
+	struct ss_sq_args a = {.tenant_id = tenant_id, .out = out};
+	int rc = ss_sq_run(be, "signer_get", false, ss_sq_signer_get_fn, &a);
+
+	if (rc)
+		OPENSSL_cleanse(out, sizeof(*out));
+	return rc;
+}
+
+/* Reads a 32-byte blob column. */
+static int ss_sq_digest(struct ss_sq_conn *c, sqlite3_stmt *s, int col, uint8_t out[32])
+{
+	size_t len = 0;
+	int rc = ss_sq_blob(c, s, col, out, 32, &len);
+
+	return rc ? rc : len == 32 ? 0 : ss_sq_corrupt(c, sqlite3_column_name(s, col));
+}
+
+static int ss_sq_image_row(struct ss_sq_conn *c, sqlite3_stmt *s, void *out)
+{
+	struct ss_image *i = out;
+	int64_t type = sqlite3_column_int64(s, 3), svn = sqlite3_column_int64(s, 6);
+	int64_t psize = sqlite3_column_int64(s, 7), ksize = sqlite3_column_int64(s, 9);
+	int rc = ss_sq_text(c, s, 0, i->id, sizeof(i->id), false);
+
+	if (!rc)
+		rc = ss_sq_text(c, s, 1, i->tenant_id, sizeof(i->tenant_id), true);
+	if (!rc)
+		rc = ss_sq_text(c, s, 2, i->component_id, sizeof(i->component_id), false);
+	if (!rc)
+		rc = ss_sq_text(c, s, 4, i->name, sizeof(i->name), false);
+	if (!rc)
+		rc = ss_sq_text(c, s, 5, i->version, sizeof(i->version), false);
+	if (!rc)
+		rc = ss_sq_digest(c, s, 8, i->payload_sha256);
+	if (!rc)
+		rc = ss_sq_digest(c, s, 10, i->package_sha256);
+	if (!rc && (type < 1 || type > 5 || svn < 0 || svn > 255 || psize < 0 || ksize < 1))
+		rc = ss_sq_corrupt(c, "images");
+	i->type = (uint32_t)type;
+	i->security_version = (uint32_t)svn;
+	i->payload_size = (uint64_t)psize;
+	i->package_size = (uint64_t)ksize;
+	i->created = sqlite3_column_int64(s, 11);
+	return rc;
+}
+
+static int ss_sq_image_add_fn(struct ss_sq_conn *c, struct ss_sq_args *a)
+{
+	const struct ss_image *i = a->in;
+	bool os = i->tenant_id[0] == '\0';
+	sqlite3_stmt *s = NULL;
+	int rc = os ? 0 : ss_sq_exists(c, SS_Q_TENANT_GET, i->tenant_id);
+
+	if (rc)
+		goto out;
+	/* The same component and version once per owner. */
+	if (os)
+		rc = ss_sq_prep(c, SS_Q_IMAGE_DUP_OS, &s, "tt", i->component_id, i->version);
+	else
+		rc = ss_sq_prep(c, SS_Q_IMAGE_DUP, &s, "ttt", i->tenant_id, i->component_id,
+		                i->version);
+	if (!rc)
+		rc = ss_sq_step(c, s);
+	ss_sq_done(s);
+	if (rc == 1)
+		rc = SPH_ERR_DUPLICATE;
+	if (rc)
+		goto out;
+	rc = ss_sq_exec(c, SS_Q_IMAGE_ADD, "tntittiiBiBiB", i->id, i->tenant_id, i->component_id,
+	                (int64_t)i->type, i->name, i->version, (int64_t)i->security_version,
+	                (int64_t)i->payload_size, i->payload_sha256, (size_t)32,
+	                (int64_t)i->package_size, i->package_sha256, (size_t)32, i->created, a->in2,
+	                a->cap);
+	if (rc)
+		goto out;
+	{
+		char detail[SS_UUID_LEN + 1 + SS_IMAGE_VERSION_MAX + 1];
+		snprintf(detail, sizeof(detail), "%s %s", i->component_id, i->version);
+		rc = ss_sq_audit(c, i->tenant_id, a->actor, os ? "os_image.add" : "image.add",
+		                 i->id, detail);
+	}
+out:
+	return rc;
+}
+
+static int ss_sq_image_add(void *be, const struct ss_image *img, const uint8_t *pkg, size_t pkg_len,
+                           const char *actor)
+{
+	struct ss_sq_args a = {.in = img, .in2 = pkg, .cap = pkg_len, .actor = actor};
+
+	return ss_sq_run(be, "image_add", true, ss_sq_image_add_fn, &a);
+}
+
+static int ss_sq_image_get_fn(struct ss_sq_conn *c, struct ss_sq_args *a)
+{
+	if (a->tenant_id[0])
+		return ss_sq_get1(c, SS_Q_IMAGE_GET, "tt", a->name, a->tenant_id, ss_sq_image_row,
+		                  a->out);
+	return ss_sq_get1(c, SS_Q_IMAGE_GET_OS, "t", a->name, NULL, ss_sq_image_row, a->out);
+}
+
+static int ss_sq_image_get(void *be, const char *tenant_id, const char *image_id,
+                           struct ss_image *out)
+{
+	struct ss_sq_args a = {.tenant_id = tenant_id, .name = image_id, .out = out};
+	int rc = ss_sq_run(be, "image_get", false, ss_sq_image_get_fn, &a);
+
+	if (rc)
+		memset(out, 0, sizeof(*out));
+	return rc;
+}
+
+static int ss_sq_image_list_fn(struct ss_sq_conn *c, struct ss_sq_args *a)
+{
+	struct ss_image *out = a->out;
+	sqlite3_stmt *s = NULL;
+	int rc;
+
+	*a->n = 0;
+	if (a->tenant_id[0])
+		rc = ss_sq_prep(c, SS_Q_IMAGE_LIST, &s, "tti", a->tenant_id, a->after,
+		                (int64_t)a->cap);
+	else
+		rc = ss_sq_prep(c, SS_Q_IMAGE_LIST_OS, &s, "ti", a->after, (int64_t)a->cap);
+	while (!rc && *a->n < a->cap && (rc = ss_sq_step(c, s)) == 1) {
+		rc = ss_sq_image_row(c, s, &out[*a->n]);
+		if (!rc)
+			(*a->n)++;
+	}
+	ss_sq_done(s);
+	return rc;
+}
+
+static int ss_sq_image_list(void *be, const char *tenant_id, const char *after,
+                            struct ss_image *out, size_t cap, size_t *n)
+{
+	struct ss_sq_args a = {
+	        .tenant_id = tenant_id, .after = after, .out = out, .cap = cap, .n = n};
+	int rc = ss_sq_run(be, "image_list", false, ss_sq_image_list_fn, &a);
+
+	if (rc) {
+		*n = 0;
+		if (cap)
+			memset(out, 0, cap * sizeof(*out));
+	}
+	return rc;
+}
+
+static int ss_sq_image_package_fn(struct ss_sq_conn *c, struct ss_sq_args *a)
+{
+	uint8_t **pkg = a->out;
+	size_t *len = a->out2;
+	sqlite3_stmt *s = NULL;
+	const void *v;
+	int n, rc;
+
+	if (a->tenant_id[0])
+		rc = ss_sq_prep(c, SS_Q_IMAGE_PKG, &s, "tt", a->name, a->tenant_id);
+	else
+		rc = ss_sq_prep(c, SS_Q_IMAGE_PKG_OS, &s, "t", a->name);
+	if (!rc)
+		rc = ss_sq_step(c, s);
+	if (rc == 0)
+		rc = SPH_ERR_NOT_FOUND;
+	if (rc != 1)
+		goto out;
+	v = sqlite3_column_blob(s, 0);
+	n = sqlite3_column_bytes(s, 0);
+	if (sqlite3_column_type(s, 0) != SQLITE_BLOB || n <= 0 ||
+	    (size_t)n > SS_IMAGE_PACKAGE_MAX) {
+		rc = ss_sq_corrupt(c, "package");
+		goto out;
+	}
+	rc = SPH_ERR_NOMEM;
+	if (!v)
+		goto out;
+	free(*pkg); /* a retried attempt */
+	*pkg = malloc((size_t)n);
+	if (!*pkg)
+		goto out;
+	memcpy(*pkg, v, (size_t)n);
+	*len = (size_t)n;
+	rc = 0;
+out:
+	ss_sq_done(s);
+	return rc;
+}
+
+static int ss_sq_image_package(void *be, const char *tenant_id, const char *image_id, uint8_t **pkg,
+                               size_t *len)
+{
+	struct ss_sq_args a = {.tenant_id = tenant_id, .name = image_id, .out = pkg, .out2 = len};
+	int rc = ss_sq_run(be, "image_package", false, ss_sq_image_package_fn, &a);
+
+	if (rc) {
+		free(*pkg);
+		*pkg = NULL;
+		*len = 0;
+	}
+	return rc;
+}
+
+/* Runs a one-row, one-integer query (q with one text parameter or none). */
+static int ss_sq_int1(struct ss_sq_conn *c, enum ss_sq_q q, const char *p1, int64_t *v)
+{
+	sqlite3_stmt *s = NULL;
+	int rc = p1 ? ss_sq_prep(c, q, &s, "t", p1) : ss_sq_prep(c, q, &s, "");
+
+	*v = 0;
+	if (!rc)
+		rc = ss_sq_step(c, s);
+	if (rc == 1) {
+		*v = sqlite3_column_int64(s, 0);
+		rc = 0;
+	} else if (rc == 0) {
+		rc = ss_sq_corrupt(c, "count");
+	}
+	ss_sq_done(s);
+	return rc;
+}
+
+static int ss_sq_release_add_fn(struct ss_sq_conn *c, struct ss_sq_args *a)
+{
+	struct ss_os_release *r = a->out;
+	struct ss_image img;
+	sqlite3_stmt *s = NULL;
+	int64_t seq = 0;
+	int rc = ss_sq_get1(c, SS_Q_IMAGE_GET_OS, "t", r->image_id, NULL, ss_sq_image_row, &img);
+
+	if (rc)
+		goto out;
+	rc = ss_sq_prep(c, SS_Q_RELEASE_DUP, &s, "tt", ss_os_feed_name(r->feed), r->image_id);
+	if (!rc)
+		rc = ss_sq_step(c, s);
+	ss_sq_done(s);
+	if (rc == 1)
+		rc = SPH_ERR_DUPLICATE;
+	if (!rc)
+		rc = ss_sq_int1(c, SS_Q_RELEASE_SEQ, NULL, &seq);
+	if (rc)
+		goto out;
+	r->seq = seq + 1;
+	rc = ss_sq_exec(c, SS_Q_RELEASE_ADD, "titti", r->id, r->seq, ss_os_feed_name(r->feed),
+	                r->image_id, r->published);
+	if (!rc)
+		rc = ss_sq_audit(c, "", a->actor, "os.publish", r->image_id,
+		                 ss_os_feed_name(r->feed));
+out:
+	return rc;
+}
+
+static int ss_sq_os_release_add(void *be, struct ss_os_release *r, const char *actor)
+{
+	struct ss_sq_args a = {.out = r, .actor = actor};
+
+	return ss_sq_run(be, "os_release_add", true, ss_sq_release_add_fn, &a);
+}
+
+static int ss_sq_release_list_fn(struct ss_sq_conn *c, struct ss_sq_args *a)
+{
+	struct ss_os_release *out = a->out;
+	sqlite3_stmt *s = NULL;
+	int rc;
+
+	*a->n = 0;
+	rc = ss_sq_prep(c, SS_Q_RELEASE_LIST, &s, "ti", a->name, (int64_t)a->cap);
+	while (!rc && *a->n < a->cap && (rc = ss_sq_step(c, s)) == 1) {
+		struct ss_os_release *r = &out[*a->n];
+		const unsigned char *feed = sqlite3_column_text(s, 1);
+		rc = ss_sq_text(c, s, 0, r->id, sizeof(r->id), false);
+		r->feed = feed ? ss_os_feed_from_name((const char *)feed) : SS_FEED_NONE;
+		if (!rc && r->feed == SS_FEED_NONE)
+			rc = ss_sq_corrupt(c, "feed");
+		if (!rc)
+			rc = ss_sq_text(c, s, 2, r->image_id, sizeof(r->image_id), false);
+		r->published = sqlite3_column_int64(s, 3);
+		r->seq = sqlite3_column_int64(s, 4);
+		if (!rc)
+			(*a->n)++;
+	}
+	ss_sq_done(s);
+	return rc;
+}
+
+static int ss_sq_os_release_list(void *be, enum ss_os_feed feed, struct ss_os_release *out,
+                                 size_t cap, size_t *n)
+{
+	struct ss_sq_args a = {.name = ss_os_feed_name(feed), .out = out, .cap = cap, .n = n};
+	int rc = ss_sq_run(be, "os_release_list", false, ss_sq_release_list_fn, &a);
+
+	if (rc) {
+		*n = 0;
+		if (cap)
+			memset(out, 0, cap * sizeof(*out));
+	}
+	return rc;
+}
+
+static int ss_sq_deploy_create_fn(struct ss_sq_conn *c, struct ss_sq_args *a)
+{
+	struct ss_deployment *d = a->out;
+	struct ss_image imgs[SS_DEPLOY_IMAGES_MAX];
+	struct ss_group g;
+	int64_t seq = 0;
+	int rc =
+	        ss_sq_get1(c, SS_Q_GROUP_GET, "tt", d->group_id, d->tenant_id, ss_sq_group_row, &g);
+
+	for (size_t i = 0; !rc && i < d->n_images; i++) {
+		/* Only the tenant's own images (never an OS image) ... */
+		rc = ss_sq_get1(c, SS_Q_IMAGE_GET, "tt", d->image_ids[i], d->tenant_id,
+		                ss_sq_image_row, &imgs[i]);
+		/* ... each once, and one per component. */
+		for (size_t j = 0; !rc && j < i; j++)
+			if (strcmp(imgs[i].id, imgs[j].id) == 0 ||
+			    strcmp(imgs[i].component_id, imgs[j].component_id) == 0)
+				rc = SPH_ERR_DUPLICATE;
+	}
+	if (!rc)
+		rc = ss_sq_int1(c, SS_Q_DEPLOY_SEQ, d->group_id, &seq);
+	if (rc)
+		goto out;
+	d->seq = seq + 1;
+	rc = ss_sq_exec(c, SS_Q_DEPLOY_ADD, "tttii", d->id, d->tenant_id, d->group_id, d->seq,
+	                d->created);
+	for (size_t i = 0; !rc && i < d->n_images; i++)
+		rc = ss_sq_exec(c, SS_Q_DEPLOY_IMAGE_ADD, "tit", d->id, (int64_t)i,
+		                d->image_ids[i]);
+	if (!rc)
+		rc = ss_sq_audit(c, d->tenant_id, a->actor, "deployment.create", d->id,
+		                 d->group_id);
+out:
+	return rc;
+}
+
+static int ss_sq_deployment_create(void *be, struct ss_deployment *d, const char *actor)
+{
+	struct ss_sq_args a = {.out = d, .actor = actor};
+
+	return ss_sq_run(be, "deployment_create", true, ss_sq_deploy_create_fn, &a);
+}
+
+static int ss_sq_deploy_list_fn(struct ss_sq_conn *c, struct ss_sq_args *a)
+{
+	struct ss_deployment *out = a->out;
+	sqlite3_stmt *s = NULL;
+	int rc;
+
+	*a->n = 0;
+	rc = ss_sq_prep(c, SS_Q_DEPLOY_LIST, &s, "tti", a->tenant_id, a->group_id, (int64_t)a->cap);
+	while (!rc && *a->n < a->cap && (rc = ss_sq_step(c, s)) == 1) {
+		struct ss_deployment *d = &out[*a->n];
+		sqlite3_stmt *q = NULL;
+		rc = ss_sq_text(c, s, 0, d->id, sizeof(d->id), false);
+		if (!rc)
+			rc = ss_sq_text(c, s, 1, d->tenant_id, sizeof(d->tenant_id), false);
+		if (!rc)
+			rc = ss_sq_text(c, s, 2, d->group_id, sizeof(d->group_id), false);
+		d->seq = sqlite3_column_int64(s, 3);
+		d->created = sqlite3_column_int64(s, 4);
+		if (!rc)
+			rc = ss_sq_prep(c, SS_Q_DEPLOY_IMAGES, &q, "t", d->id);
+		while (!rc && (rc = ss_sq_step(c, q)) == 1) {
+			if (d->n_images >= SS_DEPLOY_IMAGES_MAX) {
+				rc = ss_sq_corrupt(c, "deployment_images");
+				break;
+			}
+			rc = ss_sq_text(c, q, 0, d->image_ids[d->n_images], sizeof(d->image_ids[0]),
+			                false);
+			if (!rc)
+				d->n_images++;
+		}
+		ss_sq_done(q);
+		if (!rc && d->n_images == 0)
+			rc = ss_sq_corrupt(c, "deployment_images");
+		if (!rc)
+			(*a->n)++;
+	}
+	ss_sq_done(s);
+	return rc;
+}
+
+static int ss_sq_deployment_list(void *be, const char *tenant_id, const char *group_id,
+                                 struct ss_deployment *out, size_t cap, size_t *n)
+{
+	struct ss_sq_args a = {
+	        .tenant_id = tenant_id, .group_id = group_id, .out = out, .cap = cap, .n = n};
+	int rc = ss_sq_run(be, "deployment_list", false, ss_sq_deploy_list_fn, &a);
+
+	if (rc) {
+		*n = 0;
+		if (cap)
+			memset(out, 0, cap * sizeof(*out));
+	}
+	return rc;
+}
+
 const struct ss_store_ops ss_sqlite_ops = {
         .name = "sqlite",
         .open = ss_sq_open,
@@ -1870,4 +2434,14 @@ const struct ss_store_ops ss_sqlite_ops = {
         .ca_get = ss_sq_ca_get,
         .ca_set_state = ss_sq_ca_set_state,
         .ca_active = ss_sq_ca_active,
+        .signer_add = ss_sq_signer_add,
+        .signer_get = ss_sq_signer_get,
+        .image_add = ss_sq_image_add,
+        .image_get = ss_sq_image_get,
+        .image_list = ss_sq_image_list,
+        .image_package = ss_sq_image_package,
+        .os_release_add = ss_sq_os_release_add,
+        .os_release_list = ss_sq_os_release_list,
+        .deployment_create = ss_sq_deployment_create,
+        .deployment_list = ss_sq_deployment_list,
 };
