@@ -711,7 +711,7 @@ int ss_store_signer_add(struct ss_store *st, const struct ss_signer_record *rec,
 		goto out;
 	*r = *rec;
 	r->created = ss_store_now();
-	rc = st->ops->signer_add(st->be, r, actor);
+	rc = SS_BE(st, signer_add, r, actor);
 out:
 	if (r)
 		OPENSSL_cleanse(r, sizeof(*r));
@@ -725,7 +725,7 @@ int ss_store_signer_get(struct ss_store *st, const char *tenant_id, struct ss_si
 		memset(out, 0, sizeof(*out));
 	if (!st || !out || !ss_uuid_ok(tenant_id))
 		return SPH_ERR_INVALID_ARG;
-	return st->ops->signer_get(st->be, tenant_id, out);
+	return SS_BE(st, signer_get, tenant_id, out);
 }
 
 int ss_store_image_add(struct ss_store *st, const struct ss_image *img, const uint8_t *pkg,
@@ -744,7 +744,7 @@ int ss_store_image_add(struct ss_store *st, const struct ss_image *img, const ui
 	if (rc)
 		goto out;
 	i.created = ss_store_now();
-	rc = st->ops->image_add(st->be, &i, pkg, pkg_len, actor);
+	rc = SS_BE(st, image_add, &i, pkg, pkg_len, actor);
 	if (rc)
 		goto out;
 	*out = i;
@@ -759,7 +759,7 @@ int ss_store_image_get(struct ss_store *st, const char *tenant_id, const char *i
 		memset(out, 0, sizeof(*out));
 	if (!st || !out || !ss_uuid_or_empty_ok(tenant_id) || !ss_uuid_ok(image_id))
 		return SPH_ERR_INVALID_ARG;
-	return st->ops->image_get(st->be, tenant_id, image_id, out);
+	return SS_BE(st, image_get, tenant_id, image_id, out);
 }
 
 int ss_store_image_list(struct ss_store *st, const char *tenant_id, const char *after,
@@ -768,7 +768,7 @@ int ss_store_image_list(struct ss_store *st, const char *tenant_id, const char *
 	if (!ss_list_args(out, sizeof(*out), &cap, n) || !st || !ss_uuid_or_empty_ok(tenant_id) ||
 	    !ss_uuid_or_empty_ok(after))
 		return SPH_ERR_INVALID_ARG;
-	return st->ops->image_list(st->be, tenant_id, after, out, cap, n);
+	return SS_BE(st, image_list, tenant_id, after, out, cap, n);
 }
 
 int ss_store_image_package(struct ss_store *st, const char *tenant_id, const char *image_id,
@@ -780,7 +780,7 @@ int ss_store_image_package(struct ss_store *st, const char *tenant_id, const cha
 		*len = 0;
 	if (!st || !pkg || !len || !ss_uuid_or_empty_ok(tenant_id) || !ss_uuid_ok(image_id))
 		return SPH_ERR_INVALID_ARG;
-	return st->ops->image_package(st->be, tenant_id, image_id, pkg, len);
+	return SS_BE(st, image_package, tenant_id, image_id, pkg, len);
 }
 
 int ss_store_os_release_add(struct ss_store *st, enum ss_os_feed feed, const char *image_id,
@@ -800,7 +800,7 @@ int ss_store_os_release_add(struct ss_store *st, enum ss_os_feed feed, const cha
 	r.feed = feed;
 	ss_copy(r.image_id, sizeof(r.image_id), image_id);
 	r.published = ss_store_now();
-	rc = st->ops->os_release_add(st->be, &r, actor);
+	rc = SS_BE(st, os_release_add, &r, actor);
 	if (rc)
 		goto out;
 	*out = r;
@@ -813,7 +813,7 @@ int ss_store_os_release_list(struct ss_store *st, enum ss_os_feed feed, struct s
 {
 	if (!ss_list_args(out, sizeof(*out), &cap, n) || !st || !ss_feed_ok(feed))
 		return SPH_ERR_INVALID_ARG;
-	return st->ops->os_release_list(st->be, feed, out, cap, n);
+	return SS_BE(st, os_release_list, feed, out, cap, n);
 }
 
 int ss_store_deployment_create(struct ss_store *st, const char *tenant_id, const char *group_id,
@@ -840,7 +840,7 @@ int ss_store_deployment_create(struct ss_store *st, const char *tenant_id, const
 	ss_copy(d.tenant_id, sizeof(d.tenant_id), tenant_id);
 	ss_copy(d.group_id, sizeof(d.group_id), group_id);
 	d.created = ss_store_now();
-	rc = st->ops->deployment_create(st->be, &d, actor);
+	rc = SS_BE(st, deployment_create, &d, actor);
 	if (rc)
 		goto out;
 	*out = d;
@@ -854,5 +854,5 @@ int ss_store_deployment_list(struct ss_store *st, const char *tenant_id, const c
 	if (!ss_list_args(out, sizeof(*out), &cap, n) || !st || !ss_uuid_ok(tenant_id) ||
 	    !ss_uuid_ok(group_id))
 		return SPH_ERR_INVALID_ARG;
-	return st->ops->deployment_list(st->be, tenant_id, group_id, out, cap, n);
+	return SS_BE(st, deployment_list, tenant_id, group_id, out, cap, n);
 }
