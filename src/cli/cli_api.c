@@ -323,6 +323,22 @@ static const char api_usage[] =
         "  -h, --help           show this help\n"
         "exit status: 0 success, 1 failure (the service's reason is printed), 2 usage\n";
 
+int cli_opt_common(int c, const char *cmd, const char *usage, char **argv, bool *json)
+{
+	switch (c) {
+	case 'o':
+		if (strcmp(optarg, "json") != 0 && strcmp(optarg, "table") != 0)
+			return cli_usage(cmd, "--output: table or json");
+		*json = strcmp(optarg, "json") == 0;
+		return 0;
+	case 'h':
+		fputs(usage, stdout);
+		return -1;
+	default:
+		return cli_usage(cmd, "unknown option or missing argument '%s'", argv[optind - 1]);
+	}
+}
+
 /* Parses the options after the subcommand (argv[0] is the subcommand). */
 static int cli_api_opts(const char *cmd, int argc, char **argv, struct cli_opts *o)
 {
@@ -377,17 +393,12 @@ static int cli_api_opts(const char *cmd, int argc, char **argv, struct cli_opts 
 		case O_TO:
 			o->to = optarg;
 			break;
-		case 'o':
-			if (strcmp(optarg, "json") != 0 && strcmp(optarg, "table") != 0)
-				return cli_usage(cmd, "--output: table or json");
-			o->json = strcmp(optarg, "json") == 0;
+		default: {
+			int rc = cli_opt_common(c, cmd, api_usage, argv, &o->json);
+			if (rc != 0)
+				return rc;
 			break;
-		case 'h':
-			fputs(api_usage, stdout);
-			return -1;
-		default:
-			return cli_usage(cmd, "unknown option or missing argument '%s'",
-			                 argv[optind - 1]);
+		}
 		}
 	}
 	if (optind < argc)

@@ -44,6 +44,12 @@ long cli_call_upload(const struct cli_session *s, const char *method, const char
  * a table of cols, or (key NULL) one "name value" line per column. */
 void cli_print(json_t *reply, bool as_json, const char *key, const char *const *cols);
 
+/* The options every service command shares, for the default branch of its
+ * getopt switch: -o/--output table|json (sets *json, returns 0), -h/--help
+ * (prints usage, returns -1), anything else (a usage error naming argv's
+ * offending option: returns its exit status). */
+int cli_opt_common(int c, const char *cmd, const char *usage, char **argv, bool *json);
+
 /* `sphere product ...` and `sphere device-group ...` (argv[0] is the
  * command), and `sphere device update ...` (argv[0] is "update"). Return the
  * exit status. */

@@ -84,19 +84,13 @@ static int cli_ca_opts(int argc, char **argv, struct cli_ca_opts *o)
 		case O_STATE:
 			o->state = optarg;
 			break;
-		case 'o':
-			if (strcmp(optarg, "json") != 0 && strcmp(optarg, "table") != 0)
-				return cli_usage("sphere ca-certificate",
-				                 "--output: table or json");
-			o->json = strcmp(optarg, "json") == 0;
+		default: {
+			int rc = cli_opt_common(c, "sphere ca-certificate", ca_usage, argv,
+			                        &o->json);
+			if (rc != 0)
+				return rc;
 			break;
-		case 'h':
-			fputs(ca_usage, stdout);
-			return -1;
-		default:
-			return cli_usage("sphere ca-certificate",
-			                 "unknown option or missing argument '%s'",
-			                 argv[optind - 1]);
+		}
 		}
 	}
 	if (optind < argc)

@@ -106,17 +106,12 @@ static int cli_groups_opts(const char *cmd, int argc, char **argv, struct cli_go
 		case 'i':
 			o->device = optarg;
 			break;
-		case 'o':
-			if (strcmp(optarg, "json") != 0 && strcmp(optarg, "table") != 0)
-				return cli_usage(cmd, "--output: table or json");
-			o->json = strcmp(optarg, "json") == 0;
+		default: {
+			int rc = cli_opt_common(c, cmd, groups_usage, argv, &o->json);
+			if (rc != 0)
+				return rc;
 			break;
-		case 'h':
-			fputs(groups_usage, stdout);
-			return -1;
-		default:
-			return cli_usage(cmd, "unknown option or missing argument '%s'",
-			                 argv[optind - 1]);
+		}
 		}
 	}
 	if (optind < argc)

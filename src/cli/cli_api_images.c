@@ -101,17 +101,12 @@ static int cli_img_opts(const char *cmd, int argc, char **argv, struct cli_img_o
 		case O_OUT:
 			o->out = optarg;
 			break;
-		case 'o':
-			if (strcmp(optarg, "json") != 0 && strcmp(optarg, "table") != 0)
-				return cli_usage(cmd, "--output: table or json");
-			o->json = strcmp(optarg, "json") == 0;
+		default: {
+			int rc = cli_opt_common(c, cmd, img_usage, argv, &o->json);
+			if (rc != 0)
+				return rc;
 			break;
-		case 'h':
-			fputs(img_usage, stdout);
-			return -1;
-		default:
-			return cli_usage(cmd, "unknown option or missing argument '%s'",
-			                 argv[optind - 1]);
+		}
 		}
 	}
 	if (optind < argc)
