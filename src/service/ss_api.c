@@ -72,6 +72,16 @@ bool ss_api_auth(struct ss_service *s, struct ss_req *r, struct ss_user *u, stru
 	return false;
 }
 
+bool ss_api_enter(struct ss_service *s, struct ss_req *r, enum ss_role min, struct ss_user *u,
+                  struct ss_tenant *t, enum ss_role *role)
+{
+	struct ss_token tok;
+
+	if (!ss_api_auth(s, r, u, &tok))
+		return false;
+	return min == SS_ROLE_NONE || ss_api_tenant(s, r, u, min, t, role);
+}
+
 /* The {tenant} of the path, if the user holds at least min there. Replies 404
  * (no role: the tenant's existence is not disclosed) or 403, and returns
  * false otherwise. */
@@ -197,10 +207,9 @@ static void ss_h_me(struct ss_req *r, void *arg)
 {
 	struct ss_service *s = arg;
 	struct ss_user u;
-	struct ss_token tok;
 	json_t *ts;
 
-	if (!ss_api_auth(s, r, &u, &tok))
+	if (!ss_api_enter(s, r, SS_ROLE_NONE, &u, NULL, NULL))
 		return;
 	ts = ss_my_tenants(s, r, &u);
 	if (!ts)
@@ -214,13 +223,12 @@ static void ss_h_tenants_create(struct ss_req *r, void *arg)
 {
 	struct ss_service *s = arg;
 	struct ss_user u;
-	struct ss_token tok;
 	struct ss_tenant t;
 	json_t *body;
 	const char *name;
 	int rc;
 
-	if (!ss_api_auth(s, r, &u, &tok))
+	if (!ss_api_enter(s, r, SS_ROLE_NONE, &u, NULL, NULL))
 		return;
 	if (u.is_operator) {
 		ss_reply_error(r, 403, "forbidden", "the platform operator does not own tenants");
@@ -248,10 +256,9 @@ static void ss_h_tenants_list(struct ss_req *r, void *arg)
 {
 	struct ss_service *s = arg;
 	struct ss_user u;
-	struct ss_token tok;
 	json_t *ts;
 
-	if (!ss_api_auth(s, r, &u, &tok))
+	if (!ss_api_enter(s, r, SS_ROLE_NONE, &u, NULL, NULL))
 		return;
 	ts = ss_my_tenants(s, r, &u);
 	if (ts)
@@ -262,11 +269,10 @@ static void ss_h_tenant_get(struct ss_req *r, void *arg)
 {
 	struct ss_service *s = arg;
 	struct ss_user u;
-	struct ss_token tok;
 	struct ss_tenant t;
 	enum ss_role role;
 
-	if (ss_api_auth(s, r, &u, &tok) && ss_api_tenant(s, r, &u, SS_ROLE_READER, &t, &role))
+	if (ss_api_enter(s, r, SS_ROLE_READER, &u, &t, &role))
 		ss_reply_json(r, 200, ss_tenant_json(&t, role));
 }
 
@@ -275,14 +281,13 @@ static void ss_h_roles_list(struct ss_req *r, void *arg)
 	struct ss_service *s = arg;
 	struct ss_role_entry *es = NULL;
 	struct ss_user u;
-	struct ss_token tok;
 	struct ss_tenant t;
 	enum ss_role role;
 	json_t *a;
 	size_t n = 0;
 	int rc;
 
-	if (!ss_api_auth(s, r, &u, &tok) || !ss_api_tenant(s, r, &u, SS_ROLE_READER, &t, &role))
+	if (!ss_api_enter(s, r, SS_ROLE_READER, &u, &t, &role))
 		return;
 	es = calloc(SS_LIST_MAX, sizeof(*es));
 	a = json_array();
@@ -304,7 +309,7 @@ static void ss_h_users_add(struct ss_req *r, void *arg)
 {
 	struct ss_service *s = arg;
 	struct ss_user u, target;
-	struct ss_token tok, newtok;
+	struct ss_token newtok;
 	struct ss_tenant t;
 	enum ss_role role, want;
 	char token[SS_TOKEN_LEN + 1] = "";
@@ -314,7 +319,7 @@ static void ss_h_users_add(struct ss_req *r, void *arg)
 	bool created = false;
 	int rc;
 
-	if (!ss_api_auth(s, r, &u, &tok) || !ss_api_tenant(s, r, &u, SS_ROLE_ADMIN, &t, &role))
+	if (!ss_api_enter(s, r, SS_ROLE_ADMIN, &u, &t, &role))
 		return;
 	body = ss_api_body(r);
 	if (!body)
@@ -359,13 +364,12 @@ static void ss_h_role_delete(struct ss_req *r, void *arg)
 {
 	struct ss_service *s = arg;
 	struct ss_user u;
-	struct ss_token tok;
 	struct ss_tenant t;
 	enum ss_role role, cur = SS_ROLE_NONE;
 	const char *uid = ss_req_param(r, "user");
 	int rc;
 
-	if (!ss_api_auth(s, r, &u, &tok) || !ss_api_tenant(s, r, &u, SS_ROLE_ADMIN, &t, &role))
+	if (!ss_api_enter(s, r, SS_ROLE_ADMIN, &u, &t, &role))
 		return;
 	rc = ss_store_role_get(s->st, t.id, uid, &cur);
 	if (rc == 0 && cur == SS_ROLE_NONE)
@@ -384,12 +388,12 @@ static void ss_h_tokens_create(struct ss_req *r, void *arg)
 {
 	struct ss_service *s = arg;
 	struct ss_user u;
-	struct ss_token tok, newtok;
+	struct ss_token newtok;
 	char token[SS_TOKEN_LEN + 1];
 	uint8_t hash[32];
 	int rc;
 
-	if (!ss_api_auth(s, r, &u, &tok))
+	if (!ss_api_enter(s, r, SS_ROLE_NONE, &u, NULL, NULL))
 		return;
 	rc = ss_token_new(token, hash);
 	if (rc == 0)
@@ -406,11 +410,10 @@ static void ss_h_token_delete(struct ss_req *r, void *arg)
 {
 	struct ss_service *s = arg;
 	struct ss_user u;
-	struct ss_token tok;
 	const char *id = ss_req_param(r, "id");
 	int rc;
 
-	if (!ss_api_auth(s, r, &u, &tok))
+	if (!ss_api_enter(s, r, SS_ROLE_NONE, &u, NULL, NULL))
 		return;
 	rc = ss_store_token_revoke(s->st, u.id, id, "", u.id);
 	if (rc == SPH_ERR_INVALID_ARG)
@@ -425,7 +428,6 @@ static void ss_h_devices_claim(struct ss_req *r, void *arg)
 {
 	struct ss_service *s = arg;
 	struct ss_user u;
-	struct ss_token tok;
 	struct ss_tenant t;
 	struct ss_device d;
 	enum ss_role role;
@@ -433,7 +435,7 @@ static void ss_h_devices_claim(struct ss_req *r, void *arg)
 	const char *id;
 	int rc;
 
-	if (!ss_api_auth(s, r, &u, &tok) || !ss_api_tenant(s, r, &u, SS_ROLE_ADMIN, &t, &role))
+	if (!ss_api_enter(s, r, SS_ROLE_ADMIN, &u, &t, &role))
 		return;
 	body = ss_api_body(r);
 	if (!body)
@@ -462,14 +464,13 @@ static void ss_h_device_release(struct ss_req *r, void *arg)
 {
 	struct ss_service *s = arg;
 	struct ss_user u;
-	struct ss_token tok;
 	struct ss_tenant t;
 	enum ss_role role;
 	json_t *body;
 	const char *to;
 	int rc;
 
-	if (!ss_api_auth(s, r, &u, &tok) || !ss_api_tenant(s, r, &u, SS_ROLE_ADMIN, &t, &role))
+	if (!ss_api_enter(s, r, SS_ROLE_ADMIN, &u, &t, &role))
 		return;
 	body = ss_api_body(r);
 	if (!body)
@@ -495,7 +496,6 @@ static void ss_h_devices_list(struct ss_req *r, void *arg)
 	struct ss_service *s = arg;
 	struct ss_device *ds = NULL;
 	struct ss_user u;
-	struct ss_token tok;
 	struct ss_tenant t;
 	enum ss_role role;
 	const char *after = ss_req_query(r, "after");
@@ -503,8 +503,7 @@ static void ss_h_devices_list(struct ss_req *r, void *arg)
 	json_t *a;
 	int rc;
 
-	if (!ss_api_auth(s, r, &u, &tok) || !ss_api_tenant(s, r, &u, SS_ROLE_READER, &t, &role) ||
-	    !ss_api_limit(r, &limit))
+	if (!ss_api_enter(s, r, SS_ROLE_READER, &u, &t, &role) || !ss_api_limit(r, &limit))
 		return;
 	ds = calloc(limit, sizeof(*ds));
 	a = json_array();
@@ -527,13 +526,12 @@ static void ss_h_device_get(struct ss_req *r, void *arg)
 {
 	struct ss_service *s = arg;
 	struct ss_user u;
-	struct ss_token tok;
 	struct ss_tenant t;
 	struct ss_device d;
 	enum ss_role role;
 	int rc;
 
-	if (!ss_api_auth(s, r, &u, &tok) || !ss_api_tenant(s, r, &u, SS_ROLE_READER, &t, &role))
+	if (!ss_api_enter(s, r, SS_ROLE_READER, &u, &t, &role))
 		return;
 	rc = ss_store_device_get(s->st, t.id, ss_req_param(r, "device"), &d);
 	if (rc == SPH_ERR_INVALID_ARG)
@@ -549,7 +547,6 @@ static void ss_h_audit_list(struct ss_req *r, void *arg)
 	struct ss_service *s = arg;
 	struct ss_audit *es = NULL;
 	struct ss_user u;
-	struct ss_token tok;
 	struct ss_tenant t;
 	enum ss_role role;
 	const char *after = ss_req_query(r, "after");
@@ -558,8 +555,7 @@ static void ss_h_audit_list(struct ss_req *r, void *arg)
 	json_t *a;
 	int rc;
 
-	if (!ss_api_auth(s, r, &u, &tok) || !ss_api_tenant(s, r, &u, SS_ROLE_ADMIN, &t, &role) ||
-	    !ss_api_limit(r, &limit))
+	if (!ss_api_enter(s, r, SS_ROLE_ADMIN, &u, &t, &role) || !ss_api_limit(r, &limit))
 		return;
 	if (after) {
 		char *end;

@@ -225,14 +225,13 @@ static void ss_h_ca_list(struct ss_req *r, void *arg)
 	struct ss_service *s = arg;
 	struct ss_ca_record *cs = NULL;
 	struct ss_user u;
-	struct ss_token tok;
 	struct ss_tenant t;
 	enum ss_role role;
 	json_t *a = NULL;
 	size_t n = 0;
 	int rc;
 
-	if (!ss_api_auth(s, r, &u, &tok) || !ss_api_tenant(s, r, &u, SS_ROLE_READER, &t, &role))
+	if (!ss_api_enter(s, r, SS_ROLE_READER, &u, &t, &role))
 		return;
 	cs = calloc(SS_CA_PER_TENANT, sizeof(*cs));
 	a = json_array();
@@ -254,7 +253,6 @@ static void ss_h_ca_chain(struct ss_req *r, void *arg)
 	struct ss_ca_record *ca = NULL;
 	struct ss_ca_pair view;
 	struct ss_user u;
-	struct ss_token tok;
 	struct ss_tenant t;
 	enum ss_role role;
 	const char *fmt = ss_req_query(r, "format");
@@ -264,7 +262,7 @@ static void ss_h_ca_chain(struct ss_req *r, void *arg)
 	bool p7;
 	int rc;
 
-	if (!ss_api_auth(s, r, &u, &tok) || !ss_api_tenant(s, r, &u, SS_ROLE_READER, &t, &role))
+	if (!ss_api_enter(s, r, SS_ROLE_READER, &u, &t, &role))
 		return;
 	if (fmt && strcmp(fmt, "pem") != 0 && strcmp(fmt, "p7") != 0) {
 		ss_reply_error(r, 400, "bad_request", "format: pem or p7");
@@ -296,14 +294,13 @@ static void ss_h_ca_bundle(struct ss_req *r, void *arg)
 	struct ss_service *s = arg;
 	struct ss_ca_record *cs = NULL;
 	struct ss_user u;
-	struct ss_token tok;
 	struct ss_tenant t;
 	enum ss_role role;
 	char *bundle = NULL;
 	size_t n = 0, len = 0;
 	int rc;
 
-	if (!ss_api_auth(s, r, &u, &tok) || !ss_api_tenant(s, r, &u, SS_ROLE_READER, &t, &role))
+	if (!ss_api_enter(s, r, SS_ROLE_READER, &u, &t, &role))
 		return;
 	cs = calloc(SS_CA_PER_TENANT, sizeof(*cs));
 	rc = cs ? ss_store_ca_list(s->st, t.id, cs, SS_CA_PER_TENANT, &n) : SPH_ERR_NOMEM;
@@ -358,7 +355,6 @@ static void ss_h_ca_create(struct ss_req *r, void *arg)
 {
 	struct ss_service *s = arg;
 	struct ss_user u;
-	struct ss_token tok;
 	struct ss_tenant t;
 	enum ss_role role;
 	struct ss_ca_record *one = NULL;
@@ -366,7 +362,7 @@ static void ss_h_ca_create(struct ss_req *r, void *arg)
 	size_t n = 0;
 	int rc;
 
-	if (!ss_api_auth(s, r, &u, &tok) || !ss_api_tenant(s, r, &u, SS_ROLE_ADMIN, &t, &role))
+	if (!ss_api_enter(s, r, SS_ROLE_ADMIN, &u, &t, &role))
 		return;
 	/* A tenant without any CA gets an Active one; otherwise a successor. */
 	one = calloc(1, sizeof(*one));
@@ -387,7 +383,6 @@ static void ss_h_ca_state(struct ss_req *r, void *arg)
 {
 	struct ss_service *s = arg;
 	struct ss_user u;
-	struct ss_token tok;
 	struct ss_tenant t;
 	enum ss_role role;
 	enum ss_ca_state want;
@@ -395,7 +390,7 @@ static void ss_h_ca_state(struct ss_req *r, void *arg)
 	json_t *body;
 	int rc;
 
-	if (!ss_api_auth(s, r, &u, &tok) || !ss_api_tenant(s, r, &u, SS_ROLE_ADMIN, &t, &role))
+	if (!ss_api_enter(s, r, SS_ROLE_ADMIN, &u, &t, &role))
 		return;
 	body = ss_api_body(r);
 	if (!body)

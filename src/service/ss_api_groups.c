@@ -155,7 +155,6 @@ static void ss_h_products_create(struct ss_req *r, void *arg)
 	static const char *const keys[] = {"name", "description", "default_groups", NULL};
 	struct ss_service *s = arg;
 	struct ss_user u;
-	struct ss_token tok;
 	struct ss_tenant t;
 	struct ss_product p;
 	enum ss_role role;
@@ -164,8 +163,7 @@ static void ss_h_products_create(struct ss_req *r, void *arg)
 	char next[SS_UUID_LEN + 1];
 	int rc;
 
-	if (!ss_api_auth(s, r, &u, &tok) ||
-	    !ss_api_tenant(s, r, &u, SS_ROLE_CONTRIBUTOR, &t, &role))
+	if (!ss_api_enter(s, r, SS_ROLE_CONTRIBUTOR, &u, &t, &role))
 		return;
 	body = ss_api_body(r);
 	if (!body)
@@ -208,15 +206,13 @@ static void ss_h_products_list(struct ss_req *r, void *arg)
 	struct ss_service *s = arg;
 	struct ss_product *ps = NULL;
 	struct ss_user u;
-	struct ss_token tok;
 	struct ss_tenant t;
 	enum ss_role role;
 	size_t limit, n = 0;
 	json_t *a;
 	int rc;
 
-	if (!ss_api_auth(s, r, &u, &tok) || !ss_api_tenant(s, r, &u, SS_ROLE_READER, &t, &role) ||
-	    !ss_api_limit(r, &limit))
+	if (!ss_api_enter(s, r, SS_ROLE_READER, &u, &t, &role) || !ss_api_limit(r, &limit))
 		return;
 	ps = calloc(limit, sizeof(*ps));
 	a = json_array();
@@ -242,13 +238,12 @@ static void ss_h_product_get(struct ss_req *r, void *arg)
 {
 	struct ss_service *s = arg;
 	struct ss_user u;
-	struct ss_token tok;
 	struct ss_tenant t;
 	struct ss_product p;
 	enum ss_role role;
 	int rc;
 
-	if (!ss_api_auth(s, r, &u, &tok) || !ss_api_tenant(s, r, &u, SS_ROLE_READER, &t, &role))
+	if (!ss_api_enter(s, r, SS_ROLE_READER, &u, &t, &role))
 		return;
 	rc = ss_groups_path_rc(ss_store_product_get(s->st, t.id, ss_req_param(r, "product"), &p));
 	if (rc == 0)
@@ -262,7 +257,6 @@ static void ss_h_groups_list(struct ss_req *r, void *arg)
 {
 	struct ss_service *s = arg;
 	struct ss_user u;
-	struct ss_token tok;
 	struct ss_tenant t;
 	struct ss_product p;
 	enum ss_role role;
@@ -272,8 +266,7 @@ static void ss_h_groups_list(struct ss_req *r, void *arg)
 	json_t *a = NULL;
 	int rc = 0;
 
-	if (!ss_api_auth(s, r, &u, &tok) || !ss_api_tenant(s, r, &u, SS_ROLE_READER, &t, &role) ||
-	    !ss_api_limit(r, &limit))
+	if (!ss_api_enter(s, r, SS_ROLE_READER, &u, &t, &role) || !ss_api_limit(r, &limit))
 		return;
 	if (pid)
 		rc = ss_groups_path_rc(ss_store_product_get(s->st, t.id, pid, &p));
@@ -297,7 +290,6 @@ static void ss_h_groups_create(struct ss_req *r, void *arg)
 	static const char *const keys[] = {"name", "description", "os_feed", "update_policy", NULL};
 	struct ss_service *s = arg;
 	struct ss_user u;
-	struct ss_token tok;
 	struct ss_tenant t;
 	struct ss_group g;
 	enum ss_role role;
@@ -307,8 +299,7 @@ static void ss_h_groups_create(struct ss_req *r, void *arg)
 	const char *name, *desc;
 	int rc;
 
-	if (!ss_api_auth(s, r, &u, &tok) ||
-	    !ss_api_tenant(s, r, &u, SS_ROLE_CONTRIBUTOR, &t, &role))
+	if (!ss_api_enter(s, r, SS_ROLE_CONTRIBUTOR, &u, &t, &role))
 		return;
 	body = ss_api_body(r);
 	if (!body)
@@ -341,13 +332,12 @@ static void ss_h_group_get(struct ss_req *r, void *arg)
 {
 	struct ss_service *s = arg;
 	struct ss_user u;
-	struct ss_token tok;
 	struct ss_tenant t;
 	struct ss_group g;
 	enum ss_role role;
 	int rc;
 
-	if (!ss_api_auth(s, r, &u, &tok) || !ss_api_tenant(s, r, &u, SS_ROLE_READER, &t, &role))
+	if (!ss_api_enter(s, r, SS_ROLE_READER, &u, &t, &role))
 		return;
 	rc = ss_groups_path_rc(ss_store_group_get(s->st, t.id, ss_req_param(r, "group"), &g));
 	if (rc == 0)
@@ -362,15 +352,13 @@ static void ss_h_group_update(struct ss_req *r, void *arg)
 	struct ss_service *s = arg;
 	struct ss_group_change chg = {0};
 	struct ss_user u;
-	struct ss_token tok;
 	struct ss_tenant t;
 	struct ss_group g;
 	enum ss_role role;
 	json_t *body;
 	int rc;
 
-	if (!ss_api_auth(s, r, &u, &tok) ||
-	    !ss_api_tenant(s, r, &u, SS_ROLE_CONTRIBUTOR, &t, &role))
+	if (!ss_api_enter(s, r, SS_ROLE_CONTRIBUTOR, &u, &t, &role))
 		return;
 	body = ss_api_body(r);
 	if (!body)
@@ -403,7 +391,6 @@ static void ss_h_device_group_set(struct ss_req *r, void *arg)
 	static const char *const keys[] = {"group_id", NULL};
 	struct ss_service *s = arg;
 	struct ss_user u;
-	struct ss_token tok;
 	struct ss_tenant t;
 	struct ss_device d;
 	enum ss_role role;
@@ -411,8 +398,7 @@ static void ss_h_device_group_set(struct ss_req *r, void *arg)
 	json_t *body, *v;
 	int rc;
 
-	if (!ss_api_auth(s, r, &u, &tok) ||
-	    !ss_api_tenant(s, r, &u, SS_ROLE_CONTRIBUTOR, &t, &role))
+	if (!ss_api_enter(s, r, SS_ROLE_CONTRIBUTOR, &u, &t, &role))
 		return;
 	body = ss_api_body(r);
 	if (!body)

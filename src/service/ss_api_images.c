@@ -522,7 +522,6 @@ static void ss_h_image_root(struct ss_req *r, void *arg)
 {
 	struct ss_service *s = arg;
 	struct ss_user u;
-	struct ss_token tok;
 	struct ss_tenant t;
 	enum ss_role role;
 	X509 *root = NULL;
@@ -531,7 +530,7 @@ static void ss_h_image_root(struct ss_req *r, void *arg)
 	long n;
 	int rc;
 
-	if (!ss_api_auth(s, r, &u, &tok) || !ss_api_tenant(s, r, &u, SS_ROLE_READER, &t, &role))
+	if (!ss_api_enter(s, r, SS_ROLE_READER, &u, &t, &role))
 		return;
 	rc = ss_tenant_signer(s, t.id, &root, NULL, NULL);
 	if (rc == 0) {
@@ -606,7 +605,6 @@ static void ss_h_images_add(struct ss_req *r, void *arg)
 {
 	struct ss_service *s = arg;
 	struct ss_user u;
-	struct ss_token tok;
 	struct ss_tenant t;
 	enum ss_role role;
 	struct img_package *in = NULL, *chk = NULL;
@@ -621,9 +619,7 @@ static void ss_h_images_add(struct ss_req *r, void *arg)
 	char why[SS_IMG_WHY_MAX] = "";
 	int rc;
 
-	if (!ss_api_auth(s, r, &u, &tok) ||
-	    !ss_api_tenant(s, r, &u, SS_ROLE_CONTRIBUTOR, &t, &role) ||
-	    !ss_img_body(r, &body, &len))
+	if (!ss_api_enter(s, r, SS_ROLE_CONTRIBUTOR, &u, &t, &role) || !ss_img_body(r, &body, &len))
 		return;
 	in = calloc(1, sizeof(*in));
 	chk = calloc(1, sizeof(*chk));
@@ -730,11 +726,10 @@ static void ss_h_images_list(struct ss_req *r, void *arg)
 {
 	struct ss_service *s = arg;
 	struct ss_user u;
-	struct ss_token tok;
 	struct ss_tenant t;
 	enum ss_role role;
 
-	if (ss_api_auth(s, r, &u, &tok) && ss_api_tenant(s, r, &u, SS_ROLE_READER, &t, &role))
+	if (ss_api_enter(s, r, SS_ROLE_READER, &u, &t, &role))
 		ss_img_list_reply(s, r, t.id);
 }
 
@@ -742,13 +737,12 @@ static void ss_h_image_get(struct ss_req *r, void *arg)
 {
 	struct ss_service *s = arg;
 	struct ss_user u;
-	struct ss_token tok;
 	struct ss_tenant t;
 	struct ss_image img;
 	enum ss_role role;
 	int rc;
 
-	if (!ss_api_auth(s, r, &u, &tok) || !ss_api_tenant(s, r, &u, SS_ROLE_READER, &t, &role))
+	if (!ss_api_enter(s, r, SS_ROLE_READER, &u, &t, &role))
 		return;
 	rc = ss_img_path_rc(ss_store_image_get(s->st, t.id, ss_req_param(r, "image"), &img));
 	if (rc == 0)
@@ -775,11 +769,10 @@ static void ss_h_image_package(struct ss_req *r, void *arg)
 {
 	struct ss_service *s = arg;
 	struct ss_user u;
-	struct ss_token tok;
 	struct ss_tenant t;
 	enum ss_role role;
 
-	if (ss_api_auth(s, r, &u, &tok) && ss_api_tenant(s, r, &u, SS_ROLE_READER, &t, &role))
+	if (ss_api_enter(s, r, SS_ROLE_READER, &u, &t, &role))
 		ss_img_package_reply(s, r, t.id);
 }
 
@@ -798,7 +791,6 @@ static void ss_h_os_images_add(struct ss_req *r, void *arg)
 {
 	struct ss_service *s = arg;
 	struct ss_user u;
-	struct ss_token tok;
 	struct img_package *p = NULL;
 	struct img_trust trust;
 	struct ss_image rec, img;
@@ -807,7 +799,8 @@ static void ss_h_os_images_add(struct ss_req *r, void *arg)
 	char why[SS_IMG_WHY_MAX] = "", target[IMG_TARGET_MAX + 1] = "";
 	int rc;
 
-	if (!ss_api_auth(s, r, &u, &tok) || !ss_img_operator(r, &u) || !ss_img_body(r, &body, &len))
+	if (!ss_api_enter(s, r, SS_ROLE_NONE, &u, NULL, NULL) || !ss_img_operator(r, &u) ||
+	    !ss_img_body(r, &body, &len))
 		return;
 	if (!s->platform_root) {
 		ss_reply_error(r, 409, "conflict",
@@ -857,9 +850,8 @@ static void ss_h_os_images_list(struct ss_req *r, void *arg)
 {
 	struct ss_service *s = arg;
 	struct ss_user u;
-	struct ss_token tok;
 
-	if (ss_api_auth(s, r, &u, &tok))
+	if (ss_api_enter(s, r, SS_ROLE_NONE, &u, NULL, NULL))
 		ss_img_list_reply(s, r, "");
 }
 
@@ -867,11 +859,10 @@ static void ss_h_os_image_get(struct ss_req *r, void *arg)
 {
 	struct ss_service *s = arg;
 	struct ss_user u;
-	struct ss_token tok;
 	struct ss_image img;
 	int rc;
 
-	if (!ss_api_auth(s, r, &u, &tok))
+	if (!ss_api_enter(s, r, SS_ROLE_NONE, &u, NULL, NULL))
 		return;
 	rc = ss_img_path_rc(ss_store_image_get(s->st, "", ss_req_param(r, "image"), &img));
 	if (rc == 0)
@@ -884,9 +875,8 @@ static void ss_h_os_image_package(struct ss_req *r, void *arg)
 {
 	struct ss_service *s = arg;
 	struct ss_user u;
-	struct ss_token tok;
 
-	if (ss_api_auth(s, r, &u, &tok))
+	if (ss_api_enter(s, r, SS_ROLE_NONE, &u, NULL, NULL))
 		ss_img_package_reply(s, r, "");
 }
 
@@ -905,7 +895,6 @@ static void ss_h_release_add(struct ss_req *r, void *arg)
 {
 	struct ss_service *s = arg;
 	struct ss_user u;
-	struct ss_token tok;
 	struct ss_os_release rel;
 	struct ss_image img;
 	enum ss_os_feed feed;
@@ -913,7 +902,8 @@ static void ss_h_release_add(struct ss_req *r, void *arg)
 	json_t *body, *v;
 	int rc;
 
-	if (!ss_api_auth(s, r, &u, &tok) || !ss_img_operator(r, &u) || !ss_img_feed(r, &feed))
+	if (!ss_api_enter(s, r, SS_ROLE_NONE, &u, NULL, NULL) || !ss_img_operator(r, &u) ||
+	    !ss_img_feed(r, &feed))
 		return;
 	body = ss_api_body(r);
 	if (!body)
@@ -950,7 +940,6 @@ static void ss_h_release_list(struct ss_req *r, void *arg)
 {
 	struct ss_service *s = arg;
 	struct ss_user u;
-	struct ss_token tok;
 	struct ss_os_release *rs = NULL;
 	struct ss_image img;
 	enum ss_os_feed feed;
@@ -958,7 +947,8 @@ static void ss_h_release_list(struct ss_req *r, void *arg)
 	json_t *a;
 	int rc;
 
-	if (!ss_api_auth(s, r, &u, &tok) || !ss_img_feed(r, &feed) || !ss_api_limit(r, &limit))
+	if (!ss_api_enter(s, r, SS_ROLE_NONE, &u, NULL, NULL) || !ss_img_feed(r, &feed) ||
+	    !ss_api_limit(r, &limit))
 		return;
 	rs = calloc(limit, sizeof(*rs));
 	a = json_array();
@@ -985,7 +975,6 @@ static void ss_h_deploy_create(struct ss_req *r, void *arg)
 {
 	struct ss_service *s = arg;
 	struct ss_user u;
-	struct ss_token tok;
 	struct ss_tenant t;
 	struct ss_group g;
 	struct ss_deployment d;
@@ -996,8 +985,7 @@ static void ss_h_deploy_create(struct ss_req *r, void *arg)
 	size_t n;
 	int rc;
 
-	if (!ss_api_auth(s, r, &u, &tok) ||
-	    !ss_api_tenant(s, r, &u, SS_ROLE_CONTRIBUTOR, &t, &role))
+	if (!ss_api_enter(s, r, SS_ROLE_CONTRIBUTOR, &u, &t, &role))
 		return;
 	/* The group first: a foreign or malformed one is 404 whatever the body. */
 	rc = ss_img_path_rc(ss_store_group_get(s->st, t.id, ss_req_param(r, "group"), &g));
@@ -1045,7 +1033,6 @@ static void ss_h_deploy_list(struct ss_req *r, void *arg)
 {
 	struct ss_service *s = arg;
 	struct ss_user u;
-	struct ss_token tok;
 	struct ss_tenant t;
 	struct ss_group g;
 	struct ss_deployment *ds = NULL;
@@ -1054,8 +1041,7 @@ static void ss_h_deploy_list(struct ss_req *r, void *arg)
 	json_t *a = NULL;
 	int rc;
 
-	if (!ss_api_auth(s, r, &u, &tok) || !ss_api_tenant(s, r, &u, SS_ROLE_READER, &t, &role) ||
-	    !ss_api_limit(r, &limit))
+	if (!ss_api_enter(s, r, SS_ROLE_READER, &u, &t, &role) || !ss_api_limit(r, &limit))
 		return;
 	rc = ss_img_path_rc(ss_store_group_get(s->st, t.id, ss_req_param(r, "group"), &g));
 	if (rc == 0) {
@@ -1109,13 +1095,12 @@ static void ss_h_target(struct ss_req *r, void *arg)
 {
 	struct ss_service *s = arg;
 	struct ss_user u;
-	struct ss_token tok;
 	struct ss_tenant t;
 	struct ss_target *tg = NULL;
 	enum ss_role role;
 	int rc;
 
-	if (!ss_api_auth(s, r, &u, &tok) || !ss_api_tenant(s, r, &u, SS_ROLE_READER, &t, &role))
+	if (!ss_api_enter(s, r, SS_ROLE_READER, &u, &t, &role))
 		return;
 	tg = calloc(1, sizeof(*tg));
 	rc = tg ? ss_img_path_rc(ss_group_target(s, t.id, ss_req_param(r, "group"), tg))

@@ -58,6 +58,10 @@ bool ss_api_tenant(struct ss_service *s, struct ss_req *r, const struct ss_user 
                    enum ss_role min, struct ss_tenant *t, enum ss_role *role);
 /* The body as a JSON object (400 otherwise); caller json_decref()s. */
 json_t *ss_api_body(struct ss_req *r);
+/* ss_api_auth, then (min above SS_ROLE_NONE) ss_api_tenant with min: the
+ * preamble of every handler. t and role may be NULL when min is NONE. */
+bool ss_api_enter(struct ss_service *s, struct ss_req *r, enum ss_role min, struct ss_user *u,
+                  struct ss_tenant *t, enum ss_role *role);
 /* A required non-empty string member (400 otherwise). */
 const char *ss_api_body_str(struct ss_req *r, json_t *body, const char *key);
 /* ?limit= in 1..SS_LIST_MAX, default 100 (400 otherwise). */
