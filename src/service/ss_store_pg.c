@@ -16,6 +16,12 @@
  *    blocking the foreign-key checks of inserts that name the tenant);
  *  - a claim locks the device's row (SELECT ... FOR UPDATE); two first claims
  *    of one device meet at its primary key (23505: SPH_ERR_DUPLICATE);
+ *  - a deployment locks its group's row (FOR NO KEY UPDATE): a group's
+ *    deployment seq is read and written under it;
+ *  - an OS release takes an advisory transaction lock (SS_PG_LOCK_RELEASE):
+ *    the global release seq and "once per feed" are decided under it;
+ *  - a signer, or an image of a component and version, is checked by an
+ *    explicit read; two concurrent adds meet at a unique index (23505);
  *  - an audit row is inserted under a per-tenant advisory transaction lock,
  *    so a tenant's audit ids commit in increasing order (a reader paging
  *    with after_id never skips a row that commits later with a lower id).
@@ -44,7 +50,7 @@
 
 #define SS_PG_CONNS      4
 #define SS_PG_RETRY_MS   5000
-#define SS_PG_MAX_PARAMS 10
+#define SS_PG_MAX_PARAMS 16
 #define SS_PG_TIMEOUT_S  "10" /* connect_timeout unless the URL says otherwise */
 
 /* Built-in type OIDs (fixed in PostgreSQL's catalog; pg_type_d.h is a server header). */
@@ -57,9 +63,10 @@
 /* Advisory lock classes (the first key of pg_advisory_xact_lock(int, int)). */
 #define SS_PG_LOCK_MIGRATE 0x53530000 /* "SS" 0: schema migrations */
 #define SS_PG_LOCK_AUDIT   0x53530001 /* "SS" 1: a tenant's audit ids */
+#define SS_PG_LOCK_RELEASE 0x53530002 /* "SS" 2: OS releases (their global seq) */
 
 /* ---- schema ------------------------------------------------------------------
- * The same tables, columns, names and rules as the SQLite migrations 1..3, in
+ * The same tables, columns, names and rules as the SQLite migrations 1..4, in
  * PostgreSQL's types: BIGINT times and counters, SMALLINT flags and roles,
  * BYTEA blobs, an identity column for audit.id, and TEXT COLLATE "C" so that
  * ids and names order bytewise (as in SQLite) whatever the database locale.
@@ -147,6 +154,58 @@ static const char *const ss_pg_migrations[] = {
         " device_key BYTEA NOT NULL CHECK (length(device_key) BETWEEN 1 AND 512),"
         " UNIQUE (tenant_id, seq));"
         "CREATE UNIQUE INDEX tenant_cas_active ON tenant_cas (tenant_id) WHERE state = 'Active';",
+        /* 4: the image catalogue, OS feeds and deployments (docs/api-images.md).
+         * tenant_id NULL marks a platform-wide OS image. NULLs are distinct
+         * in a unique index, so images_component holds for tenant images
+         * and the partial images_component_os for OS images (SQLite decides
+         * those by its explicit read alone). */
+        "CREATE TABLE tenant_signers ("
+        " tenant_id TEXT COLLATE \"C\" PRIMARY KEY REFERENCES tenants (id),"
+        " created BIGINT NOT NULL,"
+        " root_der BYTEA NOT NULL CHECK (length(root_der) BETWEEN 1 AND 4096),"
+        " signer_der BYTEA NOT NULL CHECK (length(signer_der) BETWEEN 1 AND 4096),"
+        " root_key BYTEA NOT NULL CHECK (length(root_key) BETWEEN 1 AND 512),"
+        " signer_key BYTEA NOT NULL CHECK (length(signer_key) BETWEEN 1 AND 512));"
+        "CREATE TABLE images ("
+        " id TEXT COLLATE \"C\" PRIMARY KEY CHECK (length(id) = 36),"
+        " tenant_id TEXT COLLATE \"C\" REFERENCES tenants (id),"
+        " component_id TEXT COLLATE \"C\" NOT NULL CHECK (length(component_id) = 36),"
+        " type SMALLINT NOT NULL CHECK (type BETWEEN 1 AND 5),"
+        " name TEXT COLLATE \"C\" NOT NULL CHECK (length(name) BETWEEN 1 AND 64),"
+        " version TEXT COLLATE \"C\" NOT NULL CHECK (length(version) BETWEEN 1 AND 32),"
+        " security_version SMALLINT NOT NULL CHECK (security_version BETWEEN 0 AND 255),"
+        " payload_size BIGINT NOT NULL CHECK (payload_size >= 0),"
+        " payload_sha256 BYTEA NOT NULL CHECK (length(payload_sha256) = 32),"
+        " package_size BIGINT NOT NULL CHECK (package_size BETWEEN 1 AND 71303168),"
+        " package_sha256 BYTEA NOT NULL CHECK (length(package_sha256) = 32),"
+        " created BIGINT NOT NULL,"
+        " package BYTEA NOT NULL CHECK (length(package) = package_size),"
+        " CHECK ((tenant_id IS NULL AND type BETWEEN 1 AND 3) OR"
+        "        (tenant_id IS NOT NULL AND type BETWEEN 4 AND 5)));"
+        "CREATE UNIQUE INDEX images_component ON images (tenant_id, component_id, version);"
+        "CREATE UNIQUE INDEX images_component_os ON images (component_id, version)"
+        " WHERE tenant_id IS NULL;"
+        "CREATE INDEX images_tenant ON images (tenant_id, id);"
+        "CREATE TABLE os_releases ("
+        " id TEXT COLLATE \"C\" PRIMARY KEY CHECK (length(id) = 36),"
+        " seq BIGINT NOT NULL UNIQUE,"
+        " feed TEXT NOT NULL CHECK (feed IN ('Retail', 'RetailEval')),"
+        " image_id TEXT COLLATE \"C\" NOT NULL REFERENCES images (id),"
+        " published BIGINT NOT NULL,"
+        " UNIQUE (feed, image_id));"
+        "CREATE TABLE deployments ("
+        " id TEXT COLLATE \"C\" PRIMARY KEY CHECK (length(id) = 36),"
+        " tenant_id TEXT COLLATE \"C\" NOT NULL REFERENCES tenants (id),"
+        " group_id TEXT COLLATE \"C\" NOT NULL REFERENCES device_groups (id),"
+        " seq BIGINT NOT NULL,"
+        " created BIGINT NOT NULL,"
+        " UNIQUE (group_id, seq));"
+        "CREATE TABLE deployment_images ("
+        " deployment_id TEXT COLLATE \"C\" NOT NULL REFERENCES deployments (id),"
+        " pos SMALLINT NOT NULL CHECK (pos BETWEEN 0 AND 15),"
+        " image_id TEXT COLLATE \"C\" NOT NULL REFERENCES images (id),"
+        " PRIMARY KEY (deployment_id, pos),"
+        " UNIQUE (deployment_id, image_id));",
 };
 
 #define SS_PG_SCHEMA ((int)(sizeof(ss_pg_migrations) / sizeof(ss_pg_migrations[0])))
@@ -212,6 +271,27 @@ enum ss_pg_q {
 	SS_Q_CA_STATE,
 	SS_Q_CA_ACTIVE_ID,
 	SS_Q_CA_SET_STATE,
+	SS_Q_SIGNER_ADD,
+	SS_Q_SIGNER_GET,
+	SS_Q_SIGNER_HAS,
+	SS_Q_IMAGE_ADD,
+	SS_Q_IMAGE_GET,
+	SS_Q_IMAGE_GET_OS,
+	SS_Q_IMAGE_DUP,
+	SS_Q_IMAGE_DUP_OS,
+	SS_Q_IMAGE_LIST,
+	SS_Q_IMAGE_LIST_OS,
+	SS_Q_IMAGE_PKG,
+	SS_Q_IMAGE_PKG_OS,
+	SS_Q_RELEASE_SEQ,
+	SS_Q_RELEASE_DUP,
+	SS_Q_RELEASE_ADD,
+	SS_Q_RELEASE_LIST,
+	SS_Q_GROUP_LOCK,
+	SS_Q_DEPLOY_SEQ,
+	SS_Q_DEPLOY_ADD,
+	SS_Q_DEPLOY_IMAGE_ADD,
+	SS_Q_DEPLOY_LIST,
 	SS_Q_COUNT
 };
 
@@ -335,6 +415,66 @@ static const struct {
                                "t"},
         [SS_Q_CA_SET_STATE] = {"UPDATE tenant_cas SET state = $1 WHERE tenant_id = $2 AND id = $3",
                                "ttt"},
+        [SS_Q_SIGNER_ADD] = {"INSERT INTO tenant_signers (tenant_id, created, root_der, "
+                             "signer_der, root_key, signer_key) VALUES ($1, $2, $3, $4, $5, $6)",
+                             "tiBBBB"},
+        [SS_Q_SIGNER_GET] = {"SELECT tenant_id, created, root_der, signer_der, root_key, "
+                             "signer_key FROM tenant_signers WHERE tenant_id = $1",
+                             "t"},
+        [SS_Q_SIGNER_HAS] = {"SELECT tenant_id FROM tenant_signers WHERE tenant_id = $1", "t"},
+#define SS_IMG_COLS                                                                                \
+	"SELECT id, tenant_id, component_id, type, name, version, security_version, "              \
+	"payload_size, payload_sha256, package_size, package_sha256, created FROM images "
+        [SS_Q_IMAGE_ADD] = {"INSERT INTO images (id, tenant_id, component_id, type, name, "
+                            "version, security_version, payload_size, payload_sha256, "
+                            "package_size, package_sha256, created, package) "
+                            "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+                            "tntittiibibiB"},
+        [SS_Q_IMAGE_GET] = {SS_IMG_COLS "WHERE id = $1 AND tenant_id = $2", "tt"},
+        [SS_Q_IMAGE_GET_OS] = {SS_IMG_COLS "WHERE id = $1 AND tenant_id IS NULL", "t"},
+        [SS_Q_IMAGE_DUP] = {"SELECT id FROM images WHERE tenant_id = $1 AND component_id = $2 "
+                            "AND version = $3",
+                            "ttt"},
+        [SS_Q_IMAGE_DUP_OS] = {"SELECT id FROM images WHERE tenant_id IS NULL AND "
+                               "component_id = $1 AND version = $2",
+                               "tt"},
+        [SS_Q_IMAGE_LIST] = {SS_IMG_COLS "WHERE tenant_id = $1 AND id > $2 ORDER BY id LIMIT $3",
+                             "tti"},
+        [SS_Q_IMAGE_LIST_OS] = {SS_IMG_COLS "WHERE tenant_id IS NULL AND id > $1 "
+                                            "ORDER BY id LIMIT $2",
+                                "ti"},
+#undef SS_IMG_COLS
+        [SS_Q_IMAGE_PKG] = {"SELECT package FROM images WHERE id = $1 AND tenant_id = $2", "tt"},
+        [SS_Q_IMAGE_PKG_OS] = {"SELECT package FROM images WHERE id = $1 AND tenant_id IS NULL",
+                               "t"},
+        [SS_Q_RELEASE_SEQ] = {"SELECT COALESCE(MAX(seq), 0) FROM os_releases", ""},
+        [SS_Q_RELEASE_DUP] = {"SELECT id FROM os_releases WHERE feed = $1 AND image_id = $2", "tt"},
+        [SS_Q_RELEASE_ADD] = {"INSERT INTO os_releases (id, seq, feed, image_id, published) "
+                              "VALUES ($1, $2, $3, $4, $5)",
+                              "titti"},
+        [SS_Q_RELEASE_LIST] = {"SELECT id, feed, image_id, published, seq FROM os_releases "
+                               "WHERE feed = $1 ORDER BY seq DESC LIMIT $2",
+                               "ti"},
+        [SS_Q_GROUP_LOCK] = {"SELECT id FROM device_groups WHERE id = $1 AND tenant_id = $2 "
+                             "FOR NO KEY UPDATE",
+                             "tt"},
+        [SS_Q_DEPLOY_SEQ] = {"SELECT COALESCE(MAX(seq), 0) FROM deployments WHERE group_id = $1",
+                             "t"},
+        [SS_Q_DEPLOY_ADD] = {"INSERT INTO deployments (id, tenant_id, group_id, seq, created) "
+                             "VALUES ($1, $2, $3, $4, $5)",
+                             "tttii"},
+        [SS_Q_DEPLOY_IMAGE_ADD] = {"INSERT INTO deployment_images (deployment_id, pos, image_id) "
+                                   "VALUES ($1, $2, $3)",
+                                   "tit"},
+        /* One row per image of the newest $3 deployments (LEFT JOIN: a
+         * deployment without images shows as a NULL image, refused). */
+        [SS_Q_DEPLOY_LIST] = {"SELECT d.id, d.tenant_id, d.group_id, d.seq, d.created, "
+                              "di.image_id FROM (SELECT id, tenant_id, group_id, seq, created "
+                              "FROM deployments WHERE tenant_id = $1 AND group_id = $2 "
+                              "ORDER BY seq DESC LIMIT $3) d "
+                              "LEFT JOIN deployment_images di ON di.deployment_id = d.id "
+                              "ORDER BY d.seq DESC, di.pos",
+                              "tti"},
 };
 
 struct ss_pg_conn {
@@ -1095,6 +1235,18 @@ static int ss_pg_exists(struct ss_pg_conn *c, enum ss_pg_q q, const char *id)
 {
 	PGresult *r = NULL;
 	int rc = ss_pg_query(c, q, &r, id);
+
+	if (!rc && PQntuples(r) < 1)
+		rc = SPH_ERR_NOT_FOUND;
+	PQclear(r);
+	return rc;
+}
+
+/* The same with two text parameters. */
+static int ss_pg_exists2(struct ss_pg_conn *c, enum ss_pg_q q, const char *p1, const char *p2)
+{
+	PGresult *r = NULL;
+	int rc = ss_pg_query(c, q, &r, p1, p2);
 
 	if (!rc && PQntuples(r) < 1)
 		rc = SPH_ERR_NOT_FOUND;
@@ -1999,6 +2151,457 @@ static int ss_pg_ca_set_state(void *be, const char *tenant_id, const char *ca_id
 	return ss_pg_run(be, "ca_set_state", true, ss_pg_ca_set_state_fn, &a);
 }
 
+/* ---- image catalogue, OS feeds and deployments ------------------------------------ */
+
+static int ss_pg_signer_row(struct ss_pg_conn *c, const PGresult *r, int row, void *out)
+{
+	struct ss_signer_record *e = out;
+	int rc = ss_pg_text(c, r, row, 0, e->tenant_id, sizeof(e->tenant_id), false);
+
+	if (!rc)
+		rc = ss_pg_int(c, r, row, 1, &e->created);
+	if (!rc)
+		rc = ss_pg_blob(c, r, row, 2, e->root_der, sizeof(e->root_der), &e->root_der_len);
+	if (!rc)
+		rc = ss_pg_blob(c, r, row, 3, e->signer_der, sizeof(e->signer_der),
+		                &e->signer_der_len);
+	if (!rc)
+		rc = ss_pg_blob(c, r, row, 4, e->root_key, sizeof(e->root_key), &e->root_key_len);
+	if (!rc)
+		rc = ss_pg_blob(c, r, row, 5, e->signer_key, sizeof(e->signer_key),
+		                &e->signer_key_len);
+	return rc;
+}
+
+static int ss_pg_signer_add_fn(struct ss_pg_conn *c, struct ss_pg_args *a)
+{
+	const struct ss_signer_record *e = a->in;
+	int rc = ss_pg_exists(c, SS_Q_TENANT_GET, e->tenant_id);
+
+	if (rc)
+		goto out;
+	/* One per tenant: the explicit read decides (as in SQLite); two
+	 * concurrent first adds meet at the primary key (23505). */
+	rc = ss_pg_exists(c, SS_Q_SIGNER_HAS, e->tenant_id);
+	if (rc == 0)
+		rc = SPH_ERR_DUPLICATE;
+	if (rc != SPH_ERR_NOT_FOUND)
+		goto out;
+	rc = ss_pg_exec(c, SS_Q_SIGNER_ADD, e->tenant_id, e->created, e->root_der, e->root_der_len,
+	                e->signer_der, e->signer_der_len, e->root_key, e->root_key_len,
+	                e->signer_key, e->signer_key_len);
+	if (!rc)
+		rc = ss_pg_audit(c, e->tenant_id, a->actor, "image.signer", e->tenant_id, "");
+out:
+	return rc;
+}
+
+static int ss_pg_signer_add(void *be, const struct ss_signer_record *rec, const char *actor)
+{
+	struct ss_pg_args a = {.in = rec, .actor = actor};
+
+	return ss_pg_run(be, "signer_add", true, ss_pg_signer_add_fn, &a);
+}
+
+static int ss_pg_signer_get_fn(struct ss_pg_conn *c, struct ss_pg_args *a)
+{
+	return ss_pg_get1(c, SS_Q_SIGNER_GET, a->tenant_id, NULL, ss_pg_signer_row, a->out);
+}
+
+static int ss_pg_signer_get(void *be, const char *tenant_id, struct ss_signer_record *out)
+{
+	struct ss_pg_args a = {.tenant_id = tenant_id, .out = out};
+	int rc = ss_pg_run(be, "signer_get", false, ss_pg_signer_get_fn, &a);
+
+	if (rc)
+		OPENSSL_cleanse(out, sizeof(*out));
+	return rc;
+}
+
+/* Reads a 32-byte bytea column. */
+static int ss_pg_digest(struct ss_pg_conn *c, const PGresult *r, int row, int col, uint8_t out[32])
+{
+	size_t len = 0;
+	int rc = ss_pg_blob(c, r, row, col, out, 32, &len);
+
+	return rc ? rc : len == 32 ? 0 : ss_pg_corrupt(c, PQfname(r, col));
+}
+
+static int ss_pg_image_row(struct ss_pg_conn *c, const PGresult *r, int row, void *out)
+{
+	struct ss_image *i = out;
+	int64_t type = 0, svn = 0, psize = 0, ksize = 0;
+	int rc = ss_pg_text(c, r, row, 0, i->id, sizeof(i->id), false);
+
+	/* tenant_id: NULL for an OS image. */
+	if (!rc)
+		rc = ss_pg_text(c, r, row, 1, i->tenant_id, sizeof(i->tenant_id), true);
+	if (!rc)
+		rc = ss_pg_text(c, r, row, 2, i->component_id, sizeof(i->component_id), false);
+	if (!rc)
+		rc = ss_pg_int(c, r, row, 3, &type);
+	if (!rc)
+		rc = ss_pg_text(c, r, row, 4, i->name, sizeof(i->name), false);
+	if (!rc)
+		rc = ss_pg_text(c, r, row, 5, i->version, sizeof(i->version), false);
+	if (!rc)
+		rc = ss_pg_int(c, r, row, 6, &svn);
+	if (!rc)
+		rc = ss_pg_int(c, r, row, 7, &psize);
+	if (!rc)
+		rc = ss_pg_digest(c, r, row, 8, i->payload_sha256);
+	if (!rc)
+		rc = ss_pg_int(c, r, row, 9, &ksize);
+	if (!rc)
+		rc = ss_pg_digest(c, r, row, 10, i->package_sha256);
+	if (!rc)
+		rc = ss_pg_int(c, r, row, 11, &i->created);
+	if (!rc && (type < 1 || type > 5 || svn < 0 || svn > 255 || psize < 0 || ksize < 1 ||
+	            (uint64_t)ksize > SS_IMAGE_PACKAGE_MAX))
+		rc = ss_pg_corrupt(c, "images");
+	i->type = (uint32_t)type;
+	i->security_version = (uint32_t)svn;
+	i->payload_size = (uint64_t)psize;
+	i->package_size = (uint64_t)ksize;
+	return rc;
+}
+
+static int ss_pg_image_add_fn(struct ss_pg_conn *c, struct ss_pg_args *a)
+{
+	const struct ss_image *i = a->in;
+	const bool os = i->tenant_id[0] == '\0';
+	char detail[SS_UUID_LEN + 1 + SS_IMAGE_VERSION_MAX + 1];
+	PGresult *r = NULL;
+	int rc = os ? 0 : ss_pg_exists(c, SS_Q_TENANT_GET, i->tenant_id);
+
+	if (rc)
+		goto out;
+	/* The same component and version once per owner: the explicit read
+	 * decides (as in SQLite); two concurrent adds meet at images_component
+	 * or images_component_os (23505). */
+	if (os)
+		rc = ss_pg_query(c, SS_Q_IMAGE_DUP_OS, &r, i->component_id, i->version);
+	else
+		rc = ss_pg_query(c, SS_Q_IMAGE_DUP, &r, i->tenant_id, i->component_id, i->version);
+	if (!rc && PQntuples(r) > 0)
+		rc = SPH_ERR_DUPLICATE;
+	PQclear(r);
+	if (rc)
+		goto out;
+	rc = ss_pg_exec(c, SS_Q_IMAGE_ADD, i->id, i->tenant_id, i->component_id, (int64_t)i->type,
+	                i->name, i->version, (int64_t)i->security_version, (int64_t)i->payload_size,
+	                i->payload_sha256, (int64_t)i->package_size, i->package_sha256, i->created,
+	                (const uint8_t *)a->in2, a->cap);
+	if (rc)
+		goto out;
+	snprintf(detail, sizeof(detail), "%s %s", i->component_id, i->version);
+	rc = ss_pg_audit(c, i->tenant_id, a->actor, os ? "os_image.add" : "image.add", i->id,
+	                 detail);
+out:
+	return rc;
+}
+
+static int ss_pg_image_add(void *be, const struct ss_image *img, const uint8_t *pkg, size_t pkg_len,
+                           const char *actor)
+{
+	struct ss_pg_args a = {.in = img, .in2 = pkg, .cap = pkg_len, .actor = actor};
+
+	return ss_pg_run(be, "image_add", true, ss_pg_image_add_fn, &a);
+}
+
+static int ss_pg_image_get_fn(struct ss_pg_conn *c, struct ss_pg_args *a)
+{
+	if (a->tenant_id[0])
+		return ss_pg_get1(c, SS_Q_IMAGE_GET, a->name, a->tenant_id, ss_pg_image_row,
+		                  a->out);
+	return ss_pg_get1(c, SS_Q_IMAGE_GET_OS, a->name, NULL, ss_pg_image_row, a->out);
+}
+
+static int ss_pg_image_get(void *be, const char *tenant_id, const char *image_id,
+                           struct ss_image *out)
+{
+	struct ss_pg_args a = {.tenant_id = tenant_id, .name = image_id, .out = out};
+	int rc = ss_pg_run(be, "image_get", false, ss_pg_image_get_fn, &a);
+
+	if (rc)
+		memset(out, 0, sizeof(*out));
+	return rc;
+}
+
+static int ss_pg_image_list_fn(struct ss_pg_conn *c, struct ss_pg_args *a)
+{
+	PGresult *r = NULL;
+	int rc;
+
+	*a->n = 0;
+	if (a->tenant_id[0])
+		rc = ss_pg_query(c, SS_Q_IMAGE_LIST, &r, a->tenant_id, a->after, (int64_t)a->cap);
+	else
+		rc = ss_pg_query(c, SS_Q_IMAGE_LIST_OS, &r, a->after, (int64_t)a->cap);
+	if (!rc)
+		rc = ss_pg_rows(c, r, ss_pg_image_row, a->out, sizeof(struct ss_image), a->cap,
+		                a->n);
+	PQclear(r);
+	return rc;
+}
+
+static int ss_pg_image_list(void *be, const char *tenant_id, const char *after,
+                            struct ss_image *out, size_t cap, size_t *n)
+{
+	struct ss_pg_args a = {
+	        .tenant_id = tenant_id, .after = after, .out = out, .cap = cap, .n = n};
+	int rc = ss_pg_run(be, "image_list", false, ss_pg_image_list_fn, &a);
+
+	return ss_pg_list_done(rc, out, sizeof(*out), cap, n);
+}
+
+static int ss_pg_image_package_fn(struct ss_pg_conn *c, struct ss_pg_args *a)
+{
+	uint8_t **pkg = a->out;
+	size_t *len = a->out2;
+	PGresult *r = NULL;
+	int n, rc;
+
+	if (a->tenant_id[0])
+		rc = ss_pg_query(c, SS_Q_IMAGE_PKG, &r, a->name, a->tenant_id);
+	else
+		rc = ss_pg_query(c, SS_Q_IMAGE_PKG_OS, &r, a->name);
+	if (rc)
+		goto out;
+	rc = SPH_ERR_NOT_FOUND;
+	if (PQntuples(r) < 1)
+		goto out;
+	n = PQgetlength(r, 0, 0);
+	if (PQgetisnull(r, 0, 0) || PQftype(r, 0) != SS_PG_BYTEA || n <= 0 ||
+	    (size_t)n > SS_IMAGE_PACKAGE_MAX) {
+		rc = ss_pg_corrupt(c, "package");
+		goto out;
+	}
+	free(*pkg); /* a replayed attempt */
+	*len = 0;
+	rc = SPH_ERR_NOMEM;
+	*pkg = malloc((size_t)n);
+	if (!*pkg)
+		goto out;
+	memcpy(*pkg, PQgetvalue(r, 0, 0), (size_t)n);
+	*len = (size_t)n;
+	rc = 0;
+out:
+	PQclear(r);
+	return rc;
+}
+
+static int ss_pg_image_package(void *be, const char *tenant_id, const char *image_id, uint8_t **pkg,
+                               size_t *len)
+{
+	struct ss_pg_args a = {.tenant_id = tenant_id, .name = image_id, .out = pkg, .out2 = len};
+	int rc = ss_pg_run(be, "image_package", false, ss_pg_image_package_fn, &a);
+
+	if (rc) {
+		free(*pkg);
+		*pkg = NULL;
+		*len = 0;
+	}
+	return rc;
+}
+
+/* Runs a one-row, one-integer query (q with one text parameter, or none
+ * when p1 is NULL). */
+static int ss_pg_int1(struct ss_pg_conn *c, enum ss_pg_q q, const char *p1, int64_t *v)
+{
+	PGresult *r = NULL;
+	int rc = p1 ? ss_pg_query(c, q, &r, p1) : ss_pg_query(c, q, &r);
+
+	*v = 0;
+	if (!rc)
+		rc = PQntuples(r) == 1 ? ss_pg_int(c, r, 0, 0, v) : ss_pg_corrupt(c, "count");
+	PQclear(r);
+	return rc;
+}
+
+static int ss_pg_release_add_fn(struct ss_pg_conn *c, struct ss_pg_args *a)
+{
+	struct ss_os_release *e = a->out;
+	const char *feed = ss_os_feed_name(e->feed);
+	int64_t seq = 0;
+	int rc;
+
+	/* Releases take turns (an advisory lock held to COMMIT): seq is read
+	 * and written under it, so it increases in commit order, and the
+	 * once-per-feed read sees every committed release. */
+	rc = ss_pg_exec(c, SS_Q_LOCK, (int64_t)SS_PG_LOCK_RELEASE);
+	/* Only an OS image (images are never deleted: no row lock needed). */
+	if (!rc)
+		rc = ss_pg_exists(c, SS_Q_IMAGE_GET_OS, e->image_id);
+	if (rc)
+		goto out;
+	rc = ss_pg_exists2(c, SS_Q_RELEASE_DUP, feed, e->image_id);
+	if (rc == 0)
+		rc = SPH_ERR_DUPLICATE;
+	if (rc != SPH_ERR_NOT_FOUND)
+		goto out;
+	rc = ss_pg_int1(c, SS_Q_RELEASE_SEQ, NULL, &seq);
+	if (rc)
+		goto out;
+	e->seq = seq + 1;
+	rc = ss_pg_exec(c, SS_Q_RELEASE_ADD, e->id, e->seq, feed, e->image_id, e->published);
+	if (!rc)
+		rc = ss_pg_audit(c, "", a->actor, "os.publish", e->image_id, feed);
+out:
+	return rc;
+}
+
+static int ss_pg_os_release_add(void *be, struct ss_os_release *r, const char *actor)
+{
+	struct ss_pg_args a = {.out = r, .actor = actor};
+
+	return ss_pg_run(be, "os_release_add", true, ss_pg_release_add_fn, &a);
+}
+
+static int ss_pg_release_row(struct ss_pg_conn *c, const PGresult *r, int row, void *out)
+{
+	struct ss_os_release *e = out;
+	char feed[16];
+	int rc = ss_pg_text(c, r, row, 0, e->id, sizeof(e->id), false);
+
+	if (!rc)
+		rc = ss_pg_text(c, r, row, 1, feed, sizeof(feed), false);
+	if (!rc) {
+		e->feed = ss_os_feed_from_name(feed);
+		if (e->feed == SS_FEED_NONE)
+			rc = ss_pg_corrupt(c, "feed");
+	}
+	if (!rc)
+		rc = ss_pg_text(c, r, row, 2, e->image_id, sizeof(e->image_id), false);
+	if (!rc)
+		rc = ss_pg_int(c, r, row, 3, &e->published);
+	if (!rc)
+		rc = ss_pg_int(c, r, row, 4, &e->seq);
+	return rc;
+}
+
+static int ss_pg_release_list_fn(struct ss_pg_conn *c, struct ss_pg_args *a)
+{
+	PGresult *r = NULL;
+	int rc = ss_pg_query(c, SS_Q_RELEASE_LIST, &r, a->name, (int64_t)a->cap);
+
+	*a->n = 0;
+	if (!rc)
+		rc = ss_pg_rows(c, r, ss_pg_release_row, a->out, sizeof(struct ss_os_release),
+		                a->cap, a->n);
+	PQclear(r);
+	return rc;
+}
+
+static int ss_pg_os_release_list(void *be, enum ss_os_feed feed, struct ss_os_release *out,
+                                 size_t cap, size_t *n)
+{
+	struct ss_pg_args a = {.name = ss_os_feed_name(feed), .out = out, .cap = cap, .n = n};
+	int rc = ss_pg_run(be, "os_release_list", false, ss_pg_release_list_fn, &a);
+
+	return ss_pg_list_done(rc, out, sizeof(*out), cap, n);
+}
+
+static int ss_pg_deploy_create_fn(struct ss_pg_conn *c, struct ss_pg_args *a)
+{
+	struct ss_deployment *d = a->out;
+	struct ss_image imgs[SS_DEPLOY_IMAGES_MAX];
+	int64_t seq = 0;
+	int rc;
+
+	/* The group's row lock (FOR NO KEY UPDATE) orders the group's
+	 * deployments: seq is read after it, on committed rows. */
+	rc = ss_pg_exists2(c, SS_Q_GROUP_LOCK, d->group_id, d->tenant_id);
+	for (size_t i = 0; !rc && i < d->n_images; i++) {
+		/* Only the tenant's own images (never an OS image) ... */
+		rc = ss_pg_get1(c, SS_Q_IMAGE_GET, d->image_ids[i], d->tenant_id, ss_pg_image_row,
+		                &imgs[i]);
+		/* ... each once, and one per component. */
+		for (size_t j = 0; !rc && j < i; j++)
+			if (strcmp(imgs[i].id, imgs[j].id) == 0 ||
+			    strcmp(imgs[i].component_id, imgs[j].component_id) == 0)
+				rc = SPH_ERR_DUPLICATE;
+	}
+	if (!rc)
+		rc = ss_pg_int1(c, SS_Q_DEPLOY_SEQ, d->group_id, &seq);
+	if (rc)
+		goto out;
+	d->seq = seq + 1;
+	rc = ss_pg_exec(c, SS_Q_DEPLOY_ADD, d->id, d->tenant_id, d->group_id, d->seq, d->created);
+	for (size_t i = 0; !rc && i < d->n_images; i++)
+		rc = ss_pg_exec(c, SS_Q_DEPLOY_IMAGE_ADD, d->id, (int64_t)i, d->image_ids[i]);
+	if (!rc)
+		rc = ss_pg_audit(c, d->tenant_id, a->actor, "deployment.create", d->id,
+		                 d->group_id);
+out:
+	return rc;
+}
+
+static int ss_pg_deployment_create(void *be, struct ss_deployment *d, const char *actor)
+{
+	struct ss_pg_args a = {.out = d, .actor = actor};
+
+	return ss_pg_run(be, "deployment_create", true, ss_pg_deploy_create_fn, &a);
+}
+
+/* Reads deployment columns 0..4 of row into d (its images follow). */
+static int ss_pg_deploy_row(struct ss_pg_conn *c, const PGresult *r, int row,
+                            struct ss_deployment *d)
+{
+	int rc = ss_pg_text(c, r, row, 0, d->id, sizeof(d->id), false);
+
+	if (!rc)
+		rc = ss_pg_text(c, r, row, 1, d->tenant_id, sizeof(d->tenant_id), false);
+	if (!rc)
+		rc = ss_pg_text(c, r, row, 2, d->group_id, sizeof(d->group_id), false);
+	if (!rc)
+		rc = ss_pg_int(c, r, row, 3, &d->seq);
+	if (!rc)
+		rc = ss_pg_int(c, r, row, 4, &d->created);
+	return rc;
+}
+
+static int ss_pg_deploy_list_fn(struct ss_pg_conn *c, struct ss_pg_args *a)
+{
+	struct ss_deployment *out = a->out, *d = NULL;
+	char id[SS_UUID_LEN + 1];
+	PGresult *r = NULL;
+	int rc = ss_pg_query(c, SS_Q_DEPLOY_LIST, &r, a->tenant_id, a->group_id, (int64_t)a->cap);
+	int rows = rc ? 0 : PQntuples(r);
+
+	*a->n = 0;
+	/* One row per image, a deployment's rows together (by seq, then pos). */
+	for (int i = 0; !rc && i < rows; i++) {
+		rc = ss_pg_text(c, r, i, 0, id, sizeof(id), false);
+		if (!rc && (!d || strcmp(id, d->id) != 0)) {
+			if (*a->n >= a->cap)
+				break;
+			d = &out[(*a->n)++];
+			rc = ss_pg_deploy_row(c, r, i, d);
+		}
+		if (!rc && d->n_images >= SS_DEPLOY_IMAGES_MAX)
+			rc = ss_pg_corrupt(c, "deployment_images");
+		/* NULL: a deployment without images (LEFT JOIN): refused. */
+		if (!rc)
+			rc = ss_pg_text(c, r, i, 5, d->image_ids[d->n_images],
+			                sizeof(d->image_ids[0]), false);
+		if (!rc)
+			d->n_images++;
+	}
+	PQclear(r);
+	return rc;
+}
+
+static int ss_pg_deployment_list(void *be, const char *tenant_id, const char *group_id,
+                                 struct ss_deployment *out, size_t cap, size_t *n)
+{
+	struct ss_pg_args a = {
+	        .tenant_id = tenant_id, .group_id = group_id, .out = out, .cap = cap, .n = n};
+	int rc = ss_pg_run(be, "deployment_list", false, ss_pg_deploy_list_fn, &a);
+
+	return ss_pg_list_done(rc, out, sizeof(*out), cap, n);
+}
+
 const struct ss_store_ops ss_pg_ops = {
         .name = "postgresql",
         .open = ss_pg_open,
@@ -2035,4 +2638,14 @@ const struct ss_store_ops ss_pg_ops = {
         .ca_get = ss_pg_ca_get,
         .ca_set_state = ss_pg_ca_set_state,
         .ca_active = ss_pg_ca_active,
+        .signer_add = ss_pg_signer_add,
+        .signer_get = ss_pg_signer_get,
+        .image_add = ss_pg_image_add,
+        .image_get = ss_pg_image_get,
+        .image_list = ss_pg_image_list,
+        .image_package = ss_pg_image_package,
+        .os_release_add = ss_pg_os_release_add,
+        .os_release_list = ss_pg_os_release_list,
+        .deployment_create = ss_pg_deployment_create,
+        .deployment_list = ss_pg_deployment_list,
 };
