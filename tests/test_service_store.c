@@ -2078,6 +2078,236 @@ static void test_deployments(void **state)
 	assert_int_equal(fx_count_action(au, n, "deployment.create"), 2);
 }
 
+/* ---- device registrations ------------------------------------------------------------ */
+
+/* Service-wide audit rows with action and target (every page of them: the
+ * database may be shared with other tests). */
+static size_t fx_count_service(struct ss_store *st, const char *action, const char *target,
+                               struct ss_audit *last)
+{
+	struct ss_audit *a = calloc(SS_LIST_MAX, sizeof(*a));
+	int64_t after = 0;
+	size_t n = 0, k = 0;
+
+	assert_non_null(a);
+	do {
+		assert_int_equal(ss_store_audit_list(st, "", after, a, SS_LIST_MAX, &n), 0);
+		for (size_t i = 0; i < n; i++) {
+			if (strcmp(a[i].action, action) == 0 && strcmp(a[i].target, target) == 0) {
+				k++;
+				if (last)
+					*last = a[i];
+			}
+			after = a[i].id;
+		}
+	} while (n == SS_LIST_MAX);
+	free(a);
+	return k;
+}
+
+static void fx_key(uint8_t key[SS_ATTEST_KEY_LEN])
+{
+	assert_int_equal(RAND_bytes(key, SS_ATTEST_KEY_LEN), 1);
+}
+
+static void test_registration_add_get(void **state)
+{
+	struct fx *x = *state;
+	struct ss_user u = fx_user(x->st, "operator");
+	struct ss_registration got, out;
+	struct ss_audit au;
+	char dev[SS_DEVICE_ID_LEN + 1], dev2[SS_DEVICE_ID_LEN + 1], bad[SS_DEVICE_ID_LEN + 1];
+	uint8_t key[SS_ATTEST_KEY_LEN], key2[SS_ATTEST_KEY_LEN], idkey[SS_ATTEST_KEY_LEN];
+	int64_t now = (int64_t)time(NULL);
+	int v = 0;
+
+	assert_int_equal(ss_store_schema_version(x->st, &v), 0);
+	assert_true(v >= 5);
+	fx_device(dev);
+	fx_device(dev2);
+	fx_key(key);
+	fx_key(key2);
+
+	/* argument checks: nothing is read or written */
+	memset(&out, 0xa5, sizeof(out));
+	assert_int_equal(ss_store_registration_add(NULL, dev, key, u.id, &out),
+	                 SPH_ERR_INVALID_ARG);
+	assert_true(fx_zero(&out, sizeof(out)));
+	assert_int_equal(ss_store_registration_add(x->st, NULL, key, u.id, NULL),
+	                 SPH_ERR_INVALID_ARG);
+	assert_int_equal(ss_store_registration_add(x->st, dev, NULL, u.id, NULL),
+	                 SPH_ERR_INVALID_ARG);
+	assert_int_equal(ss_store_registration_add(x->st, dev, key, NULL, NULL),
+	                 SPH_ERR_INVALID_ARG);
+	assert_int_equal(ss_store_registration_add(x->st, dev, key, "not-a-user", NULL),
+	                 SPH_ERR_INVALID_ARG);
+	memcpy(bad, dev, sizeof(bad));
+	bad[0] = 'A'; /* uppercase */
+	assert_int_equal(ss_store_registration_add(x->st, bad, key, u.id, NULL),
+	                 SPH_ERR_INVALID_ARG);
+	bad[0] = 'a';
+	bad[SS_DEVICE_ID_LEN - 1] = '\0'; /* short */
+	assert_int_equal(ss_store_registration_add(x->st, bad, key, u.id, NULL),
+	                 SPH_ERR_INVALID_ARG);
+	/* the identity key (the device id itself) is not an attestation key */
+	assert_int_equal(sph_hex_decode(dev, idkey, sizeof(idkey)), 0);
+	assert_int_equal(ss_store_registration_add(x->st, dev, idkey, u.id, NULL),
+	                 SPH_ERR_INVALID_ARG);
+	memset(&got, 0xa5, sizeof(got));
+	assert_int_equal(ss_store_registration_get(x->st, bad, &got), SPH_ERR_INVALID_ARG);
+	assert_true(fx_zero(&got, sizeof(got)));
+	assert_int_equal(ss_store_registration_get(x->st, dev, NULL), SPH_ERR_INVALID_ARG);
+	assert_int_equal(ss_store_registration_get(NULL, dev, &got), SPH_ERR_INVALID_ARG);
+	memset(&got, 0xa5, sizeof(got));
+	assert_int_equal(ss_store_registration_get(x->st, dev, &got), SPH_ERR_NOT_FOUND);
+	assert_true(fx_zero(&got, sizeof(got)));
+	assert_int_equal(fx_count_service(x->st, "device.register", dev, NULL), 0);
+
+	/* registered once */
+	assert_int_equal(ss_store_registration_add(x->st, dev, key, u.id, &out), 0);
+	assert_string_equal(out.device_id, dev);
+	assert_memory_equal(out.attestation_key, key, SS_ATTEST_KEY_LEN);
+	assert_string_equal(out.registered_by, u.id);
+	assert_true(out.registered >= now - 5 && out.registered <= now + 5);
+	assert_int_equal(ss_store_registration_get(x->st, dev, &got), 0);
+	assert_memory_equal(&got, &out, sizeof(got));
+
+	/* again with the same key: a duplicate; with another key: never changes */
+	memset(&out, 0xa5, sizeof(out));
+	assert_int_equal(ss_store_registration_add(x->st, dev, key, u.id, &out), SPH_ERR_DUPLICATE);
+	assert_true(fx_zero(&out, sizeof(out)));
+	assert_int_equal(ss_store_registration_add(x->st, dev, key2, u.id, NULL), SPH_ERR_STATE);
+	assert_int_equal(ss_store_registration_add(x->st, dev, key2, "", NULL), SPH_ERR_STATE);
+	/* one key, one device */
+	assert_int_equal(ss_store_registration_add(x->st, dev2, key, u.id, NULL),
+	                 SPH_ERR_DUPLICATE);
+	assert_int_equal(ss_store_registration_get(x->st, dev2, &got), SPH_ERR_NOT_FOUND);
+	assert_int_equal(ss_store_registration_get(x->st, dev, &got), 0);
+	assert_memory_equal(got.attestation_key, key, SS_ATTEST_KEY_LEN);
+
+	/* by the service itself ("") */
+	assert_int_equal(ss_store_registration_add(x->st, dev2, key2, "", &out), 0);
+	assert_string_equal(out.registered_by, "");
+
+	/* audited once each, service-wide, by the actor; refusals left no row */
+	assert_int_equal(fx_count_service(x->st, "device.register", dev, &au), 1);
+	assert_string_equal(au.tenant_id, "");
+	assert_string_equal(au.actor, u.id);
+	assert_string_equal(au.detail, "");
+	assert_int_equal(fx_count_service(x->st, "device.register", dev2, &au), 1);
+	assert_string_equal(au.actor, "");
+
+	/* durable */
+	fx_reopen(x);
+	assert_int_equal(ss_store_registration_get(x->st, dev, &got), 0);
+	assert_memory_equal(got.attestation_key, key, SS_ATTEST_KEY_LEN);
+	assert_string_equal(got.registered_by, u.id);
+	assert_int_equal(ss_store_registration_get(x->st, dev2, &got), 0);
+	assert_memory_equal(got.attestation_key, key2, SS_ATTEST_KEY_LEN);
+	assert_string_equal(got.registered_by, "");
+}
+
+static void test_registration_device_flag(void **state)
+{
+	struct fx *x = *state;
+	struct ss_tenant t = fx_tenant(x->st, "reg"), t2 = fx_tenant(x->st, "reg2");
+	char a[SS_DEVICE_ID_LEN + 1], b[SS_DEVICE_ID_LEN + 1];
+	uint8_t key[SS_ATTEST_KEY_LEN];
+	struct ss_device d, list[4];
+	size_t n = 0;
+
+	fx_device(a);
+	fx_device(b);
+	fx_key(key);
+	/* unregistered devices are still claimed (registration is not required yet) */
+	assert_int_equal(ss_store_device_claim(x->st, t.id, a, ""), 0);
+	assert_int_equal(ss_store_device_claim(x->st, t.id, b, ""), 0);
+	assert_int_equal(ss_store_device_get(x->st, t.id, a, &d), 0);
+	assert_false(d.registered);
+	/* registering a claimed device shows at once, wherever it is held */
+	assert_int_equal(ss_store_registration_add(x->st, a, key, "", NULL), 0);
+	assert_int_equal(ss_store_device_get(x->st, t.id, a, &d), 0);
+	assert_true(d.registered);
+	assert_int_equal(ss_store_device_get(x->st, t.id, b, &d), 0);
+	assert_false(d.registered);
+	assert_int_equal(ss_store_device_list(x->st, t.id, "", list, 4, &n), 0);
+	assert_int_equal(n, 2);
+	for (size_t i = 0; i < n; i++)
+		assert_int_equal(list[i].registered, strcmp(list[i].id, a) == 0);
+	/* and it moves with the device */
+	assert_int_equal(ss_store_device_release(x->st, t.id, a, t2.id, ""), 0);
+	assert_int_equal(ss_store_device_claim(x->st, t2.id, a, ""), 0);
+	assert_int_equal(ss_store_device_get(x->st, t2.id, a, &d), 0);
+	assert_true(d.registered);
+	/* another tenant's device stays invisible, registered or not */
+	assert_int_equal(ss_store_device_get(x->st, t.id, a, &d), SPH_ERR_NOT_FOUND);
+}
+
+#define RG_THREADS 8
+
+struct rg_arg {
+	struct ss_store *st;
+	const char *dev;
+	const uint8_t *key;
+	pthread_barrier_t *bar;
+	int rc;
+};
+
+static void *rg_thread(void *p)
+{
+	struct rg_arg *a = p;
+
+	pthread_barrier_wait(a->bar);
+	a->rc = ss_store_registration_add(a->st, a->dev, a->key, "", NULL);
+	return NULL;
+}
+
+/* Registrations of one device with two keys race, from two handles: exactly
+ * one wins; the others see a duplicate (its key) or a refusal (the other). */
+static void test_registration_concurrent(void **state)
+{
+	struct fx *x = *state;
+	struct ss_store *st2 = NULL;
+	struct rg_arg args[RG_THREADS];
+	pthread_t th[RG_THREADS];
+	pthread_barrier_t bar;
+	struct ss_registration got;
+	char dev[SS_DEVICE_ID_LEN + 1];
+	uint8_t keys[2][SS_ATTEST_KEY_LEN];
+	int wins = 0, winner = -1;
+
+	assert_int_equal(ss_store_open(x->url, &st2), 0);
+	fx_device(dev);
+	fx_key(keys[0]);
+	fx_key(keys[1]);
+	assert_int_equal(pthread_barrier_init(&bar, NULL, RG_THREADS), 0);
+	for (int t = 0; t < RG_THREADS; t++) {
+		args[t] = (struct rg_arg){.st = t % 2 ? st2 : x->st,
+		                          .dev = dev,
+		                          .key = keys[(t / 2) % 2],
+		                          .bar = &bar};
+		assert_int_equal(pthread_create(&th[t], NULL, rg_thread, &args[t]), 0);
+	}
+	for (int t = 0; t < RG_THREADS; t++)
+		assert_int_equal(pthread_join(th[t], NULL), 0);
+	pthread_barrier_destroy(&bar);
+	for (int t = 0; t < RG_THREADS; t++)
+		if (args[t].rc == 0) {
+			wins++;
+			winner = t;
+		}
+	assert_int_equal(wins, 1);
+	for (int t = 0; t < RG_THREADS; t++)
+		if (t != winner)
+			assert_int_equal(args[t].rc, args[t].key == args[winner].key
+			                                     ? SPH_ERR_DUPLICATE
+			                                     : SPH_ERR_STATE);
+	assert_int_equal(ss_store_registration_get(st2, dev, &got), 0);
+	assert_memory_equal(got.attestation_key, args[winner].key, SS_ATTEST_KEY_LEN);
+	assert_int_equal(fx_count_service(x->st, "device.register", dev, NULL), 1);
+	ss_store_close(st2);
+}
+
 #define T(f) cmocka_unit_test_setup_teardown(f, fx_setup, fx_teardown)
 
 int main(void)
@@ -2116,6 +2346,9 @@ int main(void)
 	        T(test_image_add_get_list),
 	        T(test_os_images_and_releases),
 	        T(test_deployments),
+	        T(test_registration_add_get),
+	        T(test_registration_device_flag),
+	        T(test_registration_concurrent),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,6 +1,6 @@
 /*
  * sphere-device: an emulated device (virtual chip + RoT + boot chain).
- * provision, install, boot, confirm, status. One RoT per invocation: each
+ * provision, install, boot, confirm, status, registration. One RoT per invocation: each
  * command opens the device (a power-up) and closes it at the end.
  *
  * Exit codes: 0 success, 1 failure (a refused image, RECOVERY), 2 usage.
@@ -61,6 +61,11 @@ static const char dev_usage[] =
         "      starts from zero, so --boot boots first and reports what it measured.\n"
         "      Also the mode: development (a valid appDevelopment capability) or\n"
         "      production (only production-signed images), and why.\n"
+        "      The device id and the RoT's attestation public key too.\n"
+        "  registration --dir DIR\n"
+        "      Print the device's registration record, {\"device_id\",\n"
+        "      \"attestation_key\"} (X||Y as 128 hex digits each), as JSON: the\n"
+        "      platform operator uploads it as is (sphere device register --file).\n"
         "\n"
         "options:\n"
         "  -d, --dir DIR           the device directory\n"
@@ -521,16 +526,44 @@ fail:
 	return NULL;
 }
 
+/* The RoT's attestation public key X||Y as 128 lowercase hex digits. */
+static int dev_attest_key_hex(struct boot_device *d, char hex[ROT_DEVICE_ID_LEN + 1])
+{
+	uint8_t pub[ROT_PUB_LEN];
+	int rc;
+
+	hex[0] = '\0';
+	rc = rot_pubkey(boot_rot(d), ROT_KEY_ATTEST, pub);
+	if (rc == 0 && pub[0] != 0x04)
+		rc = SPH_ERR_MALFORMED;
+	if (rc == 0)
+		rc = sph_hex_encode(pub + 1, ROT_PUB_LEN - 1, hex, ROT_DEVICE_ID_LEN + 1);
+	return rc;
+}
+
+/* {"device_id", "attestation_key"} added to j: the device's identity. */
+static int dev_add_identity(struct boot_device *d, json_t *j)
+{
+	char id[ROT_DEVICE_ID_LEN + 1], ak[ROT_DEVICE_ID_LEN + 1];
+	int rc = rot_device_id(boot_rot(d), id);
+
+	if (rc == 0)
+		rc = dev_attest_key_hex(d, ak);
+	if (rc == 0 && (json_object_set_new(j, "device_id", json_string(id)) ||
+	                json_object_set_new(j, "attestation_key", json_string(ak))))
+		rc = SPH_ERR_NOMEM;
+	return rc;
+}
+
 /* The mode from a fresh verification of the stored capability file. */
 static int dev_add_mode(struct boot_device *d, json_t *st)
 {
 	struct img_capability c;
-	char why[256], reason[448], id[ROT_DEVICE_ID_LEN + 1];
+	char why[256], reason[448];
 	bool dev;
 	int rc = boot_capability_get(d, &c, why, sizeof(why));
 
-	if (rot_device_id(boot_rot(d), id) != 0 ||
-	    json_object_set_new(st, "device_id", json_string(id)))
+	if (dev_add_identity(d, st) != 0)
 		return SPH_ERR_NOMEM;
 
 	dev = rc == 0 && (c.caps & (1u << IMG_CAP_APP_DEVELOPMENT));
@@ -562,6 +595,7 @@ static void dev_print_status_text(json_t *st)
 	       json_string_value(json_object_get(st, "lifecycle")),
 	       json_integer_value(json_object_get(st, "boot_count")));
 	printf("device id: %s\n", json_string_value(json_object_get(st, "device_id")));
+	printf("attestation key: %s\n", json_string_value(json_object_get(st, "attestation_key")));
 	printf("mode: %s: %s\n", json_string_value(json_object_get(st, "mode")),
 	       json_string_value(json_object_get(st, "mode_reason")));
 	json_array_foreach(json_object_get(st, "components"), i, c)
@@ -648,6 +682,35 @@ static int dev_cmd_status(const struct dev_opts *o)
 out:
 	free(txt);
 	json_decref(st);
+	boot_close(d);
+	return ret;
+}
+
+/* The registration record the platform operator uploads
+ * (POST /v1/device-registrations, docs/api.md §4.13). */
+static int dev_cmd_registration(const struct dev_opts *o)
+{
+	struct boot_device *d = NULL;
+	json_t *j = json_object();
+	char *txt = NULL;
+	int rc, ret = 1;
+
+	rc = boot_open(o->dir, NULL, &d);
+	if (rc != 0) {
+		ret = dev_fail("open device", rc, o->dir);
+		goto out;
+	}
+	rc = j ? dev_add_identity(d, j) : SPH_ERR_NOMEM;
+	txt = rc == 0 ? json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER) : NULL;
+	if (!txt) {
+		ret = dev_fail("registration", rc ? rc : SPH_ERR_NOMEM, NULL);
+		goto out;
+	}
+	printf("%s\n", txt);
+	ret = 0;
+out:
+	free(txt);
+	json_decref(j);
 	boot_close(d);
 	return ret;
 }
@@ -812,6 +875,8 @@ int main(int argc, char **argv)
 		return dev_cmd_status(&o);
 	if (strcmp(cmd, "storage") == 0)
 		return dev_cmd_storage(&o);
+	if (strcmp(cmd, "registration") == 0)
+		return dev_cmd_registration(&o);
 	if (sub)
 		return dev_cmd_capability(&o, sub);
 	return dev_usage_error("unknown command '%s'", cmd);

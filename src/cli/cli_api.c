@@ -269,6 +269,8 @@ void cli_print(json_t *reply, bool as_json, const char *key, const char *const *
 			json_t *v = json_object_get(reply, cols[i]);
 			if (json_is_integer(v))
 				printf("%-12s %lld\n", cols[i], (long long)json_integer_value(v));
+			else if (json_is_boolean(v))
+				printf("%-12s %s\n", cols[i], json_is_true(v) ? "true" : "false");
 			else
 				printf("%-12s %s\n", cols[i],
 				       json_is_string(v) ? json_string_value(v) : "-");
@@ -284,6 +286,8 @@ void cli_print(json_t *reply, bool as_json, const char *key, const char *const *
 			json_t *v = json_object_get(row, cols[i]);
 			if (json_is_integer(v))
 				printf(i ? "  %lld" : "%lld", (long long)json_integer_value(v));
+			else if (json_is_boolean(v))
+				printf(i ? "  %s" : "%s", json_is_true(v) ? "true" : "false");
 			else
 				printf(i ? "  %s" : "%s",
 				       json_is_string(v) ? json_string_value(v) : "-");
@@ -301,6 +305,8 @@ static const char api_usage[] =
         "       sphere device release --device-id HEX --to-tenant ID\n"
         "       sphere device update --device-id HEX --device-group ID  (see\n"
         "              'sphere device-group --help')\n"
+        "       sphere device register | registration show  (platform operator; see\n"
+        "              'sphere device register --help')\n"
         "\n"
         "Talk to the security service (docs/api.md). 'login' checks the token and\n"
         "stores the session in $SPHERE_CONFIG (default ~/.config/sphere/config.json,\n"
@@ -572,9 +578,10 @@ out:
 
 int cli_device_api(int argc, char **argv)
 {
-	static const char *const cols[] = {"id", "claimed", "released_to", "group_id", NULL};
-	static const char *const one[] = {"id",          "tenant_id", "claimed",
-	                                  "released_to", "group_id",  NULL};
+	static const char *const cols[] = {"id",       "claimed",    "released_to",
+	                                   "group_id", "registered", NULL};
+	static const char *const one[] = {"id",       "tenant_id",  "claimed", "released_to",
+	                                  "group_id", "registered", NULL};
 	struct cli_session s;
 	struct cli_opts o;
 	char path[512];

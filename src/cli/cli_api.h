@@ -67,4 +67,10 @@ int cli_os_feed(int argc, char **argv);
 int cli_os_image(int argc, char **argv);
 int cli_group_target(int argc, char **argv);
 
+/* Device registrations (cli_api_registration.c): `sphere device register`
+ * (argv[0] is "register") and `sphere device registration show` (argv[0]
+ * is "registration"). Return the exit status. */
+int cli_device_register(int argc, char **argv);
+int cli_device_registration(int argc, char **argv);
+
 #endif

@@ -33,6 +33,11 @@ static const char device_usage[] =
         "                      service (see 'sphere device claim --help')\n"
         "  update              move a device into a device group:\n"
         "                      --device-id HEX --device-group ID\n"
+        "  register            register a device's RoT attestation key (platform\n"
+        "                      operator): --device-id HEX --attestation-key HEX,\n"
+        "                      or --file REG.json (what 'sphere-device\n"
+        "                      registration' prints)\n"
+        "  registration show   a device's registration: --device-id HEX (operator)\n"
         "  capability create   sign a capability file for one device\n"
         "  capability show     print what a capability file says (not verified)\n"
         "\n"
@@ -430,6 +435,10 @@ int cli_device(int argc, char **argv)
 		return cli_device_api(argc - optind, argv + optind);
 	if (strcmp(argv[optind], "update") == 0)
 		return cli_device_update(argc - optind, argv + optind);
+	if (strcmp(argv[optind], "register") == 0)
+		return cli_device_register(argc - optind, argv + optind);
+	if (strcmp(argv[optind], "registration") == 0)
+		return cli_device_registration(argc - optind, argv + optind);
 	if (strcmp(argv[optind], "capability") != 0)
 		return cli_usage(cmd, "unknown command '%s'", argv[optind]);
 	if (optind + 1 >= argc)

@@ -165,10 +165,10 @@ static json_t *ss_tenant_json(const struct ss_tenant *t, enum ss_role role)
 
 json_t *ss_device_json(const struct ss_device *d)
 {
-	return json_pack("{s:s, s:s, s:I, s:s?, s:s?}", "id", d->id, "tenant_id", d->tenant_id,
+	return json_pack("{s:s, s:s, s:I, s:s?, s:s?, s:b}", "id", d->id, "tenant_id", d->tenant_id,
 	                 "claimed", (json_int_t)d->claimed, "released_to",
 	                 d->released_to[0] ? d->released_to : NULL, "group_id",
-	                 d->group_id[0] ? d->group_id : NULL);
+	                 d->group_id[0] ? d->group_id : NULL, "registered", d->registered);
 }
 
 /* The caller's tenants with their roles, or NULL (after a reply). */
@@ -619,6 +619,8 @@ int ss_api_routes(struct ss_service *s)
 		int rc = ss_api_groups_routes(s);
 		if (rc == 0)
 			rc = ss_api_ca_routes(s);
+		if (rc == 0)
+			rc = ss_api_registration_routes(s);
 		return rc ? rc : ss_api_images_routes(s);
 	}
 }

@@ -69,8 +69,12 @@ bool ss_api_limit(struct ss_req *r, size_t *limit);
 /* The reply for a store status: 404, 409, 400 or 500 (logged). */
 void ss_api_reply_store(struct ss_req *r, int rc, const char *what);
 /* A device as the API shows it ({"id", "tenant_id", "claimed", "released_to",
- * "group_id"}); NULL when out of memory. */
+ * "group_id", "registered"}); NULL when out of memory. */
 json_t *ss_device_json(const struct ss_device *d);
+
+/* Adds the device registration routes (ss_api_registration.c, §4.13).
+ * Returns 0 or ss_http_route's status. */
+int ss_api_registration_routes(struct ss_service *s);
 
 /* Adds the products and device groups routes (ss_api_groups.c,
  * docs/api-groups.md). Returns 0 or ss_http_route's status. */

@@ -856,3 +856,42 @@ int ss_store_deployment_list(struct ss_store *st, const char *tenant_id, const c
 		return SPH_ERR_INVALID_ARG;
 	return SS_BE(st, deployment_list, tenant_id, group_id, out, cap, n);
 }
+
+/* ---- device registrations ------------------------------------------------------------ */
+
+int ss_store_registration_add(struct ss_store *st, const char *device_id,
+                              const uint8_t key[SS_ATTEST_KEY_LEN], const char *actor,
+                              struct ss_registration *out)
+{
+	struct ss_registration reg = {0};
+	uint8_t id_key[SS_ATTEST_KEY_LEN];
+	int rc = SPH_ERR_INVALID_ARG;
+
+	if (out)
+		memset(out, 0, sizeof(*out));
+	if (!st || !key || !ss_device_id_ok(device_id) || !ss_uuid_or_empty_ok(actor))
+		goto out;
+	/* The attestation key is never the identity key (the device id). */
+	if (sph_hex_decode(device_id, id_key, sizeof(id_key)) != 0 ||
+	    memcmp(id_key, key, sizeof(id_key)) == 0)
+		goto out;
+	memcpy(reg.device_id, device_id, SS_DEVICE_ID_LEN + 1);
+	memcpy(reg.attestation_key, key, SS_ATTEST_KEY_LEN);
+	reg.registered = ss_store_now();
+	memcpy(reg.registered_by, actor, strlen(actor) + 1);
+	rc = SS_BE(st, registration_add, &reg, actor);
+	if (rc == 0 && out)
+		*out = reg;
+out:
+	return rc;
+}
+
+int ss_store_registration_get(struct ss_store *st, const char *device_id,
+                              struct ss_registration *out)
+{
+	if (out)
+		memset(out, 0, sizeof(*out));
+	if (!st || !out || !ss_device_id_ok(device_id))
+		return SPH_ERR_INVALID_ARG;
+	return SS_BE(st, registration_get, device_id, out);
+}

@@ -70,6 +70,7 @@ struct ss_device {
 	char released_to[SS_UUID_LEN + 1]; /* "" or the tenant it was released to */
 	int64_t claimed;                   /* when the current tenant claimed it */
 	char group_id[SS_UUID_LEN + 1];    /* "" or its device group (of the same tenant) */
+	bool registered; /* the platform operator registered its attestation key */
 };
 
 struct ss_audit {
@@ -456,5 +457,32 @@ int ss_store_deployment_create(struct ss_store *st, const char *tenant_id, const
 /* tenant_id's group_id's deployments, newest first. An unknown group has none. */
 int ss_store_deployment_list(struct ss_store *st, const char *tenant_id, const char *group_id,
                              struct ss_deployment *out, size_t cap, size_t *n);
+
+/* ---- device registrations (docs/api.md §4.13) -----------------------------------
+ * Which RoT attestation key belongs to which device, recorded by the platform
+ * operator at provisioning. A device is registered once. */
+
+#define SS_ATTEST_KEY_LEN 64 /* the attestation public key, X || Y (P-256) */
+
+struct ss_registration {
+	char device_id[SS_DEVICE_ID_LEN + 1];
+	uint8_t attestation_key[SS_ATTEST_KEY_LEN];
+	int64_t registered;                  /* Unix seconds */
+	char registered_by[SS_UUID_LEN + 1]; /* a user id, or "" for the service */
+};
+
+/* Registers device_id's attestation key (which must differ from the key the
+ * device id names: SPH_ERR_INVALID_ARG), audited "device.register"
+ * service-wide (tenant "", target the device id). Registered already with
+ * the same key: SPH_ERR_DUPLICATE; with another key: SPH_ERR_STATE (a
+ * registration never changes); the key registered for another device:
+ * SPH_ERR_DUPLICATE. The key's curve membership is the caller's to check.
+ * Returns 0 and *out (may be NULL). */
+int ss_store_registration_add(struct ss_store *st, const char *device_id,
+                              const uint8_t key[SS_ATTEST_KEY_LEN], const char *actor,
+                              struct ss_registration *out);
+/* device_id's registration, or SPH_ERR_NOT_FOUND. */
+int ss_store_registration_get(struct ss_store *st, const char *device_id,
+                              struct ss_registration *out);
 
 #endif

@@ -100,6 +100,9 @@ struct ss_store_ops {
 	int (*deployment_create)(void *be, struct ss_deployment *d, const char *actor);
 	int (*deployment_list)(void *be, const char *tenant_id, const char *group_id,
 	                       struct ss_deployment *out, size_t cap, size_t *n);
+	/* Device registrations. reg: complete (registered made by ss_store.c). */
+	int (*registration_add)(void *be, const struct ss_registration *reg, const char *actor);
+	int (*registration_get)(void *be, const char *device_id, struct ss_registration *out);
 };
 
 extern const struct ss_store_ops ss_sqlite_ops;

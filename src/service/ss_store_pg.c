@@ -20,6 +20,8 @@
  *    deployment seq is read and written under it;
  *  - an OS release takes an advisory transaction lock (SS_PG_LOCK_RELEASE):
  *    the global release seq and "once per feed" are decided under it;
+ *  - a device registration takes one too (SS_PG_LOCK_REGISTER): "once per
+ *    device" and "one key, one device" are decided under it;
  *  - a signer, or an image of a component and version, is checked by an
  *    explicit read; two concurrent adds meet at a unique index (23505);
  *  - an audit row is inserted under a per-tenant advisory transaction lock,
@@ -61,9 +63,10 @@
 #define SS_PG_TEXT  25
 
 /* Advisory lock classes (the first key of pg_advisory_xact_lock(int, int)). */
-#define SS_PG_LOCK_MIGRATE 0x53530000 /* "SS" 0: schema migrations */
-#define SS_PG_LOCK_AUDIT   0x53530001 /* "SS" 1: a tenant's audit ids */
-#define SS_PG_LOCK_RELEASE 0x53530002 /* "SS" 2: OS releases (their global seq) */
+#define SS_PG_LOCK_MIGRATE  0x53530000 /* "SS" 0: schema migrations */
+#define SS_PG_LOCK_AUDIT    0x53530001 /* "SS" 1: a tenant's audit ids */
+#define SS_PG_LOCK_RELEASE  0x53530002 /* "SS" 2: OS releases (their global seq) */
+#define SS_PG_LOCK_REGISTER 0x53530003 /* "SS" 3: device registrations */
 
 /* ---- schema ------------------------------------------------------------------
  * The same tables, columns, names and rules as the SQLite migrations 1..4, in
@@ -206,6 +209,12 @@ static const char *const ss_pg_migrations[] = {
         " image_id TEXT COLLATE \"C\" NOT NULL REFERENCES images (id),"
         " PRIMARY KEY (deployment_id, pos),"
         " UNIQUE (deployment_id, image_id));",
+        /* 4 -> 5: device registrations (docs/api.md §4.13). */
+        "CREATE TABLE device_registrations ("
+        " device_id TEXT COLLATE \"C\" PRIMARY KEY CHECK (length(device_id) = 128),"
+        " attestation_key BYTEA NOT NULL UNIQUE CHECK (length(attestation_key) = 64),"
+        " registered BIGINT NOT NULL,"
+        " registered_by TEXT COLLATE \"C\" NOT NULL CHECK (length(registered_by) IN (0, 36)));",
 };
 
 #define SS_PG_SCHEMA ((int)(sizeof(ss_pg_migrations) / sizeof(ss_pg_migrations[0])))
@@ -292,6 +301,9 @@ enum ss_pg_q {
 	SS_Q_DEPLOY_ADD,
 	SS_Q_DEPLOY_IMAGE_ADD,
 	SS_Q_DEPLOY_LIST,
+	SS_Q_REG_ADD,
+	SS_Q_REG_GET,
+	SS_Q_REG_KEY,
 	SS_Q_COUNT
 };
 
@@ -355,12 +367,13 @@ static const struct {
         [SS_Q_DEVICE_RELEASE] = {"UPDATE devices SET released_to = $1 "
                                  "WHERE id = $2 AND tenant_id = $3",
                                  "ttt"},
-        [SS_Q_DEVICE_GET] = {"SELECT id, tenant_id, released_to, claimed, group_id FROM devices "
-                             "WHERE id = $1 AND tenant_id = $2",
-                             "tt"},
-        [SS_Q_DEVICE_LIST] = {"SELECT id, tenant_id, released_to, claimed, group_id FROM devices "
-                              "WHERE tenant_id = $1 AND id > $2 ORDER BY id LIMIT $3",
+#define SS_DEV_COLS                                                                                \
+	"SELECT id, tenant_id, released_to, claimed, group_id, CASE WHEN EXISTS (SELECT 1 FROM "   \
+	"device_registrations r WHERE r.device_id = devices.id) THEN 1 ELSE 0 END FROM devices "
+        [SS_Q_DEVICE_GET] = {SS_DEV_COLS "WHERE id = $1 AND tenant_id = $2", "tt"},
+        [SS_Q_DEVICE_LIST] = {SS_DEV_COLS "WHERE tenant_id = $1 AND id > $2 ORDER BY id LIMIT $3",
                               "tti"},
+#undef SS_DEV_COLS
         [SS_Q_PRODUCT_ADD] = {"INSERT INTO products (id, tenant_id, name, description, created) "
                               "VALUES ($1, $2, $3, $4, $5)",
                               "tttti"},
@@ -475,6 +488,14 @@ static const struct {
                               "LEFT JOIN deployment_images di ON di.deployment_id = d.id "
                               "ORDER BY d.seq DESC, di.pos",
                               "tti"},
+        [SS_Q_REG_ADD] = {"INSERT INTO device_registrations (device_id, attestation_key, "
+                          "registered, registered_by) VALUES ($1, $2, $3, $4)",
+                          "tBit"},
+        [SS_Q_REG_GET] = {"SELECT device_id, attestation_key, registered, registered_by "
+                          "FROM device_registrations WHERE device_id = $1",
+                          "t"},
+        [SS_Q_REG_KEY] = {"SELECT device_id FROM device_registrations WHERE attestation_key = $1",
+                          "B"},
 };
 
 struct ss_pg_conn {
@@ -1067,6 +1088,7 @@ static int ss_pg_user_row(struct ss_pg_conn *c, const PGresult *r, int row, void
 static int ss_pg_device_row(struct ss_pg_conn *c, const PGresult *r, int row, void *out)
 {
 	struct ss_device *d = out;
+	int64_t reg = 0;
 	int rc = ss_pg_text(c, r, row, 0, d->id, sizeof(d->id), false);
 
 	if (!rc)
@@ -1077,6 +1099,9 @@ static int ss_pg_device_row(struct ss_pg_conn *c, const PGresult *r, int row, vo
 		rc = ss_pg_int(c, r, row, 3, &d->claimed);
 	if (!rc)
 		rc = ss_pg_text(c, r, row, 4, d->group_id, sizeof(d->group_id), true);
+	if (!rc)
+		rc = ss_pg_int(c, r, row, 5, &reg);
+	d->registered = reg != 0;
 	return rc;
 }
 
@@ -2602,6 +2627,82 @@ static int ss_pg_deployment_list(void *be, const char *tenant_id, const char *gr
 	return ss_pg_list_done(rc, out, sizeof(*out), cap, n);
 }
 
+/* ---- device registrations --------------------------------------------------------- */
+
+static int ss_pg_reg_row(struct ss_pg_conn *c, const PGresult *r, int row, void *out)
+{
+	struct ss_registration *g = out;
+	size_t len = 0;
+	int rc = ss_pg_text(c, r, row, 0, g->device_id, sizeof(g->device_id), false);
+
+	if (!rc)
+		rc = ss_pg_blob(c, r, row, 1, g->attestation_key, sizeof(g->attestation_key), &len);
+	if (!rc && len != SS_ATTEST_KEY_LEN)
+		rc = ss_pg_corrupt(c, "attestation_key");
+	if (!rc)
+		rc = ss_pg_int(c, r, row, 2, &g->registered);
+	/* registered_by may be "" (the service itself). */
+	if (!rc)
+		rc = ss_pg_text(c, r, row, 3, g->registered_by, sizeof(g->registered_by), true);
+	return rc;
+}
+
+static int ss_pg_reg_add_fn(struct ss_pg_conn *c, struct ss_pg_args *a)
+{
+	const struct ss_registration *g = a->in;
+	struct ss_registration cur = {0};
+	PGresult *r = NULL;
+	int rc;
+
+	/* Registrations are decided one at a time, so the reads below and the
+	 * insert see one state (a concurrent one commits before them). */
+	rc = ss_pg_exec(c, SS_Q_LOCK, (int64_t)SS_PG_LOCK_REGISTER);
+	if (rc)
+		goto out;
+	rc = ss_pg_get1(c, SS_Q_REG_GET, g->device_id, NULL, ss_pg_reg_row, &cur);
+	if (rc == 0)
+		rc = memcmp(cur.attestation_key, g->attestation_key, SS_ATTEST_KEY_LEN) == 0
+		             ? SPH_ERR_DUPLICATE
+		             : SPH_ERR_STATE;
+	if (rc != SPH_ERR_NOT_FOUND)
+		goto out;
+	/* One key, one device. */
+	rc = ss_pg_query(c, SS_Q_REG_KEY, &r, g->attestation_key, (size_t)SS_ATTEST_KEY_LEN);
+	if (!rc && PQntuples(r) > 0)
+		rc = SPH_ERR_DUPLICATE;
+	PQclear(r);
+	if (rc)
+		goto out;
+	rc = ss_pg_exec(c, SS_Q_REG_ADD, g->device_id, g->attestation_key,
+	                (size_t)SS_ATTEST_KEY_LEN, g->registered, g->registered_by);
+	if (!rc)
+		rc = ss_pg_audit(c, "", a->actor, "device.register", g->device_id, "");
+out:
+	return rc;
+}
+
+static int ss_pg_registration_add(void *be, const struct ss_registration *reg, const char *actor)
+{
+	struct ss_pg_args a = {.in = reg, .actor = actor};
+
+	return ss_pg_run(be, "registration_add", true, ss_pg_reg_add_fn, &a);
+}
+
+static int ss_pg_reg_get_fn(struct ss_pg_conn *c, struct ss_pg_args *a)
+{
+	return ss_pg_get1(c, SS_Q_REG_GET, a->device_id, NULL, ss_pg_reg_row, a->out);
+}
+
+static int ss_pg_registration_get(void *be, const char *device_id, struct ss_registration *out)
+{
+	struct ss_pg_args a = {.device_id = device_id, .out = out};
+	int rc = ss_pg_run(be, "registration_get", false, ss_pg_reg_get_fn, &a);
+
+	if (rc)
+		memset(out, 0, sizeof(*out));
+	return rc;
+}
+
 const struct ss_store_ops ss_pg_ops = {
         .name = "postgresql",
         .open = ss_pg_open,
@@ -2648,4 +2749,6 @@ const struct ss_store_ops ss_pg_ops = {
         .os_release_list = ss_pg_os_release_list,
         .deployment_create = ss_pg_deployment_create,
         .deployment_list = ss_pg_deployment_list,
+        .registration_add = ss_pg_registration_add,
+        .registration_get = ss_pg_registration_get,
 };

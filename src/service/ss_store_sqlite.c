@@ -160,6 +160,13 @@ static const char *const ss_sq_migrations[] = {
         " image_id TEXT NOT NULL REFERENCES images (id),"
         " PRIMARY KEY (deployment_id, pos),"
         " UNIQUE (deployment_id, image_id));",
+        /* 4 -> 5: device registrations (the operator's {device id, RoT
+         * attestation key} records, docs/api.md §4.13). */
+        "CREATE TABLE device_registrations ("
+        " device_id TEXT PRIMARY KEY CHECK (length(device_id) = 128),"
+        " attestation_key BLOB NOT NULL UNIQUE CHECK (length(attestation_key) = 64),"
+        " registered INTEGER NOT NULL,"
+        " registered_by TEXT NOT NULL CHECK (length(registered_by) IN (0, 36)));",
 };
 
 #define SS_SQ_SCHEMA ((int)(sizeof(ss_sq_migrations) / sizeof(ss_sq_migrations[0])))
@@ -234,6 +241,9 @@ enum ss_sq_q {
 	SS_Q_DEPLOY_IMAGE_ADD,
 	SS_Q_DEPLOY_LIST,
 	SS_Q_DEPLOY_IMAGES,
+	SS_Q_REG_ADD,
+	SS_Q_REG_GET,
+	SS_Q_REG_KEY,
 	SS_Q_COUNT
 };
 
@@ -279,10 +289,12 @@ static const char *const ss_sq_sql[SS_Q_COUNT] = {
                              "group_id = NULL WHERE id = ? AND released_to = ?",
         [SS_Q_DEVICE_RELEASE] = "UPDATE devices SET released_to = ? "
                                 "WHERE id = ? AND tenant_id = ?",
-        [SS_Q_DEVICE_GET] = "SELECT id, tenant_id, released_to, claimed, group_id FROM devices "
-                            "WHERE id = ? AND tenant_id = ?",
-        [SS_Q_DEVICE_LIST] = "SELECT id, tenant_id, released_to, claimed, group_id FROM devices "
-                             "WHERE tenant_id = ? AND id > ? ORDER BY id LIMIT ?",
+#define SS_DEV_COLS                                                                                \
+	"SELECT id, tenant_id, released_to, claimed, group_id, CASE WHEN EXISTS (SELECT 1 FROM "   \
+	"device_registrations r WHERE r.device_id = devices.id) THEN 1 ELSE 0 END FROM devices "
+        [SS_Q_DEVICE_GET] = SS_DEV_COLS "WHERE id = ? AND tenant_id = ?",
+        [SS_Q_DEVICE_LIST] = SS_DEV_COLS "WHERE tenant_id = ? AND id > ? ORDER BY id LIMIT ?",
+#undef SS_DEV_COLS
         [SS_Q_PRODUCT_ADD] = "INSERT INTO products (id, tenant_id, name, description, created) "
                              "VALUES (?, ?, ?, ?, ?)",
         [SS_Q_PRODUCT_GET] = "SELECT id, tenant_id, name, description, created FROM products "
@@ -359,6 +371,11 @@ static const char *const ss_sq_sql[SS_Q_COUNT] = {
                              "WHERE tenant_id = ? AND group_id = ? ORDER BY seq DESC LIMIT ?",
         [SS_Q_DEPLOY_IMAGES] = "SELECT image_id FROM deployment_images WHERE deployment_id = ? "
                                "ORDER BY pos",
+        [SS_Q_REG_ADD] = "INSERT INTO device_registrations (device_id, attestation_key, "
+                         "registered, registered_by) VALUES (?, ?, ?, ?)",
+        [SS_Q_REG_GET] = "SELECT device_id, attestation_key, registered, registered_by "
+                         "FROM device_registrations WHERE device_id = ?",
+        [SS_Q_REG_KEY] = "SELECT device_id FROM device_registrations WHERE attestation_key = ?",
 #undef SS_IMG_COLS
 };
 
@@ -825,6 +842,7 @@ static int ss_sq_device_row(struct ss_sq_conn *c, sqlite3_stmt *s, struct ss_dev
 	d->claimed = sqlite3_column_int64(s, 3);
 	if (!rc)
 		rc = ss_sq_text(c, s, 4, d->group_id, sizeof(d->group_id), true);
+	d->registered = sqlite3_column_int64(s, 5) != 0;
 	return rc;
 }
 
@@ -2398,6 +2416,81 @@ static int ss_sq_deployment_list(void *be, const char *tenant_id, const char *gr
 	return rc;
 }
 
+/* ---- device registrations --------------------------------------------------------- */
+
+static int ss_sq_reg_row(struct ss_sq_conn *c, sqlite3_stmt *s, void *out)
+{
+	struct ss_registration *g = out;
+	size_t len = 0;
+	int rc = ss_sq_text(c, s, 0, g->device_id, sizeof(g->device_id), false);
+
+	if (!rc)
+		rc = ss_sq_blob(c, s, 1, g->attestation_key, sizeof(g->attestation_key), &len);
+	if (!rc && len != SS_ATTEST_KEY_LEN)
+		rc = ss_sq_corrupt(c, "attestation_key");
+	g->registered = sqlite3_column_int64(s, 2);
+	/* registered_by may be "" (the service itself). */
+	if (!rc && sqlite3_column_bytes(s, 3) > 0)
+		rc = ss_sq_text(c, s, 3, g->registered_by, sizeof(g->registered_by), false);
+	return rc;
+}
+
+static int ss_sq_reg_add_fn(struct ss_sq_conn *c, struct ss_sq_args *a)
+{
+	const struct ss_registration *g = a->in;
+	struct ss_registration *cur = a->out;
+	sqlite3_stmt *s = NULL;
+	int rc;
+
+	/* Once per device: an explicit read decides (same key: a duplicate;
+	 * another key: a registration never changes). */
+	rc = ss_sq_get1(c, SS_Q_REG_GET, "t", g->device_id, NULL, ss_sq_reg_row, cur);
+	if (rc == 0)
+		rc = memcmp(cur->attestation_key, g->attestation_key, SS_ATTEST_KEY_LEN) == 0
+		             ? SPH_ERR_DUPLICATE
+		             : SPH_ERR_STATE;
+	if (rc != SPH_ERR_NOT_FOUND)
+		goto out;
+	/* One key, one device. */
+	rc = ss_sq_prep(c, SS_Q_REG_KEY, &s, "B", g->attestation_key, (size_t)SS_ATTEST_KEY_LEN);
+	if (!rc)
+		rc = ss_sq_step(c, s);
+	ss_sq_done(s);
+	if (rc == 1)
+		rc = SPH_ERR_DUPLICATE;
+	if (rc)
+		goto out;
+	rc = ss_sq_exec(c, SS_Q_REG_ADD, "tBit", g->device_id, g->attestation_key,
+	                (size_t)SS_ATTEST_KEY_LEN, g->registered, g->registered_by);
+	if (!rc)
+		rc = ss_sq_audit(c, "", a->actor, "device.register", g->device_id, "");
+out:
+	return rc;
+}
+
+static int ss_sq_registration_add(void *be, const struct ss_registration *reg, const char *actor)
+{
+	struct ss_registration cur = {0};
+	struct ss_sq_args a = {.in = reg, .out = &cur, .actor = actor};
+
+	return ss_sq_run(be, "registration_add", true, ss_sq_reg_add_fn, &a);
+}
+
+static int ss_sq_reg_get_fn(struct ss_sq_conn *c, struct ss_sq_args *a)
+{
+	return ss_sq_get1(c, SS_Q_REG_GET, "t", a->device_id, NULL, ss_sq_reg_row, a->out);
+}
+
+static int ss_sq_registration_get(void *be, const char *device_id, struct ss_registration *out)
+{
+	struct ss_sq_args a = {.device_id = device_id, .out = out};
+	int rc = ss_sq_run(be, "registration_get", false, ss_sq_reg_get_fn, &a);
+
+	if (rc)
+		memset(out, 0, sizeof(*out));
+	return rc;
+}
+
 const struct ss_store_ops ss_sqlite_ops = {
         .name = "sqlite",
         .open = ss_sq_open,
@@ -2444,4 +2537,6 @@ const struct ss_store_ops ss_sqlite_ops = {
         .os_release_list = ss_sq_os_release_list,
         .deployment_create = ss_sq_deployment_create,
         .deployment_list = ss_sq_deployment_list,
+        .registration_add = ss_sq_registration_add,
+        .registration_get = ss_sq_registration_get,
 };
