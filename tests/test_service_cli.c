@@ -8,7 +8,11 @@
 #include <sys/stat.h>
 
 #include <jansson.h>
+#include <openssl/core_names.h>
+#include <openssl/ec.h>
+#include <openssl/evp.h>
 
+#include "common/common.h"
 #include "service/service.h"
 #include "testutil.h"
 
@@ -121,10 +125,60 @@ static void test_cli_flow(void **state)
 	tu_expect(&r, 2, "--output");
 }
 
+/* X || Y of a fresh P-256 key, as 128 hex digits. */
+static void key_hex(char out[129])
+{
+	EVP_PKEY *k = EVP_EC_gen("P-256");
+	uint8_t pt[65];
+	size_t n = 0;
+
+	assert_non_null(k);
+	assert_int_equal(
+	        EVP_PKEY_get_octet_string_param(k, OSSL_PKEY_PARAM_PUB_KEY, pt, sizeof(pt), &n), 1);
+	assert_int_equal(sph_hex_encode(pt + 1, 64, out, 129), 0);
+	EVP_PKEY_free(k);
+}
+
+/* The operator registers a device from the JSON sphere-device prints. */
+static void test_cli_register(void **state)
+{
+	char dev[129], att[129], path[800], *json;
+	struct tu_result r;
+	FILE *f;
+
+	(void)state;
+	key_hex(dev);
+	key_hex(att);
+	snprintf(path, sizeof(path), "%s/reg.json", dir);
+	f = fopen(path, "w");
+	assert_non_null(f);
+	fprintf(f, "{\"device_id\": \"%s\", \"attestation_key\": \"%s\"}\n", dev, att);
+	fclose(f);
+	/* A tenant Administrator may not register devices. */
+	r = SPHERE("login", "--url", url, "--token", init.admin_token, "--ca", ca);
+	expect_out(&r, 0, "logged in");
+	r = SPHERE("device", "register", "--file", path);
+	tu_expect(&r, 1, "403 forbidden");
+	r = SPHERE("login", "--url", url, "--token", init.operator_token, "--ca", ca);
+	expect_out(&r, 0, "logged in as operator");
+	r = SPHERE("device", "register", "--file", path);
+	expect_out(&r, 0, att);
+	r = SPHERE("device", "register", "--file", path);
+	tu_expect(&r, 1, "409 conflict");
+	r = SPHERE("device", "registration", "show", "--device-id", dev);
+	expect_out(&r, 0, att);
+	json = tu_path(dir, "missing.json");
+	r = SPHERE("device", "register", "--file", json);
+	assert_int_not_equal(r.status, 0);
+	tu_result_free(&r);
+	free(json);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	        cmocka_unit_test(test_cli_flow),
+	        cmocka_unit_test(test_cli_register),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
