@@ -2308,6 +2308,234 @@ static void test_registration_concurrent(void **state)
 	ss_store_close(st2);
 }
 
+/* ---- device check-ins and failure reports ------------------------------------------ */
+
+static struct ss_checkin ck_base(const char *tenant_id, const char *dev, int64_t nonce_ms)
+{
+	return (struct ss_checkin){.tenant_id = tenant_id,
+	                           .device_id = dev,
+	                           .nonce_ms = nonce_ms,
+	                           .measured = "{\"OS\":\"1.0.0\"}"};
+}
+
+static void test_checkin_record_and_replay(void **state)
+{
+	struct fx *x = *state;
+	struct ss_tenant t = fx_tenant(x->st, "ck"), t2 = fx_tenant(x->st, "ck2");
+	char dev[SS_DEVICE_ID_LEN + 1], other[SS_DEVICE_ID_LEN + 1];
+	struct ss_checkin ci;
+	struct ss_checkin_state k;
+	struct ss_device d;
+	struct ss_audit au[64];
+	size_t n;
+
+	fx_device(dev);
+	fx_device(other);
+	assert_int_equal(ss_store_device_find(x->st, dev, &d), SPH_ERR_NOT_FOUND);
+	assert_int_equal(ss_store_device_claim(x->st, t.id, dev, ""), 0);
+	assert_int_equal(ss_store_device_find(x->st, dev, &d), 0);
+	assert_string_equal(d.tenant_id, t.id);
+	assert_int_equal(ss_store_device_checkin_get(x->st, dev, &k), SPH_ERR_NOT_FOUND);
+	/* arguments */
+	ci = ck_base(t.id, dev, 0);
+	assert_int_equal(ss_store_checkin_record(x->st, &ci), SPH_ERR_INVALID_ARG);
+	ci = ck_base(t.id, dev, 1000);
+	ci.cert_expires = 5; /* a certificate without its serial */
+	assert_int_equal(ss_store_checkin_record(x->st, &ci), SPH_ERR_INVALID_ARG);
+	ci = ck_base(t.id, dev, 1000);
+	ci.measured = "bad\n";
+	assert_int_equal(ss_store_checkin_record(x->st, &ci), SPH_ERR_INVALID_ARG);
+	/* a device the tenant does not hold */
+	ci = ck_base(t.id, other, 1000);
+	assert_int_equal(ss_store_checkin_record(x->st, &ci), SPH_ERR_NOT_FOUND);
+	ci = ck_base(t2.id, dev, 1000);
+	assert_int_equal(ss_store_checkin_record(x->st, &ci), SPH_ERR_NOT_FOUND);
+	/* the first check-in, with a certificate */
+	ci = ck_base(t.id, dev, 1000);
+	ci.up_to_date = true;
+	ci.cert_expires = 2000000000;
+	ci.cert_serial = "0a0b";
+	assert_int_equal(ss_store_checkin_record(x->st, &ci), 0);
+	assert_int_equal(ss_store_device_checkin_get(x->st, dev, &k), 0);
+	assert_string_equal(k.device_id, dev);
+	assert_string_equal(k.tenant_id, t.id);
+	assert_int_equal(k.nonce_ms, 1000);
+	assert_true(k.up_to_date);
+	assert_int_equal(k.cert_expires, 2000000000);
+	assert_string_equal(k.measured, "{\"OS\":\"1.0.0\"}");
+	assert_true(k.last_checkin > 0);
+	n = fx_audit(x->st, t.id, au);
+	assert_int_equal(fx_count_action(au, n, "certificate.issue"), 1);
+	/* the same nonce time again, and an older one: refused, nothing changes */
+	ci = ck_base(t.id, dev, 1000);
+	ci.measured = "";
+	assert_int_equal(ss_store_checkin_record(x->st, &ci), SPH_ERR_ROLLBACK);
+	ci.nonce_ms = 999;
+	ci.cert_expires = 2100000000;
+	ci.cert_serial = "0c";
+	assert_int_equal(ss_store_checkin_record(x->st, &ci), SPH_ERR_ROLLBACK);
+	assert_int_equal(ss_store_device_checkin_get(x->st, dev, &k), 0);
+	assert_true(k.up_to_date);
+	assert_int_equal(k.cert_expires, 2000000000);
+	assert_string_equal(k.measured, "{\"OS\":\"1.0.0\"}");
+	n = fx_audit(x->st, t.id, au);
+	assert_int_equal(fx_count_action(au, n, "certificate.issue"), 1);
+	/* a later one without a certificate keeps the last expiry */
+	ci = ck_base(t.id, dev, 1001);
+	ci.measured = "";
+	assert_int_equal(ss_store_checkin_record(x->st, &ci), 0);
+	assert_int_equal(ss_store_device_checkin_get(x->st, dev, &k), 0);
+	assert_false(k.up_to_date);
+	assert_int_equal(k.cert_expires, 2000000000);
+	assert_string_equal(k.measured, "");
+	assert_int_equal(k.nonce_ms, 1001);
+}
+
+static void test_failures_cap(void **state)
+{
+	struct fx *x = *state;
+	struct ss_tenant t = fx_tenant(x->st, "fl"), t2 = fx_tenant(x->st, "fl2");
+	char dev[SS_DEVICE_ID_LEN + 1], dev2[SS_DEVICE_ID_LEN + 1];
+	struct ss_failure f[3], *got = calloc(64, sizeof(*got));
+	struct ss_checkin ci;
+	size_t n = 0;
+
+	assert_non_null(got);
+	fx_device(dev);
+	fx_device(dev2);
+	assert_int_equal(ss_store_device_claim(x->st, t.id, dev, ""), 0);
+	assert_int_equal(ss_store_device_claim(x->st, t.id, dev2, ""), 0);
+	memset(f, 0, sizeof(f));
+	for (int i = 0; i < 3; i++) {
+		f[i].kind = (enum ss_failure_kind)(SS_FAIL_CRASH + i);
+		f[i].code = 10 + i;
+		snprintf(f[i].component, sizeof(f[i].component), "comp-%d", i);
+		snprintf(f[i].text, sizeof(f[i].text), "failure %d", i);
+	}
+	/* a bad kind refuses the whole check-in */
+	ci = ck_base(t.id, dev, 10);
+	ci.failures = f;
+	ci.n_failures = 3;
+	f[1].kind = SS_FAIL_NONE;
+	assert_int_equal(ss_store_checkin_record(x->st, &ci), SPH_ERR_INVALID_ARG);
+	f[1].kind = SS_FAIL_EXIT;
+	/* keep 5: four check-ins of 3 reports leave the newest 5 */
+	for (int i = 0; i < 4; i++) {
+		ci = ck_base(t.id, dev, 100 + i);
+		ci.failures = f;
+		ci.n_failures = 3;
+		ci.keep = 5;
+		assert_int_equal(ss_store_checkin_record(x->st, &ci), 0);
+	}
+	/* a replayed check-in appends nothing */
+	ci = ck_base(t.id, dev, 103);
+	ci.failures = f;
+	ci.n_failures = 3;
+	assert_int_equal(ss_store_checkin_record(x->st, &ci), SPH_ERR_ROLLBACK);
+	ci = ck_base(t.id, dev2, 5);
+	ci.failures = f;
+	ci.n_failures = 1;
+	assert_int_equal(ss_store_checkin_record(x->st, &ci), 0);
+	assert_int_equal(ss_store_failure_list(x->st, t.id, dev, 0, got, 64, &n), 0);
+	assert_int_equal(n, 5);
+	for (size_t i = 0; i < n; i++) {
+		assert_string_equal(got[i].device_id, dev);
+		assert_string_equal(got[i].tenant_id, t.id);
+		if (i)
+			assert_true(got[i].id < got[i - 1].id);
+	}
+	assert_int_equal(got[0].kind, SS_FAIL_SIGNAL); /* the newest */
+	assert_int_equal(got[0].code, 12);
+	assert_string_equal(got[0].text, "failure 2");
+	assert_string_equal(got[0].component, "comp-2");
+	/* paging */
+	assert_int_equal(ss_store_failure_list(x->st, t.id, dev, got[1].id, got + 10, 10, &n), 0);
+	assert_int_equal(n, 3);
+	/* the tenant's whole list, and another tenant sees none */
+	assert_int_equal(ss_store_failure_list(x->st, t.id, "", 0, got, 64, &n), 0);
+	assert_int_equal(n, 6);
+	assert_int_equal(ss_store_failure_list(x->st, t2.id, "", 0, got, 64, &n), 0);
+	assert_int_equal(n, 0);
+	/* age: a max_age in the past drops everything older than now - max_age */
+	ci = ck_base(t.id, dev, 200);
+	ci.failures = f;
+	ci.n_failures = 1;
+	ci.max_age = 1;
+	sleep(2);
+	assert_int_equal(ss_store_checkin_record(x->st, &ci), 0);
+	assert_int_equal(ss_store_failure_list(x->st, t.id, dev, 0, got, 64, &n), 0);
+	assert_int_equal(n, 1);
+	assert_int_equal(ss_store_failure_list(x->st, t.id, dev2, 0, got, 64, &n), 0);
+	assert_int_equal(n, 1);
+	free(got);
+}
+
+#define CK_THREADS 2
+
+struct ck_arg {
+	struct ss_store *st;
+	const char *tenant, *dev;
+	pthread_barrier_t *bar;
+	int rc;
+};
+
+static void *ck_thread(void *p)
+{
+	struct ck_arg *a = p;
+	struct ss_checkin ci = ck_base(a->tenant, a->dev, 5000);
+
+	ci.cert_expires = 2000000000;
+	ci.cert_serial = "01";
+	pthread_barrier_wait(a->bar);
+	a->rc = ss_store_checkin_record(a->st, &ci);
+	return NULL;
+}
+
+/* Two check-ins with the same nonce time race from two handles: exactly one
+ * wins, the other is a replay; one certificate.issue row. Rounds cover both
+ * the first check-in (an insert) and a later one (an update). */
+static void test_checkin_replay_concurrent(void **state)
+{
+	struct fx *x = *state;
+	struct ss_store *st2 = NULL;
+	struct ss_tenant t = fx_tenant(x->st, "ckc");
+	struct ss_audit au[64];
+
+	assert_int_equal(ss_store_open(x->url, &st2), 0);
+	for (int round = 0; round < 6; round++) {
+		char dev[SS_DEVICE_ID_LEN + 1];
+		struct ck_arg args[CK_THREADS];
+		pthread_t th[CK_THREADS];
+		pthread_barrier_t bar;
+		int wins = 0;
+
+		fx_device(dev);
+		assert_int_equal(ss_store_device_claim(x->st, t.id, dev, ""), 0);
+		if (round % 2) {
+			struct ss_checkin ci = ck_base(t.id, dev, 10);
+			assert_int_equal(ss_store_checkin_record(x->st, &ci), 0);
+		}
+		assert_int_equal(pthread_barrier_init(&bar, NULL, CK_THREADS), 0);
+		for (int i = 0; i < CK_THREADS; i++) {
+			args[i] = (struct ck_arg){
+			        .st = i ? st2 : x->st, .tenant = t.id, .dev = dev, .bar = &bar};
+			assert_int_equal(pthread_create(&th[i], NULL, ck_thread, &args[i]), 0);
+		}
+		for (int i = 0; i < CK_THREADS; i++)
+			assert_int_equal(pthread_join(th[i], NULL), 0);
+		pthread_barrier_destroy(&bar);
+		for (int i = 0; i < CK_THREADS; i++) {
+			if (args[i].rc == 0)
+				wins++;
+			else
+				assert_int_equal(args[i].rc, SPH_ERR_ROLLBACK);
+		}
+		assert_int_equal(wins, 1);
+	}
+	assert_int_equal(fx_count_action(au, fx_audit(x->st, t.id, au), "certificate.issue"), 6);
+	ss_store_close(st2);
+}
+
 #define T(f) cmocka_unit_test_setup_teardown(f, fx_setup, fx_teardown)
 
 int main(void)
@@ -2349,6 +2577,9 @@ int main(void)
 	        T(test_registration_add_get),
 	        T(test_registration_device_flag),
 	        T(test_registration_concurrent),
+	        T(test_checkin_record_and_replay),
+	        T(test_failures_cap),
+	        T(test_checkin_replay_concurrent),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -536,10 +536,34 @@ static void ss_h_device_get(struct ss_req *r, void *arg)
 	rc = ss_store_device_get(s->st, t.id, ss_req_param(r, "device"), &d);
 	if (rc == SPH_ERR_INVALID_ARG)
 		rc = SPH_ERR_NOT_FOUND;
-	if (rc == 0)
-		ss_reply_json(r, 200, ss_device_json(&d));
-	else
+	if (rc == 0) {
+		struct ss_checkin_state *k = calloc(1, sizeof(*k));
+		json_t *j = ss_device_json(&d);
+		int krc = k ? ss_store_device_checkin_get(s->st, d.id, k) : SPH_ERR_NOMEM;
+
+		/* The last check-in (§4.13): null until the first one. */
+		if (krc != 0 && krc != SPH_ERR_NOT_FOUND) {
+			json_decref(j);
+			free(k);
+			ss_api_reply_store(r, krc, "device");
+			return;
+		}
+		if (j && krc == 0) {
+			json_object_set_new(j, "last_checkin", json_integer(k->last_checkin));
+			json_object_set_new(j, "up_to_date", json_boolean(k->up_to_date));
+			json_object_set_new(j, "cert_expires",
+			                    k->cert_expires ? json_integer(k->cert_expires)
+			                                    : json_null());
+		} else if (j) {
+			json_object_set_new(j, "last_checkin", json_null());
+			json_object_set_new(j, "up_to_date", json_null());
+			json_object_set_new(j, "cert_expires", json_null());
+		}
+		free(k);
+		ss_reply_json(r, 200, j);
+	} else {
 		ss_api_reply_store(r, rc, "device");
+	}
 }
 
 static void ss_h_audit_list(struct ss_req *r, void *arg)
@@ -621,6 +645,8 @@ int ss_api_routes(struct ss_service *s)
 			rc = ss_api_ca_routes(s);
 		if (rc == 0)
 			rc = ss_api_registration_routes(s);
+		if (rc == 0)
+			rc = ss_api_checkin_routes(s);
 		return rc ? rc : ss_api_images_routes(s);
 	}
 }

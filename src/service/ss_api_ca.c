@@ -441,3 +441,23 @@ int ss_api_ca_routes(struct ss_service *s)
 	}
 	return 0;
 }
+
+int ss_tenant_chain_pem(struct ss_service *s, const char *tenant_id, char **pem)
+{
+	struct ss_ca_record *ca = calloc(1, sizeof(*ca));
+	struct ss_ca_pair view;
+	int rc = SPH_ERR_INVALID_ARG;
+
+	if (pem)
+		*pem = NULL;
+	if (!s || !tenant_id || !pem)
+		goto out;
+	rc = ca ? ss_store_ca_active(s->st, tenant_id, ca) : SPH_ERR_NOMEM;
+	if (rc)
+		goto out;
+	ss_ca_view(ca, &view);
+	rc = ss_ca_chain_pem(&view, pem);
+out:
+	ss_ca_records_free(ca, 1);
+	return rc;
+}

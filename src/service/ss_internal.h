@@ -5,6 +5,7 @@
 #include "service.h"
 #include "ss_ca.h"
 #include "ss_http.h"
+#include "ss_nonce.h"
 #include "ss_store.h"
 #include "ss_target.h"
 
@@ -14,8 +15,9 @@ struct ss_service {
 	struct ss_config cfg;
 	struct ss_store *st;
 	struct ss_http *http;
-	uint8_t kek[SS_KEK_LEN]; /* wraps tenant CA keys (ss_kek.c); wiped at free */
-	X509 *platform_root;     /* trusted for OS images; NULL: none configured */
+	uint8_t kek[SS_KEK_LEN];       /* wraps tenant CA keys (ss_kek.c); wiped at free */
+	X509 *platform_root;           /* trusted for OS images; NULL: none configured */
+	struct ss_nonce_key nonce_key; /* check-in nonces (§4.12); wiped at free */
 };
 
 /* Creates <data_dir>/master.key (32 random bytes, mode 0600; never over an
@@ -46,6 +48,13 @@ int ss_tenant_ca_ensure_dir(struct ss_store *st, const char *data_dir, const cha
  * at most SS_CERT_HOURS_MAX), never past that CA's end. */
 int ss_tenant_issue_device_cert(struct ss_service *s, const char *tenant_id, const uint8_t pub[64],
                                 unsigned hours, uint8_t **der, size_t *len);
+
+/* tenant_id's Active CA chain (device CA, then root) as PEM (caller frees). */
+int ss_tenant_chain_pem(struct ss_service *s, const char *tenant_id, char **pem);
+
+/* Adds the check-in routes (ss_api_checkin.c, §4.13). Returns 0 or
+ * ss_http_route's status. */
+int ss_api_checkin_routes(struct ss_service *s);
 
 /* ---- helpers for handlers (ss_api.c) ----------------------------------------
  * Each replies itself when it returns false / NULL: the handler just returns. */

@@ -26,6 +26,8 @@ int ss_service_start(const struct ss_config *c, struct ss_service **out)
 	if (rc == 0)
 		rc = ss_kek_load(s->cfg.data_dir, s->kek);
 	if (rc == 0)
+		rc = ss_nonce_key_derive(s->kek, &s->nonce_key);
+	if (rc == 0)
 		rc = ss_platform_root_load(s);
 	if (rc == 0)
 		rc = ss_store_open(s->cfg.db, &s->st);
@@ -38,6 +40,7 @@ int ss_service_start(const struct ss_config *c, struct ss_service **out)
 	hc.cert_file = s->cfg.cert;
 	hc.key_file = s->cfg.key;
 	hc.max_body = s->cfg.max_body;
+	hc.device_keys = true; /* devices check in with their RoT key (§4.13) */
 	rc = ss_http_new(&hc, &s->http);
 	if (rc == 0)
 		rc = ss_api_routes(s);
@@ -67,5 +70,6 @@ void ss_service_free(struct ss_service *s)
 	ss_store_close(s->st);
 	X509_free(s->platform_root);
 	OPENSSL_cleanse(s->kek, sizeof(s->kek));
+	OPENSSL_cleanse(&s->nonce_key, sizeof(s->nonce_key));
 	free(s);
 }

@@ -895,3 +895,86 @@ int ss_store_registration_get(struct ss_store *st, const char *device_id,
 		return SPH_ERR_INVALID_ARG;
 	return SS_BE(st, registration_get, device_id, out);
 }
+
+/* ---- device check-ins and failure reports ------------------------------------------ */
+
+static const char *const ss_failure_kinds[] = {
+        [SS_FAIL_CRASH] = "crash",
+        [SS_FAIL_EXIT] = "exit",
+        [SS_FAIL_SIGNAL] = "signal",
+        [SS_FAIL_REFUSED_IMAGE] = "refused-image",
+        [SS_FAIL_FAILED_BOOT] = "failed-boot",
+};
+
+const char *ss_failure_kind_name(enum ss_failure_kind k)
+{
+	return (int)k >= SS_FAIL_CRASH && (int)k <= SS_FAIL_FAILED_BOOT ? ss_failure_kinds[k]
+	                                                                : NULL;
+}
+
+enum ss_failure_kind ss_failure_kind_from_name(const char *name)
+{
+	for (int k = SS_FAIL_CRASH; name && k <= SS_FAIL_FAILED_BOOT; k++)
+		if (strcmp(name, ss_failure_kinds[k]) == 0)
+			return (enum ss_failure_kind)k;
+	return SS_FAIL_NONE;
+}
+
+int ss_store_checkin_record(struct ss_store *st, const struct ss_checkin *ci)
+{
+	struct ss_checkin c;
+
+	if (!st || !ci || !ss_uuid_ok(ci->tenant_id) || !ss_device_id_ok(ci->device_id) ||
+	    ci->nonce_ms <= 0 || ci->cert_expires < 0 || !ci->measured ||
+	    !ss_text_ok(ci->measured, 0, SS_MEASURED_MAX) ||
+	    ci->n_failures > SS_FAILURES_PER_CHECKIN || (ci->n_failures && !ci->failures) ||
+	    ci->keep > SS_LIST_MAX || ci->max_age < 0)
+		return SPH_ERR_INVALID_ARG;
+	if (ci->cert_expires &&
+	    (!ci->cert_serial || !ss_text_ok(ci->cert_serial, 1, SS_DETAIL_MAX)))
+		return SPH_ERR_INVALID_ARG;
+	for (size_t i = 0; i < ci->n_failures; i++) {
+		const struct ss_failure *f = &ci->failures[i];
+		if (!ss_failure_kind_name(f->kind) ||
+		    !ss_text_ok(f->component, 0, SS_FAILURE_COMP_MAX) ||
+		    !ss_text_ok(f->text, 0, SS_FAILURE_TEXT_MAX))
+			return SPH_ERR_INVALID_ARG;
+	}
+	c = *ci;
+	if (!c.keep)
+		c.keep = SS_FAILURES_KEEP;
+	if (!c.max_age)
+		c.max_age = SS_FAILURES_AGE_MAX;
+	if (!c.cert_expires)
+		c.cert_serial = "";
+	return SS_BE(st, checkin_record, &c, ss_store_now());
+}
+
+int ss_store_device_checkin_get(struct ss_store *st, const char *device_id,
+                                struct ss_checkin_state *out)
+{
+	if (out)
+		memset(out, 0, sizeof(*out));
+	if (!st || !out || !ss_device_id_ok(device_id))
+		return SPH_ERR_INVALID_ARG;
+	return SS_BE(st, checkin_get, device_id, out);
+}
+
+int ss_store_device_find(struct ss_store *st, const char *device_id, struct ss_device *out)
+{
+	if (out)
+		memset(out, 0, sizeof(*out));
+	if (!st || !out || !ss_device_id_ok(device_id))
+		return SPH_ERR_INVALID_ARG;
+	return SS_BE(st, device_find, device_id, out);
+}
+
+int ss_store_failure_list(struct ss_store *st, const char *tenant_id, const char *device_id,
+                          int64_t before_id, struct ss_failure *out, size_t cap, size_t *n)
+{
+	if (!ss_list_args(out, sizeof(*out), &cap, n) || !st || !ss_uuid_ok(tenant_id) ||
+	    !device_id || (device_id[0] && !ss_device_id_ok(device_id)) || before_id < 0)
+		return SPH_ERR_INVALID_ARG;
+	return SS_BE(st, failure_list, tenant_id, device_id, before_id ? before_id : INT64_MAX, out,
+	             cap, n);
+}

@@ -485,4 +485,82 @@ int ss_store_registration_add(struct ss_store *st, const char *device_id,
 int ss_store_registration_get(struct ss_store *st, const char *device_id,
                               struct ss_registration *out);
 
+/* ---- device check-ins and failure reports (docs/api.md §4.13) -------------------
+ * One row of state per device (its last accepted check-in) and a bounded log
+ * of the failures devices report with their check-ins. */
+
+#define SS_MEASURED_MAX         2048 /* bytes of a check-in's measured summary (JSON text) */
+#define SS_FAILURE_TEXT_MAX     256  /* bytes of a failure report's text */
+#define SS_FAILURE_COMP_MAX     64   /* bytes of a failure report's component */
+#define SS_FAILURES_PER_CHECKIN 16   /* reports one check-in carries at most */
+#define SS_FAILURES_KEEP        100  /* reports kept per device by default */
+#define SS_FAILURES_AGE_MAX     (30 * 86400) /* seconds a report is kept by default */
+
+enum ss_failure_kind {
+	SS_FAIL_NONE = 0,
+	SS_FAIL_CRASH = 1,
+	SS_FAIL_EXIT = 2,
+	SS_FAIL_SIGNAL = 3,
+	SS_FAIL_REFUSED_IMAGE = 4,
+	SS_FAIL_FAILED_BOOT = 5,
+};
+
+struct ss_checkin_state {
+	char device_id[SS_DEVICE_ID_LEN + 1];
+	char tenant_id[SS_UUID_LEN + 1]; /* the tenant that held it at that check-in */
+	int64_t last_checkin;            /* Unix seconds */
+	int64_t nonce_ms;                /* the last accepted nonce's issue time */
+	bool up_to_date;
+	int64_t cert_expires; /* the last issued certificate's notAfter; 0: none */
+	char measured[SS_MEASURED_MAX + 1];
+};
+
+struct ss_failure {
+	int64_t id; /* increasing */
+	char device_id[SS_DEVICE_ID_LEN + 1];
+	char tenant_id[SS_UUID_LEN + 1];
+	int64_t at;                              /* Unix seconds: when the service recorded it */
+	char component[SS_FAILURE_COMP_MAX + 1]; /* printable ASCII, may be "" */
+	enum ss_failure_kind kind;
+	int64_t code;
+	char text[SS_FAILURE_TEXT_MAX + 1]; /* printable ASCII, may be "" */
+};
+
+/* One accepted check-in (ss_store_checkin_record). */
+struct ss_checkin {
+	const char *tenant_id; /* the tenant holding the device */
+	const char *device_id;
+	int64_t nonce_ms; /* the nonce's issue time: must beat the last accepted one */
+	bool up_to_date;
+	int64_t cert_expires;              /* the certificate issued now (0: none issued) */
+	const char *cert_serial;           /* with a certificate: the audit target's detail (hex) */
+	const char *measured;              /* 0..SS_MEASURED_MAX bytes of printable text */
+	const struct ss_failure *failures; /* component, kind, code, text read */
+	size_t n_failures;                 /* 0..SS_FAILURES_PER_CHECKIN */
+	size_t keep;                       /* 0: SS_FAILURES_KEEP */
+	int64_t max_age;                   /* seconds; 0: SS_FAILURES_AGE_MAX */
+};
+
+/* Records a check-in in ONE transaction: the device must still be held by
+ * tenant_id (else SPH_ERR_NOT_FOUND); the compare-and-set of the nonce time
+ * (not later than the last accepted one: SPH_ERR_ROLLBACK, nothing changes);
+ * the device's state; the failure reports appended, then the device's reports
+ * beyond keep (oldest first) or older than max_age dropped; and, with a
+ * certificate, the audit row "certificate.issue" (target the device id,
+ * detail the serial) in tenant_id. */
+int ss_store_checkin_record(struct ss_store *st, const struct ss_checkin *ci);
+/* device_id's last check-in, or SPH_ERR_NOT_FOUND (never checked in). */
+int ss_store_device_checkin_get(struct ss_store *st, const char *device_id,
+                                struct ss_checkin_state *out);
+/* The device, whichever tenant holds it (SPH_ERR_NOT_FOUND: unclaimed). */
+int ss_store_device_find(struct ss_store *st, const char *device_id, struct ss_device *out);
+/* tenant_id's failure reports (of device_id, or all when device_id is ""),
+ * newest first, with id < before_id (0: from the newest). */
+int ss_store_failure_list(struct ss_store *st, const char *tenant_id, const char *device_id,
+                          int64_t before_id, struct ss_failure *out, size_t cap, size_t *n);
+/* "crash", "exit", "signal", "refused-image", "failed-boot"; NULL for others.
+ * ss_failure_kind_from_name returns SS_FAIL_NONE for an unknown name. */
+const char *ss_failure_kind_name(enum ss_failure_kind k);
+enum ss_failure_kind ss_failure_kind_from_name(const char *name);
+
 #endif

@@ -103,6 +103,12 @@ struct ss_store_ops {
 	/* Device registrations. reg: complete (registered made by ss_store.c). */
 	int (*registration_add)(void *be, const struct ss_registration *reg, const char *actor);
 	int (*registration_get)(void *be, const char *device_id, struct ss_registration *out);
+	/* Check-ins. ci: checked, keep and max_age filled; at: Unix seconds now. */
+	int (*checkin_record)(void *be, const struct ss_checkin *ci, int64_t at);
+	int (*checkin_get)(void *be, const char *device_id, struct ss_checkin_state *out);
+	int (*device_find)(void *be, const char *device_id, struct ss_device *out);
+	int (*failure_list)(void *be, const char *tenant_id, const char *device_id,
+	                    int64_t before_id, struct ss_failure *out, size_t cap, size_t *n);
 };
 
 extern const struct ss_store_ops ss_sqlite_ops;

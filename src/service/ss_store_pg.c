@@ -215,6 +215,26 @@ static const char *const ss_pg_migrations[] = {
         " attestation_key BYTEA NOT NULL UNIQUE CHECK (length(attestation_key) = 64),"
         " registered BIGINT NOT NULL,"
         " registered_by TEXT COLLATE \"C\" NOT NULL CHECK (length(registered_by) IN (0, 36)));",
+        /* 5 -> 6: device check-ins and failure reports (docs/api.md §4.13). */
+        "CREATE TABLE device_checkins ("
+        " device_id TEXT COLLATE \"C\" PRIMARY KEY REFERENCES devices (id),"
+        " tenant_id TEXT COLLATE \"C\" NOT NULL REFERENCES tenants (id),"
+        " last_checkin BIGINT NOT NULL,"
+        " nonce_ms BIGINT NOT NULL,"
+        " up_to_date SMALLINT NOT NULL CHECK (up_to_date IN (0, 1)),"
+        " cert_expires BIGINT NOT NULL,"
+        " measured TEXT COLLATE \"C\" NOT NULL CHECK (length(measured) <= 2048));"
+        "CREATE TABLE device_failures ("
+        " id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,"
+        " device_id TEXT COLLATE \"C\" NOT NULL CHECK (length(device_id) = 128),"
+        " tenant_id TEXT COLLATE \"C\" NOT NULL REFERENCES tenants (id),"
+        " at BIGINT NOT NULL,"
+        " component TEXT COLLATE \"C\" NOT NULL CHECK (length(component) <= 64),"
+        " kind SMALLINT NOT NULL CHECK (kind BETWEEN 1 AND 5),"
+        " code BIGINT NOT NULL,"
+        " text TEXT COLLATE \"C\" NOT NULL CHECK (length(text) <= 256));"
+        "CREATE INDEX device_failures_device ON device_failures (device_id, id);"
+        "CREATE INDEX device_failures_tenant ON device_failures (tenant_id, id);",
 };
 
 #define SS_PG_SCHEMA ((int)(sizeof(ss_pg_migrations) / sizeof(ss_pg_migrations[0])))
@@ -304,6 +324,14 @@ enum ss_pg_q {
 	SS_Q_REG_ADD,
 	SS_Q_REG_GET,
 	SS_Q_REG_KEY,
+	SS_Q_DEVICE_FIND,
+	SS_Q_CHECKIN_HELD,
+	SS_Q_CHECKIN_CAS,
+	SS_Q_CHECKIN_GET,
+	SS_Q_FAILURE_ADD,
+	SS_Q_FAILURE_TRIM,
+	SS_Q_FAILURE_LIST,
+	SS_Q_FAILURE_LIST_DEV,
 	SS_Q_COUNT
 };
 
@@ -373,6 +401,7 @@ static const struct {
         [SS_Q_DEVICE_GET] = {SS_DEV_COLS "WHERE id = $1 AND tenant_id = $2", "tt"},
         [SS_Q_DEVICE_LIST] = {SS_DEV_COLS "WHERE tenant_id = $1 AND id > $2 ORDER BY id LIMIT $3",
                               "tti"},
+        [SS_Q_DEVICE_FIND] = {SS_DEV_COLS "WHERE id = $1", "t"},
 #undef SS_DEV_COLS
         [SS_Q_PRODUCT_ADD] = {"INSERT INTO products (id, tenant_id, name, description, created) "
                               "VALUES ($1, $2, $3, $4, $5)",
@@ -496,6 +525,42 @@ static const struct {
                           "t"},
         [SS_Q_REG_KEY] = {"SELECT device_id FROM device_registrations WHERE attestation_key = $1",
                           "B"},
+        /* The device stays with the tenant until COMMIT (a release or move waits). */
+        [SS_Q_CHECKIN_HELD] = {"SELECT 1 FROM devices WHERE id = $1 AND tenant_id = $2 FOR SHARE",
+                               "tt"},
+        /* The compare-and-set: a row changes only for a later nonce. A
+         * concurrent check-in of the same device waits on the row (or the
+         * key) and then re-evaluates the WHERE against the committed row. */
+        [SS_Q_CHECKIN_CAS] = {"INSERT INTO device_checkins (device_id, tenant_id, last_checkin, "
+                              "nonce_ms, up_to_date, cert_expires, measured) "
+                              "VALUES ($1, $2, $3, $4, $5, $6, $7) "
+                              "ON CONFLICT (device_id) DO UPDATE SET tenant_id = "
+                              "EXCLUDED.tenant_id, last_checkin = EXCLUDED.last_checkin, "
+                              "nonce_ms = EXCLUDED.nonce_ms, up_to_date = EXCLUDED.up_to_date, "
+                              "cert_expires = CASE WHEN EXCLUDED.cert_expires > 0 THEN "
+                              "EXCLUDED.cert_expires ELSE device_checkins.cert_expires END, "
+                              "measured = EXCLUDED.measured "
+                              "WHERE device_checkins.nonce_ms < EXCLUDED.nonce_ms",
+                              "ttiiiit"},
+        [SS_Q_CHECKIN_GET] = {"SELECT device_id, tenant_id, last_checkin, nonce_ms, up_to_date, "
+                              "cert_expires, measured FROM device_checkins WHERE device_id = $1",
+                              "t"},
+        [SS_Q_FAILURE_ADD] = {"INSERT INTO device_failures (device_id, tenant_id, at, component, "
+                              "kind, code, text) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                              "ttitiit"},
+        [SS_Q_FAILURE_TRIM] = {"DELETE FROM device_failures WHERE device_id = $1 AND (at < $2 OR "
+                               "id NOT IN (SELECT id FROM device_failures WHERE device_id = $3 "
+                               "ORDER BY id DESC LIMIT $4))",
+                               "titi"},
+#define SS_FAIL_COLS                                                                               \
+	"SELECT id, device_id, tenant_id, at, component, kind, code, text FROM device_failures "
+        [SS_Q_FAILURE_LIST] = {SS_FAIL_COLS "WHERE tenant_id = $1 AND id < $2 "
+                                            "ORDER BY id DESC LIMIT $3",
+                               "tii"},
+        [SS_Q_FAILURE_LIST_DEV] = {SS_FAIL_COLS "WHERE tenant_id = $1 AND device_id = $2 AND "
+                                                "id < $3 ORDER BY id DESC LIMIT $4",
+                                   "ttii"},
+#undef SS_FAIL_COLS
 };
 
 struct ss_pg_conn {
@@ -2703,6 +2768,149 @@ static int ss_pg_registration_get(void *be, const char *device_id, struct ss_reg
 	return rc;
 }
 
+/* ---- device check-ins and failure reports ------------------------------------------ */
+
+static int ss_pg_checkin_fn(struct ss_pg_conn *c, struct ss_pg_args *a)
+{
+	const struct ss_checkin *ci = a->in;
+	int rc = ss_pg_exists2(c, SS_Q_CHECKIN_HELD, ci->device_id, ci->tenant_id);
+
+	if (rc)
+		goto out;
+	rc = ss_pg_exec(c, SS_Q_CHECKIN_CAS, ci->device_id, ci->tenant_id, a->when, ci->nonce_ms,
+	                (int64_t)(ci->up_to_date ? 1 : 0), ci->cert_expires, ci->measured);
+	if (!rc && c->changes != 1)
+		rc = SPH_ERR_ROLLBACK; /* the nonce is not later than the last accepted one */
+	for (size_t i = 0; !rc && i < ci->n_failures; i++) {
+		const struct ss_failure *f = &ci->failures[i];
+		rc = ss_pg_exec(c, SS_Q_FAILURE_ADD, ci->device_id, ci->tenant_id, a->when,
+		                f->component, (int64_t)f->kind, f->code, f->text);
+	}
+	if (!rc && ci->n_failures)
+		rc = ss_pg_exec(c, SS_Q_FAILURE_TRIM, ci->device_id, a->when - ci->max_age,
+		                ci->device_id, (int64_t)ci->keep);
+	if (!rc && ci->cert_expires)
+		rc = ss_pg_audit(c, ci->tenant_id, "", "certificate.issue", ci->device_id,
+		                 ci->cert_serial);
+out:
+	return rc;
+}
+
+static int ss_pg_checkin_record(void *be, const struct ss_checkin *ci, int64_t at)
+{
+	struct ss_pg_args a = {.in = ci, .when = at};
+
+	return ss_pg_run(be, "checkin_record", true, ss_pg_checkin_fn, &a);
+}
+
+static int ss_pg_checkin_row(struct ss_pg_conn *c, const PGresult *r, int row, void *out)
+{
+	struct ss_checkin_state *k = out;
+	int64_t up = 0;
+	int rc = ss_pg_text(c, r, row, 0, k->device_id, sizeof(k->device_id), false);
+
+	if (!rc)
+		rc = ss_pg_text(c, r, row, 1, k->tenant_id, sizeof(k->tenant_id), false);
+	if (!rc)
+		rc = ss_pg_int(c, r, row, 2, &k->last_checkin);
+	if (!rc)
+		rc = ss_pg_int(c, r, row, 3, &k->nonce_ms);
+	if (!rc)
+		rc = ss_pg_int(c, r, row, 4, &up);
+	k->up_to_date = up != 0;
+	if (!rc)
+		rc = ss_pg_int(c, r, row, 5, &k->cert_expires);
+	if (!rc)
+		rc = ss_pg_text(c, r, row, 6, k->measured, sizeof(k->measured), true);
+	return rc;
+}
+
+static int ss_pg_checkin_get_fn(struct ss_pg_conn *c, struct ss_pg_args *a)
+{
+	return ss_pg_get1(c, SS_Q_CHECKIN_GET, a->device_id, NULL, ss_pg_checkin_row, a->out);
+}
+
+static int ss_pg_checkin_get(void *be, const char *device_id, struct ss_checkin_state *out)
+{
+	struct ss_pg_args a = {.device_id = device_id, .out = out};
+	int rc = ss_pg_run(be, "checkin_get", false, ss_pg_checkin_get_fn, &a);
+
+	if (rc)
+		memset(out, 0, sizeof(*out));
+	return rc;
+}
+
+static int ss_pg_device_find_fn(struct ss_pg_conn *c, struct ss_pg_args *a)
+{
+	return ss_pg_get1(c, SS_Q_DEVICE_FIND, a->device_id, NULL, ss_pg_device_row, a->out);
+}
+
+static int ss_pg_device_find(void *be, const char *device_id, struct ss_device *out)
+{
+	struct ss_pg_args a = {.device_id = device_id, .out = out};
+	int rc = ss_pg_run(be, "device_find", false, ss_pg_device_find_fn, &a);
+
+	if (rc)
+		memset(out, 0, sizeof(*out));
+	return rc;
+}
+
+static int ss_pg_failure_row(struct ss_pg_conn *c, const PGresult *r, int row, void *out)
+{
+	struct ss_failure *f = out;
+	int64_t kind = 0;
+	int rc = ss_pg_int(c, r, row, 0, &f->id);
+
+	if (!rc)
+		rc = ss_pg_text(c, r, row, 1, f->device_id, sizeof(f->device_id), false);
+	if (!rc)
+		rc = ss_pg_text(c, r, row, 2, f->tenant_id, sizeof(f->tenant_id), false);
+	if (!rc)
+		rc = ss_pg_int(c, r, row, 3, &f->at);
+	if (!rc)
+		rc = ss_pg_text(c, r, row, 4, f->component, sizeof(f->component), true);
+	if (!rc)
+		rc = ss_pg_int(c, r, row, 5, &kind);
+	if (!rc && !ss_failure_kind_name((enum ss_failure_kind)kind))
+		rc = ss_pg_corrupt(c, "kind");
+	f->kind = (enum ss_failure_kind)kind;
+	if (!rc)
+		rc = ss_pg_int(c, r, row, 6, &f->code);
+	if (!rc)
+		rc = ss_pg_text(c, r, row, 7, f->text, sizeof(f->text), true);
+	return rc;
+}
+
+static int ss_pg_failure_list_fn(struct ss_pg_conn *c, struct ss_pg_args *a)
+{
+	PGresult *r = NULL;
+	int rc = a->device_id[0] ? ss_pg_query(c, SS_Q_FAILURE_LIST_DEV, &r, a->tenant_id,
+	                                       a->device_id, a->after_id, (int64_t)a->cap)
+	                         : ss_pg_query(c, SS_Q_FAILURE_LIST, &r, a->tenant_id, a->after_id,
+	                                       (int64_t)a->cap);
+
+	*a->n = 0;
+	if (!rc)
+		rc = ss_pg_rows(c, r, ss_pg_failure_row, a->out, sizeof(struct ss_failure), a->cap,
+		                a->n);
+	PQclear(r);
+	return rc;
+}
+
+static int ss_pg_failure_list(void *be, const char *tenant_id, const char *device_id,
+                              int64_t before_id, struct ss_failure *out, size_t cap, size_t *n)
+{
+	struct ss_pg_args a = {.tenant_id = tenant_id,
+	                       .device_id = device_id,
+	                       .after_id = before_id,
+	                       .out = out,
+	                       .cap = cap,
+	                       .n = n};
+	int rc = cap ? ss_pg_run(be, "failure_list", false, ss_pg_failure_list_fn, &a) : 0;
+
+	return ss_pg_list_done(rc, out, sizeof(*out), cap, n);
+}
+
 const struct ss_store_ops ss_pg_ops = {
         .name = "postgresql",
         .open = ss_pg_open,
@@ -2751,4 +2959,8 @@ const struct ss_store_ops ss_pg_ops = {
         .deployment_list = ss_pg_deployment_list,
         .registration_add = ss_pg_registration_add,
         .registration_get = ss_pg_registration_get,
+        .checkin_record = ss_pg_checkin_record,
+        .checkin_get = ss_pg_checkin_get,
+        .device_find = ss_pg_device_find,
+        .failure_list = ss_pg_failure_list,
 };

@@ -167,6 +167,28 @@ static const char *const ss_sq_migrations[] = {
         " attestation_key BLOB NOT NULL UNIQUE CHECK (length(attestation_key) = 64),"
         " registered INTEGER NOT NULL,"
         " registered_by TEXT NOT NULL CHECK (length(registered_by) IN (0, 36)));",
+        /* 5 -> 6: device check-ins (one row per device: its last accepted
+         * check-in) and the failure reports devices send with them
+         * (docs/api.md §4.13). */
+        "CREATE TABLE device_checkins ("
+        " device_id TEXT PRIMARY KEY REFERENCES devices (id),"
+        " tenant_id TEXT NOT NULL REFERENCES tenants (id),"
+        " last_checkin INTEGER NOT NULL,"
+        " nonce_ms INTEGER NOT NULL,"
+        " up_to_date INTEGER NOT NULL CHECK (up_to_date IN (0, 1)),"
+        " cert_expires INTEGER NOT NULL,"
+        " measured TEXT NOT NULL CHECK (length(measured) <= 2048));"
+        "CREATE TABLE device_failures ("
+        " id INTEGER PRIMARY KEY,"
+        " device_id TEXT NOT NULL CHECK (length(device_id) = 128),"
+        " tenant_id TEXT NOT NULL REFERENCES tenants (id),"
+        " at INTEGER NOT NULL,"
+        " component TEXT NOT NULL CHECK (length(component) <= 64),"
+        " kind INTEGER NOT NULL CHECK (kind BETWEEN 1 AND 5),"
+        " code INTEGER NOT NULL,"
+        " text TEXT NOT NULL CHECK (length(text) <= 256));"
+        "CREATE INDEX device_failures_device ON device_failures (device_id, id);"
+        "CREATE INDEX device_failures_tenant ON device_failures (tenant_id, id);",
 };
 
 #define SS_SQ_SCHEMA ((int)(sizeof(ss_sq_migrations) / sizeof(ss_sq_migrations[0])))
@@ -244,6 +266,14 @@ enum ss_sq_q {
 	SS_Q_REG_ADD,
 	SS_Q_REG_GET,
 	SS_Q_REG_KEY,
+	SS_Q_DEVICE_FIND,
+	SS_Q_CHECKIN_HELD,
+	SS_Q_CHECKIN_CAS,
+	SS_Q_CHECKIN_GET,
+	SS_Q_FAILURE_ADD,
+	SS_Q_FAILURE_TRIM,
+	SS_Q_FAILURE_LIST,
+	SS_Q_FAILURE_LIST_DEV,
 	SS_Q_COUNT
 };
 
@@ -294,6 +324,7 @@ static const char *const ss_sq_sql[SS_Q_COUNT] = {
 	"device_registrations r WHERE r.device_id = devices.id) THEN 1 ELSE 0 END FROM devices "
         [SS_Q_DEVICE_GET] = SS_DEV_COLS "WHERE id = ? AND tenant_id = ?",
         [SS_Q_DEVICE_LIST] = SS_DEV_COLS "WHERE tenant_id = ? AND id > ? ORDER BY id LIMIT ?",
+        [SS_Q_DEVICE_FIND] = SS_DEV_COLS "WHERE id = ?",
 #undef SS_DEV_COLS
         [SS_Q_PRODUCT_ADD] = "INSERT INTO products (id, tenant_id, name, description, created) "
                              "VALUES (?, ?, ?, ?, ?)",
@@ -376,6 +407,31 @@ static const char *const ss_sq_sql[SS_Q_COUNT] = {
         [SS_Q_REG_GET] = "SELECT device_id, attestation_key, registered, registered_by "
                          "FROM device_registrations WHERE device_id = ?",
         [SS_Q_REG_KEY] = "SELECT device_id FROM device_registrations WHERE attestation_key = ?",
+        [SS_Q_CHECKIN_HELD] = "SELECT 1 FROM devices WHERE id = ? AND tenant_id = ?",
+        /* The compare-and-set: a row changes only for a later nonce. */
+        [SS_Q_CHECKIN_CAS] =
+                "INSERT INTO device_checkins (device_id, tenant_id, last_checkin, nonce_ms, "
+                "up_to_date, cert_expires, measured) VALUES (?, ?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT (device_id) DO UPDATE SET tenant_id = excluded.tenant_id, "
+                "last_checkin = excluded.last_checkin, nonce_ms = excluded.nonce_ms, "
+                "up_to_date = excluded.up_to_date, cert_expires = CASE WHEN "
+                "excluded.cert_expires > 0 THEN excluded.cert_expires ELSE "
+                "device_checkins.cert_expires END, measured = excluded.measured "
+                "WHERE device_checkins.nonce_ms < excluded.nonce_ms",
+        [SS_Q_CHECKIN_GET] = "SELECT device_id, tenant_id, last_checkin, nonce_ms, up_to_date, "
+                             "cert_expires, measured FROM device_checkins WHERE device_id = ?",
+        [SS_Q_FAILURE_ADD] = "INSERT INTO device_failures (device_id, tenant_id, at, component, "
+                             "kind, code, text) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        [SS_Q_FAILURE_TRIM] = "DELETE FROM device_failures WHERE device_id = ? AND (at < ? OR "
+                              "id NOT IN (SELECT id FROM device_failures WHERE device_id = ? "
+                              "ORDER BY id DESC LIMIT ?))",
+#define SS_FAIL_COLS                                                                               \
+	"SELECT id, device_id, tenant_id, at, component, kind, code, text FROM device_failures "
+        [SS_Q_FAILURE_LIST] =
+                SS_FAIL_COLS "WHERE tenant_id = ? AND id < ? ORDER BY id DESC LIMIT ?",
+        [SS_Q_FAILURE_LIST_DEV] = SS_FAIL_COLS "WHERE tenant_id = ? AND device_id = ? AND id < ? "
+                                               "ORDER BY id DESC LIMIT ?",
+#undef SS_FAIL_COLS
 #undef SS_IMG_COLS
 };
 
@@ -882,6 +938,18 @@ static int ss_sq_exists(struct ss_sq_conn *c, enum ss_sq_q q, const char *id)
 {
 	sqlite3_stmt *s = NULL;
 	int rc = ss_sq_prep(c, q, &s, "t", id);
+
+	if (!rc)
+		rc = ss_sq_step(c, s);
+	ss_sq_done(s);
+	return rc == 1 ? 0 : rc == 0 ? SPH_ERR_NOT_FOUND : rc;
+}
+
+/* 0 if tenant_id holds device_id, else SPH_ERR_NOT_FOUND. */
+static int ss_sq_exists2(struct ss_sq_conn *c, const char *tenant_id, const char *device_id)
+{
+	sqlite3_stmt *s = NULL;
+	int rc = ss_sq_prep(c, SS_Q_CHECKIN_HELD, &s, "tt", device_id, tenant_id);
 
 	if (!rc)
 		rc = ss_sq_step(c, s);
@@ -2491,6 +2559,158 @@ static int ss_sq_registration_get(void *be, const char *device_id, struct ss_reg
 	return rc;
 }
 
+/* ---- device check-ins and failure reports ------------------------------------------ */
+
+/* A text column that may be "" (0..cap-1 bytes). */
+static int ss_sq_text_e(struct ss_sq_conn *c, sqlite3_stmt *s, int col, char *dst, size_t cap)
+{
+	dst[0] = '\0';
+	if (sqlite3_column_type(s, col) != SQLITE_NULL && sqlite3_column_bytes(s, col) == 0)
+		return 0;
+	return ss_sq_text(c, s, col, dst, cap, false);
+}
+
+static int ss_sq_checkin_fn(struct ss_sq_conn *c, struct ss_sq_args *a)
+{
+	const struct ss_checkin *ci = a->in;
+	int rc = ss_sq_exists2(c, ci->tenant_id, ci->device_id);
+
+	if (rc)
+		goto out;
+	rc = ss_sq_exec(c, SS_Q_CHECKIN_CAS, "ttiiiit", ci->device_id, ci->tenant_id, a->when,
+	                ci->nonce_ms, (int64_t)(ci->up_to_date ? 1 : 0), ci->cert_expires,
+	                ci->measured);
+	if (!rc && sqlite3_changes(c->db) != 1)
+		rc = SPH_ERR_ROLLBACK; /* the nonce is not later than the last accepted one */
+	for (size_t i = 0; !rc && i < ci->n_failures; i++) {
+		const struct ss_failure *f = &ci->failures[i];
+		rc = ss_sq_exec(c, SS_Q_FAILURE_ADD, "ttitiit", ci->device_id, ci->tenant_id,
+		                a->when, f->component, (int64_t)f->kind, f->code, f->text);
+	}
+	if (!rc && ci->n_failures)
+		rc = ss_sq_exec(c, SS_Q_FAILURE_TRIM, "titi", ci->device_id, a->when - ci->max_age,
+		                ci->device_id, (int64_t)ci->keep);
+	if (!rc && ci->cert_expires)
+		rc = ss_sq_audit(c, ci->tenant_id, "", "certificate.issue", ci->device_id,
+		                 ci->cert_serial);
+out:
+	return rc;
+}
+
+static int ss_sq_checkin_record(void *be, const struct ss_checkin *ci, int64_t at)
+{
+	struct ss_sq_args a = {.in = ci, .when = at};
+
+	return ss_sq_run(be, "checkin_record", true, ss_sq_checkin_fn, &a);
+}
+
+static int ss_sq_checkin_row(struct ss_sq_conn *c, sqlite3_stmt *s, void *out)
+{
+	struct ss_checkin_state *k = out;
+	int rc = ss_sq_text(c, s, 0, k->device_id, sizeof(k->device_id), false);
+
+	if (!rc)
+		rc = ss_sq_text(c, s, 1, k->tenant_id, sizeof(k->tenant_id), false);
+	k->last_checkin = sqlite3_column_int64(s, 2);
+	k->nonce_ms = sqlite3_column_int64(s, 3);
+	k->up_to_date = sqlite3_column_int64(s, 4) != 0;
+	k->cert_expires = sqlite3_column_int64(s, 5);
+	if (!rc)
+		rc = ss_sq_text_e(c, s, 6, k->measured, sizeof(k->measured));
+	return rc;
+}
+
+static int ss_sq_checkin_get_fn(struct ss_sq_conn *c, struct ss_sq_args *a)
+{
+	return ss_sq_get1(c, SS_Q_CHECKIN_GET, "t", a->device_id, NULL, ss_sq_checkin_row, a->out);
+}
+
+static int ss_sq_checkin_get(void *be, const char *device_id, struct ss_checkin_state *out)
+{
+	struct ss_sq_args a = {.device_id = device_id, .out = out};
+	int rc = ss_sq_run(be, "checkin_get", false, ss_sq_checkin_get_fn, &a);
+
+	if (rc)
+		memset(out, 0, sizeof(*out));
+	return rc;
+}
+
+static int ss_sq_device_find_fn(struct ss_sq_conn *c, struct ss_sq_args *a)
+{
+	return ss_sq_get1(c, SS_Q_DEVICE_FIND, "t", a->device_id, NULL, ss_sq_device_row_v, a->out);
+}
+
+static int ss_sq_device_find(void *be, const char *device_id, struct ss_device *out)
+{
+	struct ss_sq_args a = {.device_id = device_id, .out = out};
+	int rc = ss_sq_run(be, "device_find", false, ss_sq_device_find_fn, &a);
+
+	if (rc)
+		memset(out, 0, sizeof(*out));
+	return rc;
+}
+
+static int ss_sq_failure_row(struct ss_sq_conn *c, sqlite3_stmt *s, struct ss_failure *f)
+{
+	int64_t kind;
+	int rc;
+
+	f->id = sqlite3_column_int64(s, 0);
+	rc = ss_sq_text(c, s, 1, f->device_id, sizeof(f->device_id), false);
+	if (!rc)
+		rc = ss_sq_text(c, s, 2, f->tenant_id, sizeof(f->tenant_id), false);
+	f->at = sqlite3_column_int64(s, 3);
+	if (!rc)
+		rc = ss_sq_text_e(c, s, 4, f->component, sizeof(f->component));
+	kind = sqlite3_column_int64(s, 5);
+	if (!rc && !ss_failure_kind_name((enum ss_failure_kind)kind))
+		rc = ss_sq_corrupt(c, "kind");
+	f->kind = (enum ss_failure_kind)kind;
+	f->code = sqlite3_column_int64(s, 6);
+	if (!rc)
+		rc = ss_sq_text_e(c, s, 7, f->text, sizeof(f->text));
+	return rc;
+}
+
+static int ss_sq_failure_list_fn(struct ss_sq_conn *c, struct ss_sq_args *a)
+{
+	struct ss_failure *out = a->out;
+	sqlite3_stmt *s = NULL;
+	int rc = a->device_id[0] ? ss_sq_prep(c, SS_Q_FAILURE_LIST_DEV, &s, "ttii", a->tenant_id,
+	                                      a->device_id, a->after_id, (int64_t)a->cap)
+	                         : ss_sq_prep(c, SS_Q_FAILURE_LIST, &s, "tii", a->tenant_id,
+	                                      a->after_id, (int64_t)a->cap);
+
+	while (!rc && *a->n < a->cap) {
+		rc = ss_sq_step(c, s);
+		if (rc != 1)
+			break;
+		rc = ss_sq_failure_row(c, s, &out[*a->n]);
+		if (!rc)
+			(*a->n)++;
+	}
+	ss_sq_done(s);
+	return rc < 0 ? rc : 0;
+}
+
+static int ss_sq_failure_list(void *be, const char *tenant_id, const char *device_id,
+                              int64_t before_id, struct ss_failure *out, size_t cap, size_t *n)
+{
+	struct ss_sq_args a = {.tenant_id = tenant_id,
+	                       .device_id = device_id,
+	                       .after_id = before_id,
+	                       .out = out,
+	                       .cap = cap,
+	                       .n = n};
+	int rc = cap ? ss_sq_run(be, "failure_list", false, ss_sq_failure_list_fn, &a) : 0;
+
+	if (rc) {
+		*n = 0;
+		memset(out, 0, cap * sizeof(*out));
+	}
+	return rc;
+}
+
 const struct ss_store_ops ss_sqlite_ops = {
         .name = "sqlite",
         .open = ss_sq_open,
@@ -2539,4 +2759,8 @@ const struct ss_store_ops ss_sqlite_ops = {
         .deployment_list = ss_sq_deployment_list,
         .registration_add = ss_sq_registration_add,
         .registration_get = ss_sq_registration_get,
+        .checkin_record = ss_sq_checkin_record,
+        .checkin_get = ss_sq_checkin_get,
+        .device_find = ss_sq_device_find,
+        .failure_list = ss_sq_failure_list,
 };
