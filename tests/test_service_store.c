@@ -1814,6 +1814,121 @@ static void test_signer_add_get(void **state)
 	free(got);
 }
 
+static void test_cap_signer_add_get(void **state)
+{
+	struct fx *x = *state;
+	struct ss_tenant t = fx_tenant(x->st, "cap"), t2 = fx_tenant(x->st, "cap2");
+	struct ss_cap_signer_record *r = calloc(1, sizeof(*r)), *got = calloc(1, sizeof(*got));
+	struct ss_audit a[64];
+	size_t n;
+
+	assert_non_null(r);
+	assert_non_null(got);
+	memcpy(r->tenant_id, t.id, SS_UUID_LEN + 1);
+	r->signer_der_len = 420;
+	r->signer_key_len = SS_CA_KEY_MAX;
+	assert_int_equal(RAND_bytes(r->signer_der, 420), 1);
+	assert_int_equal(RAND_bytes(r->signer_key, SS_CA_KEY_MAX), 1);
+	/* Arguments. */
+	assert_int_equal(ss_store_cap_signer_add(NULL, r, ""), SPH_ERR_INVALID_ARG);
+	assert_int_equal(ss_store_cap_signer_add(x->st, NULL, ""), SPH_ERR_INVALID_ARG);
+	assert_int_equal(ss_store_cap_signer_add(x->st, r, "nope"), SPH_ERR_INVALID_ARG);
+	r->signer_key_len = 0;
+	assert_int_equal(ss_store_cap_signer_add(x->st, r, ""), SPH_ERR_INVALID_ARG);
+	r->signer_key_len = SS_CA_KEY_MAX + 1;
+	assert_int_equal(ss_store_cap_signer_add(x->st, r, ""), SPH_ERR_INVALID_ARG);
+	r->signer_key_len = SS_CA_KEY_MAX;
+	r->signer_der_len = SS_CA_CERT_MAX + 1;
+	assert_int_equal(ss_store_cap_signer_add(x->st, r, ""), SPH_ERR_INVALID_ARG);
+	r->signer_der_len = 420;
+	assert_int_equal(ss_store_cap_signer_get(x->st, "bad", got), SPH_ERR_INVALID_ARG);
+	assert_true(fx_zero(got, sizeof(*got)));
+	/* None yet; then one; a second is a duplicate and changes nothing. */
+	assert_int_equal(ss_store_cap_signer_get(x->st, t.id, got), SPH_ERR_NOT_FOUND);
+	memcpy(r->tenant_id, fx_unknown, SS_UUID_LEN + 1);
+	assert_int_equal(ss_store_cap_signer_add(x->st, r, ""), SPH_ERR_NOT_FOUND);
+	memcpy(r->tenant_id, t.id, SS_UUID_LEN + 1);
+	assert_int_equal(ss_store_cap_signer_add(x->st, r, ""), 0);
+	assert_int_equal(ss_store_cap_signer_get(x->st, t.id, got), 0);
+	assert_string_equal(got->tenant_id, t.id);
+	assert_true(got->created > 0);
+	assert_int_equal(got->signer_der_len, 420);
+	assert_memory_equal(got->signer_der, r->signer_der, 420);
+	assert_int_equal(got->signer_key_len, SS_CA_KEY_MAX);
+	assert_memory_equal(got->signer_key, r->signer_key, SS_CA_KEY_MAX);
+	r->signer_der[0] ^= 1;
+	assert_int_equal(ss_store_cap_signer_add(x->st, r, ""), SPH_ERR_DUPLICATE);
+	assert_int_equal(ss_store_cap_signer_get(x->st, t.id, got), 0);
+	assert_int_not_equal(got->signer_der[0], r->signer_der[0]);
+	/* Per tenant. */
+	assert_int_equal(ss_store_cap_signer_get(x->st, t2.id, got), SPH_ERR_NOT_FOUND);
+	n = fx_audit(x->st, t.id, a);
+	assert_int_equal(fx_count_action(a, n, "capability.signer"), 1);
+	free(r);
+	free(got);
+}
+
+static void test_device_mode(void **state)
+{
+	struct fx *x = *state;
+	struct ss_tenant t = fx_tenant(x->st, "mode"), t2 = fx_tenant(x->st, "mode2");
+	char dev[SS_DEVICE_ID_LEN + 1], other[SS_DEVICE_ID_LEN + 1];
+	enum ss_device_mode m = SS_MODE_CLOUD_TEST;
+	struct ss_audit a[64];
+	size_t n;
+
+	fx_device(dev);
+	fx_device(other);
+	assert_string_equal(ss_device_mode_name(SS_MODE_PRODUCTION), "production");
+	assert_string_equal(ss_device_mode_name(SS_MODE_DEVELOPMENT), "development");
+	assert_string_equal(ss_device_mode_name(SS_MODE_CLOUD_TEST), "cloud-test");
+	assert_null(ss_device_mode_name((enum ss_device_mode)9));
+	assert_int_equal(ss_store_device_claim(x->st, t.id, dev, ""), 0);
+	/* Arguments. */
+	assert_int_equal(ss_store_device_mode_set(x->st, t.id, dev, SS_MODE_PRODUCTION, ""),
+	                 SPH_ERR_INVALID_ARG);
+	assert_int_equal(ss_store_device_mode_set(x->st, t.id, "xyz", SS_MODE_DEVELOPMENT, ""),
+	                 SPH_ERR_INVALID_ARG);
+	assert_int_equal(ss_store_device_mode_set(x->st, t.id, dev, SS_MODE_DEVELOPMENT, "nope"),
+	                 SPH_ERR_INVALID_ARG);
+	assert_int_equal(ss_store_device_mode_get(x->st, "bad", dev, &m), SPH_ERR_INVALID_ARG);
+	assert_int_equal(m, SS_MODE_PRODUCTION);
+	assert_int_equal(ss_store_device_mode_get(x->st, t.id, dev, NULL), SPH_ERR_INVALID_ARG);
+	/* Never set: production. Not held: not found. */
+	m = SS_MODE_CLOUD_TEST;
+	assert_int_equal(ss_store_device_mode_get(x->st, t.id, dev, &m), 0);
+	assert_int_equal(m, SS_MODE_PRODUCTION);
+	assert_int_equal(ss_store_device_mode_set(x->st, t.id, other, SS_MODE_DEVELOPMENT, ""),
+	                 SPH_ERR_NOT_FOUND);
+	assert_int_equal(ss_store_device_mode_set(x->st, t2.id, dev, SS_MODE_DEVELOPMENT, ""),
+	                 SPH_ERR_NOT_FOUND);
+	/* Set, switch. */
+	assert_int_equal(ss_store_device_mode_set(x->st, t.id, dev, SS_MODE_DEVELOPMENT, ""), 0);
+	assert_int_equal(ss_store_device_mode_get(x->st, t.id, dev, &m), 0);
+	assert_int_equal(m, SS_MODE_DEVELOPMENT);
+	assert_int_equal(ss_store_device_mode_get(x->st, t2.id, dev, &m), 0);
+	assert_int_equal(m, SS_MODE_PRODUCTION); /* another tenant's view */
+	assert_int_equal(ss_store_device_mode_set(x->st, t.id, dev, SS_MODE_CLOUD_TEST, ""), 0);
+	assert_int_equal(ss_store_device_mode_get(x->st, t.id, dev, &m), 0);
+	assert_int_equal(m, SS_MODE_CLOUD_TEST);
+	/* Released to t2: t's mode no longer counts for t2. */
+	assert_int_equal(ss_store_device_release(x->st, t.id, dev, t2.id, ""), 0);
+	assert_int_equal(ss_store_device_claim(x->st, t2.id, dev, ""), 0);
+	assert_int_equal(ss_store_device_mode_get(x->st, t2.id, dev, &m), 0);
+	assert_int_equal(m, SS_MODE_PRODUCTION);
+	assert_int_equal(ss_store_device_mode_set(x->st, t.id, dev, SS_MODE_DEVELOPMENT, ""),
+	                 SPH_ERR_NOT_FOUND);
+	assert_int_equal(ss_store_device_mode_set(x->st, t2.id, dev, SS_MODE_DEVELOPMENT, ""), 0);
+	assert_int_equal(ss_store_device_mode_get(x->st, t2.id, dev, &m), 0);
+	assert_int_equal(m, SS_MODE_DEVELOPMENT);
+	assert_int_equal(ss_store_device_mode_get(x->st, t.id, dev, &m), 0);
+	assert_int_equal(m, SS_MODE_PRODUCTION);
+	n = fx_audit(x->st, t.id, a);
+	assert_int_equal(fx_count_action(a, n, "device.mode"), 2);
+	n = fx_audit(x->st, t2.id, a);
+	assert_int_equal(fx_count_action(a, n, "device.mode"), 1);
+}
+
 static void test_image_add_get_list(void **state)
 {
 	struct fx *x = *state;
@@ -2571,6 +2686,8 @@ int main(void)
 	        T(test_ca_concurrent_activation),
 	        T(test_ca_limit),
 	        T(test_signer_add_get),
+	        T(test_cap_signer_add_get),
+	        T(test_device_mode),
 	        T(test_image_add_get_list),
 	        T(test_os_images_and_releases),
 	        T(test_deployments),

@@ -240,6 +240,19 @@ long cli_call_upload(const struct cli_session *s, const char *method, const char
 	return cli_call_any(s, method, path, NULL, reply, NULL, NULL, data, len);
 }
 
+long cli_call_raw_body(const struct cli_session *s, const char *method, const char *path,
+                       json_t *body, uint8_t **raw, size_t *len)
+{
+	json_t *reply = NULL;
+	long st;
+
+	*raw = NULL;
+	*len = 0;
+	st = cli_call_any(s, method, path, body, &reply, raw, len, NULL, 0);
+	json_decref(reply);
+	return st;
+}
+
 long cli_call_raw(const struct cli_session *s, const char *method, const char *path, uint8_t **raw,
                   size_t *len)
 {
@@ -580,8 +593,9 @@ int cli_device_api(int argc, char **argv)
 {
 	static const char *const cols[] = {"id",       "claimed",    "released_to",
 	                                   "group_id", "registered", NULL};
-	static const char *const one[] = {"id",       "tenant_id",  "claimed", "released_to",
-	                                  "group_id", "registered", NULL};
+	static const char *const one[] = {"id",          "tenant_id",     "claimed",
+	                                  "released_to", "group_id",      "registered",
+	                                  "mode",        "update_status", NULL};
 	struct cli_session s;
 	struct cli_opts o;
 	char path[512];

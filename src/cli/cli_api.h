@@ -36,6 +36,9 @@ long cli_call(const struct cli_session *s, const char *method, const char *path,
  * status *raw holds the body (*len bytes plus a NUL; free with free()). */
 long cli_call_raw(const struct cli_session *s, const char *method, const char *path, uint8_t **raw,
                   size_t *len);
+/* cli_call_raw with a JSON request body (NULL: none; not stolen). */
+long cli_call_raw_body(const struct cli_session *s, const char *method, const char *path,
+                       json_t *body, uint8_t **raw, size_t *len);
 /* The same with a raw request body (data, len bytes) sent as
  * application/octet-stream (an image package upload); the reply as cli_call. */
 long cli_call_upload(const struct cli_session *s, const char *method, const char *path,
@@ -72,5 +75,12 @@ int cli_group_target(int argc, char **argv);
  * is "registration"). Return the exit status. */
 int cli_device_register(int argc, char **argv);
 int cli_device_registration(int argc, char **argv);
+
+/* Device capabilities from the service and modes (cli_api_capabilities.c):
+ * `sphere device capability download` (argv[0] is "download") and
+ * `sphere device enable-development | enable-cloud-test` (argv[0] is the
+ * command). Return the exit status. */
+int cli_device_capability_download(int argc, char **argv);
+int cli_device_mode(int argc, char **argv);
 
 #endif

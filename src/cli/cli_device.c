@@ -40,6 +40,9 @@ static const char device_usage[] =
         "  registration show   a device's registration: --device-id HEX (operator)\n"
         "  capability create   sign a capability file for one device\n"
         "  capability show     print what a capability file says (not verified)\n"
+        "  capability download a capability file from the security service\n"
+        "  enable-development  development mode (sideloading; see --help)\n"
+        "  enable-cloud-test   cloud-test mode (applications from deployments)\n"
         "\n"
         "Run 'sphere device capability COMMAND --help' for a command's options.\n"
         "exit status: 0 success, 1 failure, 2 usage error\n";
@@ -439,16 +442,21 @@ int cli_device(int argc, char **argv)
 		return cli_device_register(argc - optind, argv + optind);
 	if (strcmp(argv[optind], "registration") == 0)
 		return cli_device_registration(argc - optind, argv + optind);
+	if (strcmp(argv[optind], "enable-development") == 0 ||
+	    strcmp(argv[optind], "enable-cloud-test") == 0)
+		return cli_device_mode(argc - optind, argv + optind);
 	if (strcmp(argv[optind], "capability") != 0)
 		return cli_usage(cmd, "unknown command '%s'", argv[optind]);
 	if (optind + 1 >= argc)
-		return cli_usage(cmd, "missing capability command (create or show)");
+		return cli_usage(cmd, "missing capability command (create, show or download)");
 	argc -= optind + 1;
 	argv += optind + 1;
 	if (strcmp(argv[0], "create") == 0)
 		return cmd_create(argc, argv);
 	if (strcmp(argv[0], "show") == 0)
 		return cmd_show(argc, argv);
+	if (strcmp(argv[0], "download") == 0)
+		return cli_device_capability_download(argc, argv);
 	if (strcmp(argv[0], "--help") == 0 || strcmp(argv[0], "-h") == 0) {
 		fputs(device_usage, stdout);
 		return CLI_EXIT_OK;

@@ -559,7 +559,14 @@ static void ss_h_device_get(struct ss_req *r, void *arg)
 			json_object_set_new(j, "up_to_date", json_null());
 			json_object_set_new(j, "cert_expires", json_null());
 		}
+		/* The mode and why updates are or are not applied (§4.14). */
+		krc = j ? ss_device_status_json(s, &d, krc == 0 ? k : NULL, j) : 0;
 		free(k);
+		if (krc) {
+			json_decref(j);
+			ss_api_reply_store(r, krc, "device");
+			return;
+		}
 		ss_reply_json(r, 200, j);
 	} else {
 		ss_api_reply_store(r, rc, "device");
@@ -647,6 +654,8 @@ int ss_api_routes(struct ss_service *s)
 			rc = ss_api_registration_routes(s);
 		if (rc == 0)
 			rc = ss_api_checkin_routes(s);
+		if (rc == 0)
+			rc = ss_api_capabilities_routes(s);
 		return rc ? rc : ss_api_images_routes(s);
 	}
 }

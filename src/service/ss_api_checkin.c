@@ -488,6 +488,7 @@ static void ss_h_checkin(struct ss_req *r, void *arg)
 	size_t cert_len = 0;
 	char *summary = NULL, *chain = NULL, *pem = NULL, *stime = NULL, serial[80] = "";
 	struct ss_checkin ci;
+	bool sideloading = false;
 	int64_t issued_ms = 0, not_after = 0;
 	bool up;
 	int rc;
@@ -575,6 +576,9 @@ static void ss_h_checkin(struct ss_req *r, void *arg)
 	}
 	if (w->dev.group_id[0]) {
 		rc = ss_group_target(s, w->dev.tenant_id, w->dev.group_id, &w->target);
+		/* development mode: applications are sideloaded, OS updates only */
+		if (rc == 0)
+			rc = ss_device_target_mode(s, &w->dev, &w->target, &sideloading);
 		if (rc) {
 			ss_api_reply_store(r, rc, "target");
 			goto out;
@@ -641,6 +645,8 @@ static void ss_h_checkin(struct ss_req *r, void *arg)
 		reply = json_pack("{s:s, s:O, s:s}", "status", "update_required", "updates",
 		                  updates, "time", stime);
 	}
+	if (reply && sideloading)
+		json_object_set_new(reply, "applications", json_string("sideloading"));
 	ss_reply_json(r, 200, reply);
 out:
 	json_decref(body);

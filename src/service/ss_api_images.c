@@ -338,6 +338,119 @@ out:
 	return rc;
 }
 
+/* Makes tenant_id's capability signer under the root whose wrapped key and
+ * certificate are in sig. */
+static int ss_img_cap_signer_make(const uint8_t kek[SS_KEK_LEN], const char *tenant_id,
+                                  const struct ss_signer_record *sig,
+                                  struct ss_cap_signer_record *rec)
+{
+	struct img_cert_params p;
+	EVP_PKEY *rk = NULL, *ck = NULL;
+	X509 *root = NULL, *cc = NULL;
+	char cn[IMG_CN_MAX + 1];
+	int rc = SPH_ERR_CORRUPT;
+
+	root = ss_img_x509(sig->root_der, sig->root_der_len);
+	if (!root)
+		goto out;
+	rc = ss_key_unwrap(sig->root_key, sig->root_key_len, kek, SS_KEY_IMAGE, tenant_id, &rk);
+	if (rc)
+		goto out;
+	memset(&p, 0, sizeof(p));
+	snprintf(cn, sizeof(cn), "Sphere tenant %s capabilities", tenant_id);
+	p.kind = IMG_CERT_CAPABILITY_SIGNER;
+	p.cn = cn;
+	p.issuer_key = rk;
+	p.issuer_cert = root;
+	rc = img_cert_make(&p, &ck, &cc);
+	if (rc)
+		goto out;
+	memcpy(rec->tenant_id, tenant_id, SS_UUID_LEN + 1);
+	rc = ss_img_der(cc, rec->signer_der, sizeof(rec->signer_der), &rec->signer_der_len);
+	if (!rc)
+		rc = ss_img_wrap_into(ck, kek, tenant_id, rec->signer_key, sizeof(rec->signer_key),
+		                      &rec->signer_key_len);
+out:
+	EVP_PKEY_free(rk);
+	EVP_PKEY_free(ck);
+	X509_free(root);
+	X509_free(cc);
+	return rc;
+}
+
+int ss_tenant_cap_signer(struct ss_service *s, const char *tenant_id, X509 **root_cert,
+                         X509 **cap_cert, EVP_PKEY **cap_key)
+{
+	struct ss_signer_record *sig = calloc(1, sizeof(*sig));
+	struct ss_cap_signer_record *rec = calloc(1, sizeof(*rec));
+	X509 *root = NULL, *leaf = NULL;
+	EVP_PKEY *key = NULL;
+	int rc = SPH_ERR_NOMEM;
+
+	if (root_cert)
+		*root_cert = NULL;
+	if (cap_cert)
+		*cap_cert = NULL;
+	if (cap_key)
+		*cap_key = NULL;
+	if (!sig || !rec)
+		goto out;
+	/* The tenant image root (made on first need) issues it. */
+	rc = ss_tenant_signer(s, tenant_id, &root, NULL, NULL);
+	if (!rc)
+		rc = ss_store_signer_get(s->st, tenant_id, sig);
+	if (rc)
+		goto out;
+	rc = ss_store_cap_signer_get(s->st, tenant_id, rec);
+	if (rc == SPH_ERR_NOT_FOUND) {
+		rc = ss_img_cap_signer_make(s->kek, tenant_id, sig, rec);
+		if (rc == 0)
+			rc = ss_store_cap_signer_add(s->st, rec, "");
+		/* Another request made it meanwhile: use that one. */
+		if (rc == 0 || rc == SPH_ERR_DUPLICATE)
+			rc = ss_store_cap_signer_get(s->st, tenant_id, rec);
+		if (rc == 0)
+			sph_log(SPH_LOG_INFO, "ss", "tenant_cap_signer_ready", "tenant=%s",
+			        tenant_id);
+	}
+	if (rc)
+		goto out;
+	rc = SPH_ERR_CORRUPT;
+	leaf = ss_img_x509(rec->signer_der, rec->signer_der_len);
+	if (!leaf)
+		goto out;
+	if (cap_key) {
+		rc = ss_key_unwrap(rec->signer_key, rec->signer_key_len, s->kek, SS_KEY_IMAGE,
+		                   tenant_id, &key);
+		if (rc)
+			goto out;
+	}
+	rc = 0;
+	if (root_cert) {
+		*root_cert = root;
+		root = NULL;
+	}
+	if (cap_cert) {
+		*cap_cert = leaf;
+		leaf = NULL;
+	}
+	if (cap_key) {
+		*cap_key = key;
+		key = NULL;
+	}
+out:
+	X509_free(root);
+	X509_free(leaf);
+	EVP_PKEY_free(key);
+	if (sig)
+		OPENSSL_cleanse(sig, sizeof(*sig));
+	if (rec)
+		OPENSSL_cleanse(rec, sizeof(*rec));
+	free(sig);
+	free(rec);
+	return rc;
+}
+
 /* Fills a target entry from an image. */
 static void ss_target_set(struct ss_target_image *e, const struct ss_image *img, bool is_os)
 {

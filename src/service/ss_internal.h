@@ -104,9 +104,30 @@ int ss_platform_root_load(struct ss_service *s);
  * *signer_key (caller frees; any may be NULL when not wanted). */
 int ss_tenant_signer(struct ss_service *s, const char *tenant_id, X509 **root_cert,
                      X509 **signer_cert, EVP_PKEY **signer_key);
+/* tenant_id's capability signer (docs/formats.md §8.3), issued by its tenant
+ * image root and made (key wrapped under the KEK) on first need. Returns 0
+ * and *root_cert (the tenant image root), *cap_cert, *cap_key (caller frees;
+ * any may be NULL when not wanted). */
+int ss_tenant_cap_signer(struct ss_service *s, const char *tenant_id, X509 **root_cert,
+                         X509 **cap_cert, EVP_PKEY **cap_key);
 /* The group's target (see ss_target.h). The group not tenant_id's:
  * SPH_ERR_NOT_FOUND. Returns 0 and *out (zeroed on entry). */
 int ss_group_target(struct ss_service *s, const char *tenant_id, const char *group_id,
                     struct ss_target *out);
+
+/* ---- device capabilities and modes (ss_api_capabilities.c, §4.14) ----------- */
+
+/* Adds the capabilities and mode routes. Returns 0 or ss_http_route's status. */
+int ss_api_capabilities_routes(struct ss_service *s);
+/* Adds "mode" and "update_status" (a plain sentence) to j, a device d of its
+ * tenant as device show returns it; k: its last check-in or NULL (none).
+ * Returns 0 or a store status. */
+int ss_device_status_json(struct ss_service *s, const struct ss_device *d,
+                          const struct ss_checkin_state *k, json_t *j);
+/* Applies d's mode to its group's target t: in development mode only the OS
+ * entries stay (applications are sideloaded). *sideloading tells which.
+ * Returns 0 or a store status. */
+int ss_device_target_mode(struct ss_service *s, const struct ss_device *d, struct ss_target *t,
+                          bool *sideloading);
 
 #endif

@@ -728,6 +728,73 @@ int ss_store_signer_get(struct ss_store *st, const char *tenant_id, struct ss_si
 	return SS_BE(st, signer_get, tenant_id, out);
 }
 
+const char *ss_device_mode_name(enum ss_device_mode m)
+{
+	switch (m) {
+	case SS_MODE_PRODUCTION:
+		return "production";
+	case SS_MODE_DEVELOPMENT:
+		return "development";
+	case SS_MODE_CLOUD_TEST:
+		return "cloud-test";
+	}
+	return NULL;
+}
+
+int ss_store_cap_signer_add(struct ss_store *st, const struct ss_cap_signer_record *rec,
+                            const char *actor)
+{
+	struct ss_cap_signer_record *r = NULL;
+	int rc = SPH_ERR_INVALID_ARG;
+
+	if (!st || !rec || !ss_uuid_ok(rec->tenant_id) || !ss_uuid_or_empty_ok(actor) ||
+	    !ss_blob_ok(rec->signer_der_len, SS_CA_CERT_MAX) ||
+	    !ss_blob_ok(rec->signer_key_len, SS_CA_KEY_MAX))
+		goto out;
+	rc = SPH_ERR_NOMEM;
+	r = malloc(sizeof(*r));
+	if (!r)
+		goto out;
+	*r = *rec;
+	r->created = ss_store_now();
+	rc = SS_BE(st, cap_signer_add, r, actor);
+out:
+	if (r)
+		OPENSSL_cleanse(r, sizeof(*r));
+	free(r);
+	return rc;
+}
+
+int ss_store_cap_signer_get(struct ss_store *st, const char *tenant_id,
+                            struct ss_cap_signer_record *out)
+{
+	if (out)
+		memset(out, 0, sizeof(*out));
+	if (!st || !out || !ss_uuid_ok(tenant_id))
+		return SPH_ERR_INVALID_ARG;
+	return SS_BE(st, cap_signer_get, tenant_id, out);
+}
+
+int ss_store_device_mode_set(struct ss_store *st, const char *tenant_id, const char *device_id,
+                             enum ss_device_mode mode, const char *actor)
+{
+	if (!st || !ss_uuid_ok(tenant_id) || !ss_device_id_ok(device_id) ||
+	    !ss_uuid_or_empty_ok(actor) ||
+	    (mode != SS_MODE_DEVELOPMENT && mode != SS_MODE_CLOUD_TEST))
+		return SPH_ERR_INVALID_ARG;
+	return SS_BE(st, device_mode_set, tenant_id, device_id, mode, actor);
+}
+
+int ss_store_device_mode_get(struct ss_store *st, const char *tenant_id, const char *device_id,
+                             enum ss_device_mode *mode)
+{
+	if (mode)
+		*mode = SS_MODE_PRODUCTION;
+	if (!st || !mode || !ss_uuid_ok(tenant_id) || !ss_device_id_ok(device_id))
+		return SPH_ERR_INVALID_ARG;
+	return SS_BE(st, device_mode_get, tenant_id, device_id, mode);
+}
+
 int ss_store_image_add(struct ss_store *st, const struct ss_image *img, const uint8_t *pkg,
                        size_t pkg_len, const char *actor, struct ss_image *out)
 {

@@ -418,6 +418,48 @@ int ss_store_signer_add(struct ss_store *st, const struct ss_signer_record *rec,
 /* tenant_id's signer record, or SPH_ERR_NOT_FOUND. */
 int ss_store_signer_get(struct ss_store *st, const char *tenant_id, struct ss_signer_record *out);
 
+/* ---- device capabilities (docs/api.md §4.14) -------------------------------- */
+
+/* A tenant's capability signer (docs/formats.md §8.3): a leaf issued by the
+ * tenant image root of its ss_signer_record; the key wrapped under the KEK. */
+struct ss_cap_signer_record {
+	char tenant_id[SS_UUID_LEN + 1];
+	int64_t created;
+	uint8_t signer_der[SS_CA_CERT_MAX];
+	size_t signer_der_len;
+	uint8_t signer_key[SS_CA_KEY_MAX];
+	size_t signer_key_len;
+};
+
+/* What a device is set to (§4.14). PRODUCTION: never switched. */
+enum ss_device_mode {
+	SS_MODE_PRODUCTION = 0,
+	SS_MODE_DEVELOPMENT = 1, /* sideloading: the check-in target has OS images only */
+	SS_MODE_CLOUD_TEST = 2,  /* applications from deployments again */
+};
+
+/* "production", "development", "cloud-test"; NULL for others. */
+const char *ss_device_mode_name(enum ss_device_mode m);
+
+/* Stores tenant_id's capability signer (rec->created is set here), audited
+ * "capability.signer". One per tenant: SPH_ERR_DUPLICATE (the caller reads
+ * that one); unknown tenant: SPH_ERR_NOT_FOUND. Blobs 1..their bound. */
+int ss_store_cap_signer_add(struct ss_store *st, const struct ss_cap_signer_record *rec,
+                            const char *actor);
+/* tenant_id's capability signer, or SPH_ERR_NOT_FOUND. */
+int ss_store_cap_signer_get(struct ss_store *st, const char *tenant_id,
+                            struct ss_cap_signer_record *out);
+/* Sets device_id's mode in tenant_id (SS_MODE_DEVELOPMENT or
+ * SS_MODE_CLOUD_TEST), audited "device.mode" with the mode's name as detail.
+ * The device not held by tenant_id: SPH_ERR_NOT_FOUND. */
+int ss_store_device_mode_set(struct ss_store *st, const char *tenant_id, const char *device_id,
+                             enum ss_device_mode mode, const char *actor);
+/* device_id's mode in tenant_id: SS_MODE_PRODUCTION when never set there (a
+ * mode recorded by a tenant that no longer holds the device does not count).
+ * It does not check that tenant_id holds the device. */
+int ss_store_device_mode_get(struct ss_store *st, const char *tenant_id, const char *device_id,
+                             enum ss_device_mode *mode);
+
 /* Adds an image with a fresh id and creation time and its package bytes
  * (1..SS_IMAGE_PACKAGE_MAX), audited "image.add" in img->tenant_id (an OS
  * image, tenant_id "": "os_image.add", service-wide); detail

@@ -84,6 +84,12 @@ struct ss_store_ops {
 	 * made by ss_store.c (ids, times). */
 	int (*signer_add)(void *be, const struct ss_signer_record *rec, const char *actor);
 	int (*signer_get)(void *be, const char *tenant_id, struct ss_signer_record *out);
+	int (*cap_signer_add)(void *be, const struct ss_cap_signer_record *rec, const char *actor);
+	int (*cap_signer_get)(void *be, const char *tenant_id, struct ss_cap_signer_record *out);
+	int (*device_mode_set)(void *be, const char *tenant_id, const char *device_id,
+	                       enum ss_device_mode mode, const char *actor);
+	int (*device_mode_get)(void *be, const char *tenant_id, const char *device_id,
+	                       enum ss_device_mode *mode);
 	int (*image_add)(void *be, const struct ss_image *img, const uint8_t *pkg, size_t pkg_len,
 	                 const char *actor);
 	int (*image_get)(void *be, const char *tenant_id, const char *image_id,

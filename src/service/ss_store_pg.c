@@ -235,6 +235,18 @@ static const char *const ss_pg_migrations[] = {
         " text TEXT COLLATE \"C\" NOT NULL CHECK (length(text) <= 256));"
         "CREATE INDEX device_failures_device ON device_failures (device_id, id);"
         "CREATE INDEX device_failures_tenant ON device_failures (tenant_id, id);",
+        /* 6 -> 7: device capabilities (docs/api.md §4.14): each tenant's
+         * capability signer and the mode a tenant set for a device. */
+        "CREATE TABLE tenant_cap_signers ("
+        " tenant_id TEXT COLLATE \"C\" PRIMARY KEY REFERENCES tenants (id),"
+        " created BIGINT NOT NULL,"
+        " signer_der BYTEA NOT NULL CHECK (length(signer_der) BETWEEN 1 AND 4096),"
+        " signer_key BYTEA NOT NULL CHECK (length(signer_key) BETWEEN 1 AND 512));"
+        "CREATE TABLE device_modes ("
+        " device_id TEXT COLLATE \"C\" PRIMARY KEY REFERENCES devices (id),"
+        " tenant_id TEXT COLLATE \"C\" NOT NULL REFERENCES tenants (id),"
+        " mode TEXT COLLATE \"C\" NOT NULL CHECK (mode IN ('development', 'cloud-test')),"
+        " updated BIGINT NOT NULL);",
 };
 
 #define SS_PG_SCHEMA ((int)(sizeof(ss_pg_migrations) / sizeof(ss_pg_migrations[0])))
@@ -332,6 +344,11 @@ enum ss_pg_q {
 	SS_Q_FAILURE_TRIM,
 	SS_Q_FAILURE_LIST,
 	SS_Q_FAILURE_LIST_DEV,
+	SS_Q_CAP_SIGNER_ADD,
+	SS_Q_CAP_SIGNER_GET,
+	SS_Q_CAP_SIGNER_HAS,
+	SS_Q_MODE_SET,
+	SS_Q_MODE_GET,
 	SS_Q_COUNT
 };
 
@@ -561,6 +578,21 @@ static const struct {
                                                 "id < $3 ORDER BY id DESC LIMIT $4",
                                    "ttii"},
 #undef SS_FAIL_COLS
+        [SS_Q_CAP_SIGNER_ADD] = {"INSERT INTO tenant_cap_signers (tenant_id, created, "
+                                 "signer_der, signer_key) VALUES ($1, $2, $3, $4)",
+                                 "tiBB"},
+        [SS_Q_CAP_SIGNER_GET] = {"SELECT tenant_id, created, signer_der, signer_key "
+                                 "FROM tenant_cap_signers WHERE tenant_id = $1",
+                                 "t"},
+        [SS_Q_CAP_SIGNER_HAS] = {"SELECT tenant_id FROM tenant_cap_signers WHERE tenant_id = $1",
+                                 "t"},
+        [SS_Q_MODE_SET] = {"INSERT INTO device_modes (device_id, tenant_id, mode, updated) "
+                           "VALUES ($1, $2, $3, $4) ON CONFLICT (device_id) DO UPDATE SET "
+                           "tenant_id = EXCLUDED.tenant_id, mode = EXCLUDED.mode, "
+                           "updated = EXCLUDED.updated",
+                           "ttti"},
+        [SS_Q_MODE_GET] = {"SELECT mode FROM device_modes WHERE device_id = $1 AND tenant_id = $2",
+                           "tt"},
 };
 
 struct ss_pg_conn {
@@ -2243,6 +2275,128 @@ static int ss_pg_ca_set_state(void *be, const char *tenant_id, const char *ca_id
 
 /* ---- image catalogue, OS feeds and deployments ------------------------------------ */
 
+/* ---- device capabilities ------------------------------------------------------------ */
+
+static int ss_pg_cap_signer_row(struct ss_pg_conn *c, const PGresult *r, int row, void *out)
+{
+	struct ss_cap_signer_record *e = out;
+	int rc = ss_pg_text(c, r, row, 0, e->tenant_id, sizeof(e->tenant_id), false);
+
+	if (!rc)
+		rc = ss_pg_int(c, r, row, 1, &e->created);
+	if (!rc)
+		rc = ss_pg_blob(c, r, row, 2, e->signer_der, sizeof(e->signer_der),
+		                &e->signer_der_len);
+	if (!rc)
+		rc = ss_pg_blob(c, r, row, 3, e->signer_key, sizeof(e->signer_key),
+		                &e->signer_key_len);
+	return rc;
+}
+
+static int ss_pg_cap_signer_add_fn(struct ss_pg_conn *c, struct ss_pg_args *a)
+{
+	const struct ss_cap_signer_record *e = a->in;
+	int rc = ss_pg_exists(c, SS_Q_TENANT_GET, e->tenant_id);
+
+	if (rc)
+		goto out;
+	/* One per tenant: the explicit read decides; two concurrent first adds
+	 * meet at the primary key (23505). */
+	rc = ss_pg_exists(c, SS_Q_CAP_SIGNER_HAS, e->tenant_id);
+	if (rc == 0)
+		rc = SPH_ERR_DUPLICATE;
+	if (rc != SPH_ERR_NOT_FOUND)
+		goto out;
+	rc = ss_pg_exec(c, SS_Q_CAP_SIGNER_ADD, e->tenant_id, e->created, e->signer_der,
+	                e->signer_der_len, e->signer_key, e->signer_key_len);
+	if (!rc)
+		rc = ss_pg_audit(c, e->tenant_id, a->actor, "capability.signer", e->tenant_id, "");
+out:
+	return rc;
+}
+
+static int ss_pg_cap_signer_add(void *be, const struct ss_cap_signer_record *rec, const char *actor)
+{
+	struct ss_pg_args a = {.in = rec, .actor = actor};
+
+	return ss_pg_run(be, "cap_signer_add", true, ss_pg_cap_signer_add_fn, &a);
+}
+
+static int ss_pg_cap_signer_get_fn(struct ss_pg_conn *c, struct ss_pg_args *a)
+{
+	return ss_pg_get1(c, SS_Q_CAP_SIGNER_GET, a->tenant_id, NULL, ss_pg_cap_signer_row, a->out);
+}
+
+static int ss_pg_cap_signer_get(void *be, const char *tenant_id, struct ss_cap_signer_record *out)
+{
+	struct ss_pg_args a = {.tenant_id = tenant_id, .out = out};
+	int rc = ss_pg_run(be, "cap_signer_get", false, ss_pg_cap_signer_get_fn, &a);
+
+	if (rc)
+		OPENSSL_cleanse(out, sizeof(*out));
+	return rc;
+}
+
+static int ss_pg_device_mode_set_fn(struct ss_pg_conn *c, struct ss_pg_args *a)
+{
+	const char *name = ss_device_mode_name((enum ss_device_mode)a->version);
+	int rc = ss_pg_exists2(c, SS_Q_CHECKIN_HELD, a->device_id, a->tenant_id);
+
+	if (rc)
+		goto out;
+	rc = ss_pg_exec(c, SS_Q_MODE_SET, a->device_id, a->tenant_id, name, ss_store_now());
+	if (!rc)
+		rc = ss_pg_audit(c, a->tenant_id, a->actor, "device.mode", a->device_id, name);
+out:
+	return rc;
+}
+
+static int ss_pg_device_mode_set(void *be, const char *tenant_id, const char *device_id,
+                                 enum ss_device_mode mode, const char *actor)
+{
+	struct ss_pg_args a = {.tenant_id = tenant_id,
+	                       .device_id = device_id,
+	                       .version = (int)mode,
+	                       .actor = actor};
+
+	return ss_pg_run(be, "device_mode_set", true, ss_pg_device_mode_set_fn, &a);
+}
+
+static int ss_pg_mode_row(struct ss_pg_conn *c, const PGresult *r, int row, void *out)
+{
+	enum ss_device_mode *m = out;
+	char name[16];
+	int rc = ss_pg_text(c, r, row, 0, name, sizeof(name), false);
+
+	if (rc)
+		return rc;
+	if (strcmp(name, "development") == 0)
+		*m = SS_MODE_DEVELOPMENT;
+	else if (strcmp(name, "cloud-test") == 0)
+		*m = SS_MODE_CLOUD_TEST;
+	else
+		return ss_pg_corrupt(c, "device_modes");
+	return 0;
+}
+
+static int ss_pg_device_mode_get_fn(struct ss_pg_conn *c, struct ss_pg_args *a)
+{
+	int rc = ss_pg_get1(c, SS_Q_MODE_GET, a->device_id, a->tenant_id, ss_pg_mode_row, a->out);
+
+	return rc == SPH_ERR_NOT_FOUND ? 0 : rc; /* no row: production */
+}
+
+static int ss_pg_device_mode_get(void *be, const char *tenant_id, const char *device_id,
+                                 enum ss_device_mode *mode)
+{
+	struct ss_pg_args a = {.tenant_id = tenant_id, .device_id = device_id, .out = mode};
+	int rc = ss_pg_run(be, "device_mode_get", false, ss_pg_device_mode_get_fn, &a);
+
+	if (rc)
+		*mode = SS_MODE_PRODUCTION;
+	return rc;
+}
+
 static int ss_pg_signer_row(struct ss_pg_conn *c, const PGresult *r, int row, void *out)
 {
 	struct ss_signer_record *e = out;
@@ -2949,6 +3103,10 @@ const struct ss_store_ops ss_pg_ops = {
         .ca_active = ss_pg_ca_active,
         .signer_add = ss_pg_signer_add,
         .signer_get = ss_pg_signer_get,
+        .cap_signer_add = ss_pg_cap_signer_add,
+        .cap_signer_get = ss_pg_cap_signer_get,
+        .device_mode_set = ss_pg_device_mode_set,
+        .device_mode_get = ss_pg_device_mode_get,
         .image_add = ss_pg_image_add,
         .image_get = ss_pg_image_get,
         .image_list = ss_pg_image_list,

@@ -189,6 +189,19 @@ static const char *const ss_sq_migrations[] = {
         " text TEXT NOT NULL CHECK (length(text) <= 256));"
         "CREATE INDEX device_failures_device ON device_failures (device_id, id);"
         "CREATE INDEX device_failures_tenant ON device_failures (tenant_id, id);",
+        /* 6 -> 7: device capabilities (docs/api.md §4.14): each tenant's
+         * capability signer (issued by its tenant image root) and the mode a
+         * tenant set for a device (no row: production). */
+        "CREATE TABLE tenant_cap_signers ("
+        " tenant_id TEXT PRIMARY KEY REFERENCES tenants (id),"
+        " created INTEGER NOT NULL,"
+        " signer_der BLOB NOT NULL CHECK (length(signer_der) BETWEEN 1 AND 4096),"
+        " signer_key BLOB NOT NULL CHECK (length(signer_key) BETWEEN 1 AND 512));"
+        "CREATE TABLE device_modes ("
+        " device_id TEXT PRIMARY KEY REFERENCES devices (id),"
+        " tenant_id TEXT NOT NULL REFERENCES tenants (id),"
+        " mode TEXT NOT NULL CHECK (mode IN ('development', 'cloud-test')),"
+        " updated INTEGER NOT NULL);",
 };
 
 #define SS_SQ_SCHEMA ((int)(sizeof(ss_sq_migrations) / sizeof(ss_sq_migrations[0])))
@@ -274,6 +287,10 @@ enum ss_sq_q {
 	SS_Q_FAILURE_TRIM,
 	SS_Q_FAILURE_LIST,
 	SS_Q_FAILURE_LIST_DEV,
+	SS_Q_CAP_SIGNER_ADD,
+	SS_Q_CAP_SIGNER_GET,
+	SS_Q_MODE_SET,
+	SS_Q_MODE_GET,
 	SS_Q_COUNT
 };
 
@@ -433,6 +450,15 @@ static const char *const ss_sq_sql[SS_Q_COUNT] = {
                                                "ORDER BY id DESC LIMIT ?",
 #undef SS_FAIL_COLS
 #undef SS_IMG_COLS
+        [SS_Q_CAP_SIGNER_ADD] = "INSERT INTO tenant_cap_signers (tenant_id, created, signer_der, "
+                                "signer_key) VALUES (?, ?, ?, ?)",
+        [SS_Q_CAP_SIGNER_GET] = "SELECT tenant_id, created, signer_der, signer_key "
+                                "FROM tenant_cap_signers WHERE tenant_id = ?",
+        [SS_Q_MODE_SET] = "INSERT INTO device_modes (device_id, tenant_id, mode, updated) "
+                          "VALUES (?, ?, ?, ?) ON CONFLICT (device_id) DO UPDATE SET "
+                          "tenant_id = excluded.tenant_id, mode = excluded.mode, "
+                          "updated = excluded.updated",
+        [SS_Q_MODE_GET] = "SELECT mode FROM device_modes WHERE device_id = ? AND tenant_id = ?",
 };
 
 struct ss_sq_conn {
@@ -2096,6 +2122,133 @@ static int ss_sq_signer_get(void *be, const char *tenant_id, struct ss_signer_re
 	return rc;
 }
 
+/* ---- device capabilities ------------------------------------------------------------ */
+
+static int ss_sq_cap_signer_row(struct ss_sq_conn *c, sqlite3_stmt *s, void *out)
+{
+	struct ss_cap_signer_record *r = out;
+	int rc = ss_sq_text(c, s, 0, r->tenant_id, sizeof(r->tenant_id), false);
+
+	r->created = sqlite3_column_int64(s, 1);
+	if (!rc)
+		rc = ss_sq_blob(c, s, 2, r->signer_der, sizeof(r->signer_der), &r->signer_der_len);
+	if (!rc)
+		rc = ss_sq_blob(c, s, 3, r->signer_key, sizeof(r->signer_key), &r->signer_key_len);
+	return rc;
+}
+
+static int ss_sq_cap_signer_add_fn(struct ss_sq_conn *c, struct ss_sq_args *a)
+{
+	const struct ss_cap_signer_record *r = a->in;
+	int rc = ss_sq_exists(c, SS_Q_TENANT_GET, r->tenant_id);
+
+	if (rc)
+		goto out;
+	/* One per tenant: an explicit read decides, not the key's violation. */
+	rc = ss_sq_get1(c, SS_Q_CAP_SIGNER_GET, "t", r->tenant_id, NULL, ss_sq_cap_signer_row,
+	                a->out);
+	if (rc == 0)
+		rc = SPH_ERR_DUPLICATE;
+	if (rc != SPH_ERR_NOT_FOUND)
+		goto out;
+	rc = ss_sq_exec(c, SS_Q_CAP_SIGNER_ADD, "tiBB", r->tenant_id, r->created, r->signer_der,
+	                r->signer_der_len, r->signer_key, r->signer_key_len);
+	if (!rc)
+		rc = ss_sq_audit(c, r->tenant_id, a->actor, "capability.signer", r->tenant_id, "");
+out:
+	return rc;
+}
+
+static int ss_sq_cap_signer_add(void *be, const struct ss_cap_signer_record *rec, const char *actor)
+{
+	struct ss_cap_signer_record *cur = calloc(1, sizeof(*cur));
+	struct ss_sq_args a = {.in = rec, .out = cur, .actor = actor};
+	int rc = cur ? ss_sq_run(be, "cap_signer_add", true, ss_sq_cap_signer_add_fn, &a)
+	             : SPH_ERR_NOMEM;
+
+	if (cur)
+		OPENSSL_cleanse(cur, sizeof(*cur));
+	free(cur);
+	return rc;
+}
+
+static int ss_sq_cap_signer_get_fn(struct ss_sq_conn *c, struct ss_sq_args *a)
+{
+	return ss_sq_get1(c, SS_Q_CAP_SIGNER_GET, "t", a->tenant_id, NULL, ss_sq_cap_signer_row,
+	                  a->out);
+}
+
+static int ss_sq_cap_signer_get(void *be, const char *tenant_id, struct ss_cap_signer_record *out)
+{
+	struct ss_sq_args a = {.tenant_id = tenant_id, .out = out};
+	int rc = ss_sq_run(be, "cap_signer_get", false, ss_sq_cap_signer_get_fn, &a);
+
+	if (rc)
+		OPENSSL_cleanse(out, sizeof(*out));
+	return rc;
+}
+
+static int ss_sq_device_mode_set_fn(struct ss_sq_conn *c, struct ss_sq_args *a)
+{
+	const char *name = ss_device_mode_name((enum ss_device_mode)a->version);
+	int rc = ss_sq_exists2(c, a->tenant_id, a->device_id);
+
+	if (rc)
+		goto out;
+	rc = ss_sq_exec(c, SS_Q_MODE_SET, "ttti", a->device_id, a->tenant_id, name, ss_store_now());
+	if (!rc)
+		rc = ss_sq_audit(c, a->tenant_id, a->actor, "device.mode", a->device_id, name);
+out:
+	return rc;
+}
+
+static int ss_sq_device_mode_set(void *be, const char *tenant_id, const char *device_id,
+                                 enum ss_device_mode mode, const char *actor)
+{
+	struct ss_sq_args a = {.tenant_id = tenant_id,
+	                       .device_id = device_id,
+	                       .version = (int)mode,
+	                       .actor = actor};
+
+	return ss_sq_run(be, "device_mode_set", true, ss_sq_device_mode_set_fn, &a);
+}
+
+static int ss_sq_mode_row(struct ss_sq_conn *c, sqlite3_stmt *s, void *out)
+{
+	enum ss_device_mode *m = out;
+	char name[16];
+	int rc = ss_sq_text(c, s, 0, name, sizeof(name), false);
+
+	if (rc)
+		return rc;
+	if (strcmp(name, "development") == 0)
+		*m = SS_MODE_DEVELOPMENT;
+	else if (strcmp(name, "cloud-test") == 0)
+		*m = SS_MODE_CLOUD_TEST;
+	else
+		return ss_sq_corrupt(c, "device_modes");
+	return 0;
+}
+
+static int ss_sq_device_mode_get_fn(struct ss_sq_conn *c, struct ss_sq_args *a)
+{
+	int rc = ss_sq_get1(c, SS_Q_MODE_GET, "tt", a->device_id, a->tenant_id, ss_sq_mode_row,
+	                    a->out);
+
+	return rc == SPH_ERR_NOT_FOUND ? 0 : rc; /* no row: production */
+}
+
+static int ss_sq_device_mode_get(void *be, const char *tenant_id, const char *device_id,
+                                 enum ss_device_mode *mode)
+{
+	struct ss_sq_args a = {.tenant_id = tenant_id, .device_id = device_id, .out = mode};
+	int rc = ss_sq_run(be, "device_mode_get", false, ss_sq_device_mode_get_fn, &a);
+
+	if (rc)
+		*mode = SS_MODE_PRODUCTION;
+	return rc;
+}
+
 /* Reads a 32-byte blob column. */
 static int ss_sq_digest(struct ss_sq_conn *c, sqlite3_stmt *s, int col, uint8_t out[32])
 {
@@ -2749,6 +2902,10 @@ const struct ss_store_ops ss_sqlite_ops = {
         .ca_active = ss_sq_ca_active,
         .signer_add = ss_sq_signer_add,
         .signer_get = ss_sq_signer_get,
+        .cap_signer_add = ss_sq_cap_signer_add,
+        .cap_signer_get = ss_sq_cap_signer_get,
+        .device_mode_set = ss_sq_device_mode_set,
+        .device_mode_get = ss_sq_device_mode_get,
         .image_add = ss_sq_image_add,
         .image_get = ss_sq_image_get,
         .image_list = ss_sq_image_list,
