@@ -179,6 +179,8 @@ int ss_tenant_issue_device_cert(struct ss_service *s, const char *tenant_id, con
 {
 	struct ss_ca_record *ca = calloc(1, sizeof(*ca));
 	struct ss_ca_pair view;
+	X509 *cax = NULL;
+	EVP_PKEY *ck = NULL;
 	int rc = SPH_ERR_INVALID_ARG;
 
 	if (der)
@@ -199,10 +201,19 @@ int ss_tenant_issue_device_cert(struct ss_service *s, const char *tenant_id, con
 	}
 	if (rc)
 		goto out;
-	ss_ca_view(ca, &view);
-	rc = ss_ca_issue(&view, s->kek, tenant_id, pub, time(NULL), hours ? hours : SS_CERT_HOURS,
-	                 der, len);
+	/* The Active CA's key, unwrapped once per CA (ss_cache.c). */
+	if (!ss_cache_ca_get(&s->cache, tenant_id, ca->id, &cax, &ck)) {
+		ss_ca_view(ca, &view);
+		rc = ss_ca_device_key(&view, s->kek, tenant_id, &cax, &ck);
+		if (rc)
+			goto out;
+		ss_cache_ca_put(&s->cache, tenant_id, ca->id, cax, ck);
+	}
+	rc = ss_ca_issue_with(cax, ck, tenant_id, pub, time(NULL), hours ? hours : SS_CERT_HOURS,
+	                      der, len);
 out:
+	X509_free(cax);
+	EVP_PKEY_free(ck);
 	ss_ca_records_free(ca, 1);
 	return rc;
 }

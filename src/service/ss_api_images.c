@@ -291,6 +291,11 @@ int ss_tenant_signer(struct ss_service *s, const char *tenant_id, X509 **root_ce
 		*signer_key = NULL;
 	if (!rec)
 		goto out;
+	/* Made once, never changed: cached for good (ss_cache.c). */
+	if (ss_cache_signer_get(&s->cache, tenant_id, &root, &leaf, &key)) {
+		rc = 0;
+		goto give;
+	}
 	rc = ss_store_signer_get(s->st, tenant_id, rec);
 	if (rc == SPH_ERR_NOT_FOUND) {
 		rc = ss_img_signer_make(s->kek, tenant_id, rec);
@@ -309,12 +314,12 @@ int ss_tenant_signer(struct ss_service *s, const char *tenant_id, X509 **root_ce
 	leaf = ss_img_x509(rec->signer_der, rec->signer_der_len);
 	if (!root || !leaf)
 		goto out;
-	if (signer_key) {
-		rc = ss_key_unwrap(rec->signer_key, rec->signer_key_len, s->kek, SS_KEY_IMAGE,
-		                   tenant_id, &key);
-		if (rc)
-			goto out;
-	}
+	rc = ss_key_unwrap(rec->signer_key, rec->signer_key_len, s->kek, SS_KEY_IMAGE, tenant_id,
+	                   &key);
+	if (rc)
+		goto out;
+	ss_cache_signer_put(&s->cache, tenant_id, root, leaf, key);
+give:
 	rc = 0;
 	if (root_cert) {
 		*root_cert = root;

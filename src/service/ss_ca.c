@@ -405,8 +405,8 @@ out:
 	return rc;
 }
 
-int ss_ca_issue(const struct ss_ca_pair *ca, const uint8_t kek[SS_KEK_LEN], const char *tenant_id,
-                const uint8_t pub[64], time_t now, unsigned hours, uint8_t **der, size_t *len)
+int ss_ca_issue_with(X509 *cax, EVP_PKEY *ck, const char *tenant_id, const uint8_t pub[64],
+                     time_t now, unsigned hours, uint8_t **der, size_t *len)
 {
 	static const int nids[] = {NID_basic_constraints,
 	                           NID_key_usage,
@@ -416,8 +416,8 @@ int ss_ca_issue(const struct ss_ca_pair *ca, const uint8_t kek[SS_KEK_LEN], cons
 	                           0};
 	static const char *const exts[] = {"critical,CA:FALSE", "critical,digitalSignature",
 	                                   "clientAuth", "hash", "keyid:always"};
-	EVP_PKEY *ck = NULL, *dk = NULL;
-	X509 *cax = NULL, *x = NULL;
+	EVP_PKEY *dk = NULL;
+	X509 *x = NULL;
 	char id[129];
 	time_t end;
 	int rc = SPH_ERR_INVALID_ARG;
@@ -426,16 +426,10 @@ int ss_ca_issue(const struct ss_ca_pair *ca, const uint8_t kek[SS_KEK_LEN], cons
 		*der = NULL;
 	if (len)
 		*len = 0;
-	if (!ca || !kek || !ss_ca_tenant_ok(tenant_id) || !pub || !der || !len || hours == 0 ||
+	if (!cax || !ck || !ss_ca_tenant_ok(tenant_id) || !pub || !der || !len || hours == 0 ||
 	    hours > SS_CERT_HOURS_MAX)
 		goto out;
 	if ((rc = ss_pub(pub, &dk)) != 0)
-		goto out;
-	rc = SPH_ERR_MALFORMED;
-	cax = ss_x509(&ca->device);
-	if (!cax)
-		goto out;
-	if ((rc = ss_unwrap(&ca->device, kek, tenant_id, &ck)) != 0)
 		goto out;
 	rc = SPH_ERR_CRYPTO;
 	if (sph_hex_encode(pub, 64, id, sizeof(id)) != 0)
@@ -460,9 +454,51 @@ int ss_ca_issue(const struct ss_ca_pair *ca, const uint8_t kek[SS_KEK_LEN], cons
 	rc = ss_der(x, der, len);
 out:
 	X509_free(x);
+	EVP_PKEY_free(dk);
+	return rc;
+}
+
+int ss_ca_device_key(const struct ss_ca_pair *ca, const uint8_t kek[SS_KEK_LEN],
+                     const char *tenant_id, X509 **cert, EVP_PKEY **key)
+{
+	int rc = SPH_ERR_INVALID_ARG;
+
+	if (cert)
+		*cert = NULL;
+	if (key)
+		*key = NULL;
+	if (!ca || !kek || !ss_ca_tenant_ok(tenant_id) || !cert || !key)
+		return rc;
+	*cert = ss_x509(&ca->device);
+	if (!*cert)
+		return SPH_ERR_MALFORMED;
+	rc = ss_unwrap(&ca->device, kek, tenant_id, key);
+	if (rc != 0) {
+		X509_free(*cert);
+		*cert = NULL;
+	}
+	return rc;
+}
+
+int ss_ca_issue(const struct ss_ca_pair *ca, const uint8_t kek[SS_KEK_LEN], const char *tenant_id,
+                const uint8_t pub[64], time_t now, unsigned hours, uint8_t **der, size_t *len)
+{
+	EVP_PKEY *ck = NULL;
+	X509 *cax = NULL;
+	int rc = SPH_ERR_INVALID_ARG;
+
+	if (der)
+		*der = NULL;
+	if (len)
+		*len = 0;
+	if (!ca || !kek || !ss_ca_tenant_ok(tenant_id) || !pub || !der || !len || hours == 0 ||
+	    hours > SS_CERT_HOURS_MAX)
+		return rc;
+	rc = ss_ca_device_key(ca, kek, tenant_id, &cax, &ck);
+	if (rc == 0)
+		rc = ss_ca_issue_with(cax, ck, tenant_id, pub, now, hours, der, len);
 	X509_free(cax);
 	EVP_PKEY_free(ck);
-	EVP_PKEY_free(dk);
 	return rc;
 }
 

@@ -19,6 +19,9 @@
 
 #include <openssl/evp.h>
 
+#include <openssl/evp.h>
+#include <openssl/x509.h>
+
 #include <sphere/status.h>
 
 #define SS_KEK_LEN        32
@@ -61,6 +64,15 @@ int ss_ca_create(const char *tenant_id, const uint8_t kek[SS_KEK_LEN], time_t no
  * free()). */
 int ss_ca_issue(const struct ss_ca_pair *ca, const uint8_t kek[SS_KEK_LEN], const char *tenant_id,
                 const uint8_t pub[64], time_t now, unsigned hours, uint8_t **der, size_t *len);
+
+/* The device CA's certificate and unwrapped key (to issue many certificates
+ * with one unwrap). Returns 0 and both (caller frees), SPH_ERR_AUTH (another
+ * kek or tenant) or SPH_ERR_MALFORMED. */
+int ss_ca_device_key(const struct ss_ca_pair *ca, const uint8_t kek[SS_KEK_LEN],
+                     const char *tenant_id, X509 **cert, EVP_PKEY **key);
+/* ss_ca_issue with the device CA's certificate and key already at hand. */
+int ss_ca_issue_with(X509 *ca_cert, EVP_PKEY *ca_key, const char *tenant_id, const uint8_t pub[64],
+                     time_t now, unsigned hours, uint8_t **der, size_t *len);
 
 /* The chain a relying service trusts, device CA first then root, as PEM
  * (NUL-terminated; free with free()). */

@@ -2,6 +2,11 @@
 #ifndef SPHERE_SS_INTERNAL_H
 #define SPHERE_SS_INTERNAL_H
 
+#include <pthread.h>
+
+#include <openssl/evp.h>
+#include <openssl/x509.h>
+
 #include "service.h"
 #include "ss_ca.h"
 #include "ss_http.h"
@@ -11,6 +16,33 @@
 
 #include <openssl/x509.h>
 
+/* Per-tenant keys a check-in needs, unwrapped once (ss_cache.c). */
+#define SS_CACHE_TENANTS 64
+struct ss_cache_entry {
+	char tenant[SS_UUID_LEN + 1];
+	X509 *root, *signer; /* the tenant image root and production signer */
+	EVP_PKEY *signer_key;
+	char ca_id[SS_UUID_LEN + 1]; /* the Active CA these belong to */
+	X509 *ca_cert;               /* its device CA */
+	EVP_PKEY *ca_key;
+};
+struct ss_cache {
+	pthread_mutex_t mu;
+	struct ss_cache_entry e[SS_CACHE_TENANTS];
+	unsigned next;
+};
+int ss_cache_init(struct ss_cache *c);
+void ss_cache_free(struct ss_cache *c);
+/* Hits give one more reference to each object (the caller frees them). */
+bool ss_cache_signer_get(struct ss_cache *c, const char *tenant, X509 **root, X509 **signer,
+                         EVP_PKEY **key);
+void ss_cache_signer_put(struct ss_cache *c, const char *tenant, X509 *root, X509 *signer,
+                         EVP_PKEY *key);
+bool ss_cache_ca_get(struct ss_cache *c, const char *tenant, const char *ca_id, X509 **cert,
+                     EVP_PKEY **key);
+void ss_cache_ca_put(struct ss_cache *c, const char *tenant, const char *ca_id, X509 *cert,
+                     EVP_PKEY *key);
+
 struct ss_service {
 	struct ss_config cfg;
 	struct ss_store *st;
@@ -18,6 +50,7 @@ struct ss_service {
 	uint8_t kek[SS_KEK_LEN];       /* wraps tenant CA keys (ss_kek.c); wiped at free */
 	X509 *platform_root;           /* trusted for OS images; NULL: none configured */
 	struct ss_nonce_key nonce_key; /* check-in nonces (§4.12); wiped at free */
+	struct ss_cache cache;         /* per-tenant keys, unwrapped once */
 };
 
 /* Creates <data_dir>/master.key (32 random bytes, mode 0600; never over an

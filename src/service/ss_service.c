@@ -21,6 +21,11 @@ int ss_service_start(const struct ss_config *c, struct ss_service **out)
 	s = calloc(1, sizeof(*s));
 	if (!s)
 		goto out;
+	if (ss_cache_init(&s->cache) != 0) {
+		free(s);
+		s = NULL;
+		goto out;
+	}
 	s->cfg = *c;
 	rc = ss_config_finish(&s->cfg);
 	if (rc == 0)
@@ -68,6 +73,7 @@ void ss_service_free(struct ss_service *s)
 		return;
 	ss_http_free(s->http);
 	ss_store_close(s->st);
+	ss_cache_free(&s->cache);
 	X509_free(s->platform_root);
 	OPENSSL_cleanse(s->kek, sizeof(s->kek));
 	OPENSSL_cleanse(&s->nonce_key, sizeof(s->nonce_key));
