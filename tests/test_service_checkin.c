@@ -465,6 +465,26 @@ static void test_attacks(void **state)
 	         nonce);
 	assert_int_equal(dev_post(&cx.a, "/v1/checkin", body, NULL), 400);
 	assert_int_equal(dev_post(NULL, "/v1/checkin/nonce", "{}", NULL), 401);
+	/* well-formed base64url of bytes that are no COSE_Sign1 (bad CBOR), and of
+	 * a truncated token: the evidence is refused, nothing recorded */
+	get_nonce(&cx.a, nonce);
+	snprintf(body, sizeof(body), "{\"nonce\":\"%s\",\"evidence\":\"0oRDoQEm_wAB\"}", nonce);
+	assert_int_equal(dev_post(&cx.a, "/v1/checkin", body, &j), 401);
+	assert_string_equal(json_string_value(json_object_get(j, "error")), "unauthorized");
+	json_decref(j);
+	j = NULL;
+	{
+		char *e = evidence(&cx.a, nonce), *cut;
+		size_t n = strlen(e);
+		cut = malloc(n + 64 + 2 * SS_NONCE_LEN);
+		assert_non_null(cut);
+		e[(n / 2) & ~(size_t)3] = '\0'; /* still valid base64url */
+		snprintf(cut, n + 64 + 2 * SS_NONCE_LEN, "{\"nonce\":\"%s\",\"evidence\":\"%s\"}",
+		         nonce, e);
+		assert_int_equal(dev_post(&cx.a, "/v1/checkin", cut, NULL), 401);
+		free(cut);
+		free(e);
+	}
 	assert_true(nonce_ms_of(&cx.a) == before);
 }
 
