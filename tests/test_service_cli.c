@@ -88,6 +88,16 @@ static void test_cli_flow(void **state)
 
 	r = SPHERE("tenant", "list");
 	expect_out(&r, 0, "acme");
+	/* The error report: every failure report of the tenant, as JSON (none yet). */
+	r = SPHERE("tenant", "download-error-report", "--out", "report.json");
+	expect_out(&r, 0, "0 failure report(s) written to report.json");
+	{
+		char *p = tu_path(dir, "report.json");
+		json_t *rep = json_load_file(p, 0, NULL);
+		assert_true(json_is_array(rep));
+		json_decref(rep);
+		free(p);
+	}
 	r = SPHERE("tenant", "show");
 	expect_out(&r, 0, init.tenant.id);
 	r = SPHERE("device", "claim", "--device-id", dev);

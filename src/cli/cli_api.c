@@ -27,7 +27,7 @@
 #define CLI_RAW_MAX   (72u << 20) /* bytes of a download (an image package) we accept */
 
 struct cli_opts {
-	const char *url, *token, *ca, *tenant, *name, *role, *user, *user_id, *device, *to;
+	const char *url, *token, *ca, *tenant, *name, *role, *user, *user_id, *device, *to, *out;
 	bool json;
 };
 
@@ -312,6 +312,7 @@ void cli_print(json_t *reply, bool as_json, const char *key, const char *const *
 static const char api_usage[] =
         "usage: sphere login --url URL --token TOKEN [--ca FILE]\n"
         "       sphere tenant list | create --name NAME | show | select --tenant ID\n"
+        "       sphere tenant download-error-report [--out FILE]\n"
         "       sphere role list | add --user NAME --role ROLE | remove --user-id ID\n"
         "       sphere device claim | show --device-id HEX\n"
         "       sphere device list\n"
@@ -338,6 +339,7 @@ static const char api_usage[] =
         "  -r, --role ROLE      a role\n"
         "  -i, --device-id HEX  a device id (128 hex digits)\n"
         "      --to-tenant ID   the tenant a device is released to\n"
+        "      --out FILE       where download-error-report writes (default: stdout)\n"
         "  -o, --output FMT     table (default) or json\n"
         "  -h, --help           show this help\n"
         "exit status: 0 success, 1 failure (the service's reason is printed), 2 usage\n";
@@ -361,7 +363,7 @@ int cli_opt_common(int c, const char *cmd, const char *usage, char **argv, bool 
 /* Parses the options after the subcommand (argv[0] is the subcommand). */
 static int cli_api_opts(const char *cmd, int argc, char **argv, struct cli_opts *o)
 {
-	enum { O_CA = 256, O_USER, O_USER_ID, O_TO };
+	enum { O_CA = 256, O_USER, O_USER_ID, O_TO, O_OUT };
 	static const struct option opts[] = {{"url", required_argument, NULL, 'u'},
 	                                     {"token", required_argument, NULL, 'k'},
 	                                     {"ca", required_argument, NULL, O_CA},
@@ -372,6 +374,7 @@ static int cli_api_opts(const char *cmd, int argc, char **argv, struct cli_opts 
 	                                     {"role", required_argument, NULL, 'r'},
 	                                     {"device-id", required_argument, NULL, 'i'},
 	                                     {"to-tenant", required_argument, NULL, O_TO},
+	                                     {"out", required_argument, NULL, O_OUT},
 	                                     {"output", required_argument, NULL, 'o'},
 	                                     {"help", no_argument, NULL, 'h'},
 	                                     {NULL, 0, NULL, 0}};
@@ -387,6 +390,9 @@ static int cli_api_opts(const char *cmd, int argc, char **argv, struct cli_opts 
 			break;
 		case 'k':
 			o->token = optarg;
+			break;
+		case O_OUT:
+			o->out = optarg;
 			break;
 		case O_CA:
 			o->ca = optarg;
@@ -487,6 +493,69 @@ out:
 	return rc;
 }
 
+/* The tenant's failure reports (crashes, exit codes, refused images...),
+ * newest first, every page, as one JSON array: to out (through a temporary
+ * file and a rename) or to stdout. */
+static int cli_error_report(const struct cli_session *s, const char *tenant, const char *out)
+{
+	json_t *all = json_array(), *reply = NULL;
+	char path[256], tmp[600];
+	long long before = 0;
+	char *text = NULL;
+	int rc = CLI_EXIT_FAIL;
+	FILE *f = NULL;
+
+	if (!all)
+		goto out;
+	for (;;) {
+		json_t *page;
+		size_t n;
+		if (before > 0)
+			snprintf(path, sizeof(path),
+			         "/v1/tenants/%s/failures?limit=1000&before=%lld", tenant, before);
+		else
+			snprintf(path, sizeof(path), "/v1/tenants/%s/failures?limit=1000", tenant);
+		if (cli_call(s, "GET", path, NULL, &reply) != 200)
+			goto out;
+		page = json_object_get(reply, "failures");
+		n = json_array_size(page);
+		for (size_t i = 0; i < n; i++)
+			json_array_append(all, json_array_get(page, i));
+		if (n < 1000)
+			break;
+		before = (long long)json_integer_value(
+		        json_object_get(json_array_get(page, n - 1), "id"));
+		json_decref(reply);
+		reply = NULL;
+		if (before <= 1)
+			break;
+	}
+	text = json_dumps(all, JSON_INDENT(2));
+	if (!text)
+		goto out;
+	if (!out) {
+		printf("%s\n", text);
+		rc = CLI_EXIT_OK;
+		goto out;
+	}
+	snprintf(tmp, sizeof(tmp), "%s.tmp", out);
+	f = fopen(tmp, "w");
+	if (!f || fprintf(f, "%s\n", text) < 0 || fclose(f) != 0 || rename(tmp, out) != 0) {
+		f = NULL;
+		(void)remove(tmp);
+		cli_fail("cannot write %s: %s", out, strerror(errno));
+		goto out;
+	}
+	f = NULL;
+	printf("%zu failure report(s) written to %s\n", json_array_size(all), out);
+	rc = CLI_EXIT_OK;
+out:
+	free(text);
+	json_decref(reply);
+	json_decref(all);
+	return rc;
+}
+
 int cli_tenant(int argc, char **argv)
 {
 	static const char *const cols[] = {"id", "name", "role", NULL};
@@ -500,7 +569,8 @@ int cli_tenant(int argc, char **argv)
 	if (!sub || sub[0] == '-') {
 		if (sub && (!strcmp(sub, "--help") || !strcmp(sub, "-h")))
 			return fputs(api_usage, stdout), CLI_EXIT_OK;
-		return cli_usage("sphere tenant", "list, create, show or select");
+		return cli_usage("sphere tenant",
+		                 "list, create, show, select or download-error-report");
 	}
 	rc = cli_api_opts("sphere tenant", argc - 1, argv + 1, &o);
 	if (rc != 0)
@@ -519,6 +589,10 @@ int cli_tenant(int argc, char **argv)
 			snprintf(path, sizeof(path), "/v1/tenants/%s", t);
 			rc = cli_run(&s, &o, "GET", path, NULL, NULL, one);
 		}
+	} else if (strcmp(sub, "download-error-report") == 0) {
+		rc = CLI_EXIT_FAIL;
+		if ((t = cli_selected_tenant(&s, &o)))
+			rc = cli_error_report(&s, t, o.out);
 	} else if (strcmp(sub, "select") == 0) {
 		json_t *reply = NULL;
 		rc = CLI_EXIT_FAIL;
