@@ -584,10 +584,41 @@ static void test_update_required(void **state)
 	json_decref(j);
 }
 
+/* Development mode over a real check-in: the device is told applications are
+ * sideloaded (only OS updates apply); back in cloud-test mode it is not. */
+static void test_development_mode(void **state)
+{
+	char nonce[2 * SS_NONCE_LEN + 1], path[400];
+	json_t *j = NULL;
+
+	(void)state;
+	snprintf(path, sizeof(path), "/v1/tenants/%s/devices/%s/enable-development",
+	         fx.init.tenant.id, cx.a.id);
+	assert_int_equal(ssfx_req_raw(0, "POST", path, fx.init.admin_token, "{}", 2, NULL), 201);
+	get_nonce(&cx.a, nonce);
+	assert_int_equal(checkin(&cx.a, nonce, &cx.a, NULL, &j), 200);
+	assert_string_equal(ssfx_jstr(j, "applications"), "sideloading");
+	json_decref(j);
+	j = NULL;
+	snprintf(path, sizeof(path), "/v1/tenants/%s/devices/%s", fx.init.tenant.id, cx.a.id);
+	assert_int_equal(ssfx_req("GET", path, fx.init.admin_token, NULL, &j), 200);
+	assert_string_equal(ssfx_jstr(j, "mode"), "development");
+	json_decref(j);
+	j = NULL;
+	snprintf(path, sizeof(path), "/v1/tenants/%s/devices/%s/enable-cloud-test",
+	         fx.init.tenant.id, cx.a.id);
+	assert_int_equal(ssfx_req("POST", path, fx.init.admin_token, "{}", NULL), 200);
+	get_nonce(&cx.a, nonce);
+	assert_int_equal(checkin(&cx.a, nonce, &cx.a, NULL, &j), 200);
+	assert_null(json_object_get(j, "applications"));
+	json_decref(j);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	        cmocka_unit_test(test_up_to_date_certificate),
+	        cmocka_unit_test(test_development_mode),
 	        cmocka_unit_test(test_attacks),
 	        cmocka_unit_test(test_unregistered_unclaimed_unknown),
 	        cmocka_unit_test(test_failures),
