@@ -44,8 +44,7 @@ static int64_t ss_ci_now_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* base64url (padding optional) → bytes. Returns 0 and *len, or SPH_ERR_MALFORMED. */
-static int ss_ci_b64url_decode(const char *in, uint8_t *out, size_t cap, size_t *len)
+int ss_b64url_decode(const char *in, uint8_t *out, size_t cap, size_t *len)
 {
 	size_t n = strlen(in), m = (n + 3) / 4 * 4;
 	char *tmp = NULL;
@@ -100,8 +99,7 @@ out:
 	return rc;
 }
 
-/* bytes → base64url without padding (caller frees), or NULL. */
-static char *ss_ci_b64url_encode(const uint8_t *in, size_t len)
+char *ss_b64url_encode(const uint8_t *in, size_t len)
 {
 	char *out = malloc(4 * ((len + 2) / 3) + 1);
 	int n;
@@ -304,7 +302,7 @@ static int ss_ci_signed_time(struct ss_service *s, const char *tenant_id, const 
 	rc = cose_sign1_create(&p, cose_pkey_signer, key, cose, SS_CI_TIME_MAX, &clen);
 	if (rc)
 		goto out;
-	*out = ss_ci_b64url_encode(cose, clen);
+	*out = ss_b64url_encode(cose, clen);
 	rc = *out ? 0 : SPH_ERR_NOMEM;
 out:
 	OPENSSL_free(rder);
@@ -508,7 +506,7 @@ static void ss_h_checkin(struct ss_req *r, void *arg)
 		ss_reply_error(r, 400, "bad_request", "nonce and evidence: strings required");
 		goto out;
 	}
-	if (ss_ci_b64url_decode(ev, w->evidence, sizeof(w->evidence), &w->evidence_len) != 0) {
+	if (ss_b64url_decode(ev, w->evidence, sizeof(w->evidence), &w->evidence_len) != 0) {
 		ss_reply_error(r, 400, "bad_request", "evidence: base64url of at most %d bytes",
 		               SS_CI_EVIDENCE_MAX);
 		goto out;
