@@ -582,6 +582,28 @@ static void test_update_required(void **state)
 	assert_string_equal(ssfx_jstr(json_array_get(u, 0), "version"), "2.0.0");
 	assert_string_equal(ssfx_jstr(json_array_get(u, 0), "type"), "OS");
 	json_decref(j);
+
+	/* Software on the device appends a measurement of the new OS to the RoT's
+	 * log (the RoT lets it extend) without booting it: the log is no longer
+	 * a boot's (two OS entries), and no certificate comes of it. */
+	{
+		struct img_package p;
+		struct eat_component fake;
+		uint8_t acc[32];
+		pkg = pack(BOOT_OS, 2, 2, &len);
+		assert_int_equal(img_parse(pkg, len, &p), 0);
+		memset(&fake, 0, sizeof(fake));
+		snprintf(fake.type, sizeof(fake.type), "OS");
+		memcpy(fake.component_id, p.manifest.component_id, 16);
+		snprintf(fake.version, sizeof(fake.version), "%s", p.manifest.version);
+		fake.security_version = p.manifest.security_version;
+		memcpy(fake.digest, p.manifest.payload_sha256, 32);
+		memcpy(fake.signer_id, p.signer_id, 32);
+		assert_int_equal(rot_measure(cx.a.rot, &fake, acc), 0);
+		free(pkg);
+	}
+	get_nonce(&cx.a, nonce);
+	expect_refused(checkin(&cx.a, nonce, &cx.a, NULL, &j), j, 403, "unknown_measurement");
 }
 
 /* Development mode over a real check-in: the device is told applications are

@@ -146,6 +146,40 @@ static uint32_t ss_ci_os_type(const char *type)
 	return 0;
 }
 
+/* The image type of any measurement type: the platform's, "APP", "RTAPP";
+ * 0 for anything else. */
+static uint32_t ss_ci_type(const char *type)
+{
+	uint32_t os = ss_ci_os_type(type);
+
+	if (os)
+		return os;
+	if (strcmp(type, "APP") == 0)
+		return IMG_TYPE_APP;
+	if (strcmp(type, "RTAPP") == 0)
+		return IMG_TYPE_RTAPP;
+	return 0;
+}
+
+/* The measurement log a boot chain writes: BL, SECMON, OS first, in that
+ * order, once each, then only application types. Anything else — a second
+ * OS measured later by software that could extend the RoT's log, a platform
+ * entry out of order, an unknown type — is not a boot this service can
+ * compare with a target. */
+static bool ss_ci_log_shape_ok(const struct eat_claims *c)
+{
+	static const uint32_t boot[] = {IMG_TYPE_BOOTLOADER, IMG_TYPE_SECMON, IMG_TYPE_OS};
+
+	if (c->n_components < 3)
+		return false;
+	for (size_t i = 0; i < c->n_components; i++) {
+		uint32_t t = ss_ci_type(c->components[i].type);
+		if (i < 3 ? t != boot[i] : (t != IMG_TYPE_APP && t != IMG_TYPE_RTAPP))
+			return false;
+	}
+	return true;
+}
+
 /* A refusal: counted, audited in the device's tenant ("" when none), replied. */
 static void ss_ci_refuse(struct ss_service *s, struct ss_req *r, const char *tenant_id,
                          const char *device_id, int status, const char *reason, const char *text)
@@ -193,8 +227,8 @@ static void ss_h_checkin_nonce(struct ss_req *r, void *arg)
 
 /* ---- measurements against the catalogue -------------------------------------------- */
 
-/* Whether owner's ("" : OS) catalogue holds an image for measurement m of
- * type (0: any application type). Pages through the list. Returns 1, 0 or a
+/* Whether owner's ("" : OS) catalogue holds an image of type for
+ * measurement m. Pages through the list. Returns 1, 0 or a
  * negative status. The catalogue stores no signer id: OS packages were
  * verified against the platform root at upload, tenant ones are re-signed;
  * the match is component id, version, type and payload SHA-256. */
@@ -211,8 +245,7 @@ static int ss_ci_known(struct ss_service *s, const char *owner, uint32_t type,
 		rc = ss_store_image_list(s->st, owner, after, imgs, SS_LIST_MAX, &n);
 		for (size_t i = 0; rc == 0 && i < n; i++) {
 			const struct ss_image *g = &imgs[i];
-			bool type_ok = type ? g->type == type
-			                    : g->type == IMG_TYPE_APP || g->type == IMG_TYPE_RTAPP;
+			bool type_ok = g->type == type;
 			if (type_ok && strcmp(g->component_id, cid) == 0 &&
 			    strcmp(g->version, m->version) == 0 &&
 			    g->security_version == m->security_version &&
@@ -386,7 +419,8 @@ static bool ss_ci_compare(const struct ss_target *t, const struct eat_claims *c,
 
 		for (size_t k = 0; k < c->n_components && !runs; k++) {
 			const struct eat_component *m = &c->components[k];
-			runs = memcmp(m->component_id, g->component_id, 16) == 0 &&
+			runs = ss_ci_type(m->type) == g->type &&
+			       memcmp(m->component_id, g->component_id, 16) == 0 &&
 			       (strcmp(m->version, g->version) == 0 ||
 			        m->security_version > g->security_version);
 		}
@@ -551,11 +585,17 @@ static void ss_h_checkin(struct ss_req *r, void *arg)
 		             "the evidence does not verify");
 		goto out;
 	}
-	/* every measurement in the catalogue */
+	/* a boot's measurement log, and every measurement in the catalogue */
+	if (!ss_ci_log_shape_ok(&w->claims)) {
+		ss_ci_refuse(
+		        s, r, w->dev.tenant_id, w->id, 403, "unknown_measurement",
+		        "the measurements are not BL, SECMON, OS once each, then applications");
+		goto out;
+	}
 	for (size_t i = 0; i < w->claims.n_components; i++) {
 		const struct eat_component *m = &w->claims.components[i];
 		uint32_t os = ss_ci_os_type(m->type);
-		rc = ss_ci_known(s, os ? "" : w->dev.tenant_id, os, m);
+		rc = ss_ci_known(s, os ? "" : w->dev.tenant_id, ss_ci_type(m->type), m);
 		if (rc < 0) {
 			ss_api_reply_store(r, rc, "images");
 			goto out;
