@@ -636,6 +636,46 @@ static void test_development_mode(void **state)
 	json_decref(j);
 }
 
+/* A device released to another tenant takes none of its history along: the
+ * new owner sees no check-in and no certificate until the device checks in
+ * under it (review finding). Runs last: device A changes hands. */
+static void test_release_keeps_history(void **state)
+{
+	char path[400], body[300], tok[SS_TOKEN_LEN + 1], b[128];
+	json_t *j = NULL;
+
+	(void)state;
+	assert_int_equal(
+	        ssfx_req("POST", "/v1/tenants", fx.init.admin_token, "{\"name\":\"beta\"}", &j),
+	        201);
+	snprintf(b, sizeof(b), "/v1/tenants/%s", ssfx_jstr(j, "id"));
+	json_decref(j);
+	snprintf(path, sizeof(path), "%s/users", b);
+	assert_int_equal(ssfx_req("POST", path, fx.init.admin_token,
+	                          "{\"name\":\"bea\",\"role\":\"Administrator\"}", &j),
+	                 201);
+	snprintf(tok, sizeof(tok), "%s", ssfx_jstr(j, "token"));
+	json_decref(j);
+	/* A has checked in under acme (earlier tests) */
+	snprintf(path, sizeof(path), "/v1/tenants/%s/devices/%s", fx.init.tenant.id, cx.a.id);
+	assert_int_equal(ssfx_req("GET", path, fx.init.admin_token, NULL, &j), 200);
+	assert_true(json_integer_value(json_object_get(j, "last_checkin")) > 0);
+	json_decref(j);
+	snprintf(path, sizeof(path), "/v1/tenants/%s/devices/%s/release", fx.init.tenant.id,
+	         cx.a.id);
+	snprintf(body, sizeof(body), "{\"to_tenant\":\"%s\"}", b + strlen("/v1/tenants/"));
+	ssfx_expect(200, NULL, "POST", path, fx.init.admin_token, body);
+	snprintf(path, sizeof(path), "%s/devices", b);
+	snprintf(body, sizeof(body), "{\"device_id\":\"%s\"}", cx.a.id);
+	ssfx_expect(201, NULL, "POST", path, tok, body);
+	snprintf(path, sizeof(path), "%s/devices/%s", b, cx.a.id);
+	assert_int_equal(ssfx_req("GET", path, tok, NULL, &j), 200);
+	assert_false(json_integer_value(json_object_get(j, "last_checkin")) > 0);
+	assert_false(json_integer_value(json_object_get(j, "cert_expires")) > 0);
+	assert_false(json_is_true(json_object_get(j, "up_to_date")));
+	json_decref(j);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -645,6 +685,7 @@ int main(void)
 	        cmocka_unit_test(test_unregistered_unclaimed_unknown),
 	        cmocka_unit_test(test_failures),
 	        cmocka_unit_test(test_update_required),
+	        cmocka_unit_test(test_release_keeps_history),
 	};
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

@@ -541,6 +541,10 @@ static void ss_h_device_get(struct ss_req *r, void *arg)
 		json_t *j = ss_device_json(&d);
 		int krc = k ? ss_store_device_checkin_get(s->st, d.id, k) : SPH_ERR_NOMEM;
 
+		/* A check-in made while another tenant held the device is that
+		 * tenant's history, not this one's. */
+		if (krc == 0 && strcmp(k->tenant_id, t.id) != 0)
+			krc = SPH_ERR_NOT_FOUND;
 		/* The last check-in (§4.13): null until the first one. */
 		if (krc != 0 && krc != SPH_ERR_NOT_FOUND) {
 			json_decref(j);

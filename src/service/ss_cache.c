@@ -59,7 +59,10 @@ void ss_cache_free(struct ss_cache *c)
 /* One more reference to each of up to three objects, or none. */
 static bool ss_cache_ref(X509 *a, X509 *b, EVP_PKEY *k)
 {
-	if ((a && X509_up_ref(a) != 1) || (b && X509_up_ref(b) != 1)) {
+	if (a && X509_up_ref(a) != 1)
+		return false;
+	if (b && X509_up_ref(b) != 1) {
+		X509_free(a);
 		return false;
 	}
 	if (k && EVP_PKEY_up_ref(k) != 1) {

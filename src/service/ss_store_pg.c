@@ -555,7 +555,8 @@ static const struct {
                               "EXCLUDED.tenant_id, last_checkin = EXCLUDED.last_checkin, "
                               "nonce_ms = EXCLUDED.nonce_ms, up_to_date = EXCLUDED.up_to_date, "
                               "cert_expires = CASE WHEN EXCLUDED.cert_expires > 0 THEN "
-                              "EXCLUDED.cert_expires ELSE device_checkins.cert_expires END, "
+                              "EXCLUDED.cert_expires WHEN device_checkins.tenant_id = "
+                              "EXCLUDED.tenant_id THEN device_checkins.cert_expires ELSE 0 END, "
                               "measured = EXCLUDED.measured "
                               "WHERE device_checkins.nonce_ms < EXCLUDED.nonce_ms",
                               "ttiiiit"},

@@ -432,8 +432,9 @@ static const char *const ss_sq_sql[SS_Q_COUNT] = {
                 "ON CONFLICT (device_id) DO UPDATE SET tenant_id = excluded.tenant_id, "
                 "last_checkin = excluded.last_checkin, nonce_ms = excluded.nonce_ms, "
                 "up_to_date = excluded.up_to_date, cert_expires = CASE WHEN "
-                "excluded.cert_expires > 0 THEN excluded.cert_expires ELSE "
-                "device_checkins.cert_expires END, measured = excluded.measured "
+                "excluded.cert_expires > 0 THEN excluded.cert_expires WHEN "
+                "device_checkins.tenant_id = excluded.tenant_id THEN "
+                "device_checkins.cert_expires ELSE 0 END, measured = excluded.measured "
                 "WHERE device_checkins.nonce_ms < excluded.nonce_ms",
         [SS_Q_CHECKIN_GET] = "SELECT device_id, tenant_id, last_checkin, nonce_ms, up_to_date, "
                              "cert_expires, measured FROM device_checkins WHERE device_id = ?",
