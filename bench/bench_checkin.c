@@ -33,9 +33,15 @@
  * and the devices, emulated in this same process on the same cores, do their
  * own ECDHE, 2 signs (CertificateVerify, EAT) and 1 verify (the server's
  * CertificateVerify). So the whole check-in, both ends, is printed too:
- * 2 ECDH + 5 signs + 3 verifies. Ratio = (check-ins/s / cores) / floor; the
- * target (issue 5) is >= 0.6 of the issue's floor, and p99 < 50 ms at 1,000
- * devices (assessed only when --devices >= 1000).
+ * 2 ECDH + 5 signs + 3 verifies.
+ *
+ * "Per core" is per core the service used: the devices share the machine,
+ * so the service's CPU time in the window is measured (the process's CPU
+ * clock less the client threads' own clocks; the main thread sleeps) and
+ * ratio = (check-ins / service core-seconds) / issue floor. The target
+ * (issue 5) is >= 0.6 of it, and p99 < 50 ms at 1,000 devices (assessed only
+ * when --devices >= 1000). The machine-wide figure, both ends on the same
+ * cores, is printed against the both-ends floor.
  */
 #include <errno.h>
 #include <ftw.h>
@@ -480,6 +486,33 @@ out:
 
 /* ---- the load --------------------------------------------------------------------- */
 
+static double cpu_clock(clockid_t id)
+{
+	struct timespec ts;
+
+	if (clock_gettime(id, &ts) != 0)
+		return 0;
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static double thread_cpu(pthread_t th)
+{
+	clockid_t id;
+
+	return pthread_getcpuclockid(th, &id) == 0 ? cpu_clock(id) : 0;
+}
+
+static void sleep_until(double t)
+{
+	double d = t - now();
+
+	if (d > 0) {
+		struct timespec ts = {(time_t)d, (long)((d - (double)(time_t)d) * 1e9)};
+		while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+			;
+	}
+}
+
 struct worker {
 	pthread_t th;
 	struct bench *b;
@@ -674,6 +707,7 @@ int main(int argc, char **argv)
 	unsigned long ndevs = 100, nthreads = 0, v;
 	double secs = 5.0, warmup = 1.0, t0, f_ecdh, f_sign, f_verify;
 	double *all = NULL, floor_issue, floor_both, rate, per_core, p50, p99, ratio;
+	double service_cpu = 0, client_cpu = 0, per_service_core;
 	size_t total = 0;
 	unsigned long errors = 0, started = 0;
 	int opt, check = 0, missed = 0, rc = 1, err, curl_up = 0;
@@ -772,6 +806,22 @@ int main(int argc, char **argv)
 		}
 		started++;
 	}
+	/* CPU the service spent in the window: the process's, less the client
+	 * threads' (this thread sleeps) */
+	if (started == b.nthreads) {
+		double p0, p1, c0 = 0, c1 = 0;
+
+		sleep_until(b.t_start);
+		p0 = cpu_clock(CLOCK_PROCESS_CPUTIME_ID);
+		for (unsigned k = 0; k < started; k++)
+			c0 += thread_cpu(w[k].th);
+		sleep_until(b.t_end);
+		p1 = cpu_clock(CLOCK_PROCESS_CPUTIME_ID);
+		for (unsigned k = 0; k < started; k++)
+			c1 += thread_cpu(w[k].th);
+		service_cpu = (p1 - p0) - (c1 - c0);
+		client_cpu = c1 - c0;
+	}
 	for (unsigned k = 0; k < started; k++)
 		pthread_join(w[k].th, NULL);
 	if (started != b.nthreads)
@@ -802,7 +852,9 @@ int main(int argc, char **argv)
 	p99 = all[(size_t)((double)(total - 1) * 0.99)] * 1e3;
 	rate = (double)total / secs;
 	per_core = rate / (double)cores;
-	ratio = per_core / floor_issue;
+	/* check-ins per second of one core running the service */
+	per_service_core = service_cpu > 0 ? (double)total / service_cpu : 0;
+	ratio = per_service_core / floor_issue;
 
 	printf("floor      OpenSSL P-256, one core: ECDHE %.0f/s  sign %.0f/s  verify %.0f/s\n",
 	       f_ecdh, f_sign, f_verify);
@@ -814,9 +866,15 @@ int main(int argc, char **argv)
 	       b.nthreads, cores, secs);
 	printf("checkin    %.0f check-ins/s (%zu), %.1f per core  p50 %.2f ms  p99 %.2f ms\n", rate,
 	       total, per_core, p50, p99);
-	printf("ratio      %.2f of the issue floor per core (target >= %.2f) %s\n", ratio,
-	       TARGET_RATIO, ratio >= TARGET_RATIO ? "met" : "NOT MET");
-	printf("ratio      %.2f of the both-ends floor per core\n", per_core / floor_both);
+	printf("cpu        service %.2f core-s (%.0f us per check-in), emulated devices %.2f"
+	       " core-s, in the window\n",
+	       service_cpu, service_cpu / (double)total * 1e6, client_cpu);
+	printf("ratio      %.2f of the issue floor per service core: %.0f check-ins per"
+	       " core-second (target >= %.2f) %s\n",
+	       ratio, per_service_core, TARGET_RATIO, ratio >= TARGET_RATIO ? "met" : "NOT MET");
+	printf("ratio      %.2f of the both-ends floor per machine core (devices and service"
+	       " sharing %ld cores)\n",
+	       per_core / floor_both, cores);
 	if (ratio < TARGET_RATIO)
 		missed++;
 	if (b.ndevs >= TARGET_DEVICES) {
