@@ -2019,6 +2019,26 @@ static void test_image_add_get_list(void **state)
 	}
 	assert_int_equal(ss_store_image_list(x->st, t.id, "bad", list, 8, &n), SPH_ERR_INVALID_ARG);
 	assert_int_equal(n, 0);
+
+	/* Find by component and version, per owner (a check-in's lookup). */
+	assert_int_equal(ss_store_image_find(x->st, t.id, in.component_id, "1.0", &got), 0);
+	assert_string_equal(got.id, out.id);
+	assert_memory_equal(got.payload_sha256, out.payload_sha256, 32);
+	assert_int_equal(ss_store_image_find(x->st, t.id, in.component_id, "1.1", &got), 0);
+	assert_string_equal(got.version, "1.1");
+	assert_int_equal(ss_store_image_find(x->st, t.id, in.component_id, "1.2", &got),
+	                 SPH_ERR_NOT_FOUND);
+	assert_true(fx_zero(&got, sizeof(got)));
+	assert_int_equal(ss_store_image_find(x->st, "", in.component_id, "1.0", &got),
+	                 SPH_ERR_NOT_FOUND); /* not an OS image */
+	assert_int_equal(ss_store_image_find(x->st, t2.id, in.component_id, "1.0", &got), 0);
+	assert_string_equal(got.tenant_id, t2.id); /* t2's own */
+	assert_int_equal(ss_store_image_find(x->st, t.id, "not-a-uuid", "1.0", &got),
+	                 SPH_ERR_NOT_FOUND);
+	assert_int_equal(ss_store_image_find(x->st, t.id, in.component_id, "", &got),
+	                 SPH_ERR_NOT_FOUND);
+	assert_int_equal(ss_store_image_find(x->st, "bad", in.component_id, "1.0", &got),
+	                 SPH_ERR_INVALID_ARG);
 	n = fx_audit(x->st, t.id, a);
 	assert_int_equal(fx_count_action(a, n, "image.add"), 2);
 }
@@ -2041,6 +2061,10 @@ static void test_os_images_and_releases(void **state)
 	assert_string_equal(got.tenant_id, "");
 	assert_int_equal(got.type, 3);
 	assert_int_equal(ss_store_image_get(x->st, t.id, o1.id, &got), SPH_ERR_NOT_FOUND);
+	assert_int_equal(ss_store_image_find(x->st, "", os1.component_id, "22.1", &got), 0);
+	assert_string_equal(got.id, o1.id);
+	assert_int_equal(ss_store_image_find(x->st, t.id, os1.component_id, "22.1", &got),
+	                 SPH_ERR_NOT_FOUND); /* OS images are not a tenant's */
 	app = fx_image(t.id, 5, "1");
 	assert_int_equal(ss_store_image_add(x->st, &app, pkg, 64, "", &oa), 0);
 

@@ -174,20 +174,21 @@ int ss_tenant_ca_ensure_dir(struct ss_store *st, const char *data_dir, const cha
 	return rc;
 }
 
-int ss_tenant_issue_device_cert(struct ss_service *s, const char *tenant_id, const uint8_t pub[64],
-                                unsigned hours, uint8_t **der, size_t *len)
+int ss_tenant_issue(struct ss_service *s, const char *tenant_id, const uint8_t pub[64],
+                    unsigned hours, X509 **cert, char **chain)
 {
 	struct ss_ca_record *ca = calloc(1, sizeof(*ca));
 	struct ss_ca_pair view;
-	X509 *cax = NULL;
+	X509 *cax = NULL, *root = NULL;
 	EVP_PKEY *ck = NULL;
+	char *pem = NULL;
 	int rc = SPH_ERR_INVALID_ARG;
 
-	if (der)
-		*der = NULL;
-	if (len)
-		*len = 0;
-	if (!s || !tenant_id || !pub || !der || !len)
+	if (cert)
+		*cert = NULL;
+	if (chain)
+		*chain = NULL;
+	if (!s || !tenant_id || !pub || !cert || !chain)
 		goto out;
 	rc = SPH_ERR_NOMEM;
 	if (!ca)
@@ -201,20 +202,66 @@ int ss_tenant_issue_device_cert(struct ss_service *s, const char *tenant_id, con
 	}
 	if (rc)
 		goto out;
-	/* The Active CA's key, unwrapped once per CA (ss_cache.c). */
-	if (!ss_cache_ca_get(&s->cache, tenant_id, ca->id, &cax, &ck)) {
+	/* The Active CA's key and chain, made once per CA (ss_cache.c); all from
+	 * this one record. */
+	if (!ss_cache_ca_get(&s->cache, tenant_id, ca->id, &cax, &ck, &pem)) {
 		ss_ca_view(ca, &view);
 		rc = ss_ca_device_key(&view, s->kek, tenant_id, &cax, &ck);
 		if (rc)
 			goto out;
-		ss_cache_ca_put(&s->cache, tenant_id, ca->id, cax, ck);
+		{
+			const uint8_t *p = ca->root_der;
+			root = d2i_X509(NULL, &p, (long)ca->root_der_len);
+			rc = root && p == ca->root_der + ca->root_der_len
+			             ? ss_ca_pem((X509 *const[]){cax, root}, 2, &pem)
+			             : SPH_ERR_MALFORMED;
+		}
+		if (rc)
+			goto out;
+		ss_cache_ca_put(&s->cache, tenant_id, ca->id, cax, ck, pem);
 	}
-	rc = ss_ca_issue_with(cax, ck, tenant_id, pub, time(NULL), hours ? hours : SS_CERT_HOURS,
-	                      der, len);
+	rc = ss_ca_issue_x509(cax, ck, tenant_id, pub, time(NULL), hours ? hours : SS_CERT_HOURS,
+	                      cert);
+	if (rc == 0) {
+		*chain = pem;
+		pem = NULL;
+	}
 out:
+	free(pem);
+	X509_free(root);
 	X509_free(cax);
 	EVP_PKEY_free(ck);
 	ss_ca_records_free(ca, 1);
+	return rc;
+}
+
+int ss_tenant_issue_device_cert(struct ss_service *s, const char *tenant_id, const uint8_t pub[64],
+                                unsigned hours, uint8_t **der, size_t *len)
+{
+	X509 *x = NULL;
+	char *chain = NULL;
+	uint8_t *p = NULL;
+	int n, rc = SPH_ERR_INVALID_ARG;
+
+	if (der)
+		*der = NULL;
+	if (len)
+		*len = 0;
+	if (!der || !len)
+		return rc;
+	rc = ss_tenant_issue(s, tenant_id, pub, hours, &x, &chain);
+	if (rc == 0) {
+		n = i2d_X509(x, &p);
+		rc = SPH_ERR_CRYPTO;
+		if (n > 0 && (*der = malloc((size_t)n))) {
+			memcpy(*der, p, (size_t)n);
+			*len = (size_t)n;
+			rc = 0;
+		}
+	}
+	OPENSSL_free(p);
+	X509_free(x);
+	free(chain);
 	return rc;
 }
 
@@ -451,24 +498,4 @@ int ss_api_ca_routes(struct ss_service *s)
 			return rc;
 	}
 	return 0;
-}
-
-int ss_tenant_chain_pem(struct ss_service *s, const char *tenant_id, char **pem)
-{
-	struct ss_ca_record *ca = calloc(1, sizeof(*ca));
-	struct ss_ca_pair view;
-	int rc = SPH_ERR_INVALID_ARG;
-
-	if (pem)
-		*pem = NULL;
-	if (!s || !tenant_id || !pem)
-		goto out;
-	rc = ca ? ss_store_ca_active(s->st, tenant_id, ca) : SPH_ERR_NOMEM;
-	if (rc)
-		goto out;
-	ss_ca_view(ca, &view);
-	rc = ss_ca_chain_pem(&view, pem);
-out:
-	ss_ca_records_free(ca, 1);
-	return rc;
 }

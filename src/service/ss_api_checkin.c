@@ -228,36 +228,26 @@ static void ss_h_checkin_nonce(struct ss_req *r, void *arg)
 /* ---- measurements against the catalogue -------------------------------------------- */
 
 /* Whether owner's ("" : OS) catalogue holds an image of type for
- * measurement m. Pages through the list. Returns 1, 0 or a
- * negative status. The catalogue stores no signer id: OS packages were
- * verified against the platform root at upload, tenant ones are re-signed;
- * the match is component id, version, type and payload SHA-256. */
+ * measurement m: one indexed lookup by component id and version, then the
+ * rest compared. Returns 1, 0 or a negative status. The catalogue stores no
+ * signer id: OS packages were verified against the platform root at upload,
+ * tenant ones are re-signed; the match is component id, version, security
+ * version, type and payload SHA-256. */
 static int ss_ci_known(struct ss_service *s, const char *owner, uint32_t type,
                        const struct eat_component *m)
 {
-	struct ss_image *imgs = calloc(SS_LIST_MAX, sizeof(*imgs));
-	char cid[SS_UUID_LEN + 1], after[SS_UUID_LEN + 1] = "";
-	size_t n = 0;
-	int rc = imgs ? 0 : SPH_ERR_NOMEM;
+	struct ss_image g;
+	char cid[SS_UUID_LEN + 1];
+	int rc;
 
 	ss_ci_uuid(m->component_id, cid);
-	while (rc == 0) {
-		rc = ss_store_image_list(s->st, owner, after, imgs, SS_LIST_MAX, &n);
-		for (size_t i = 0; rc == 0 && i < n; i++) {
-			const struct ss_image *g = &imgs[i];
-			bool type_ok = g->type == type;
-			if (type_ok && strcmp(g->component_id, cid) == 0 &&
-			    strcmp(g->version, m->version) == 0 &&
-			    g->security_version == m->security_version &&
-			    CRYPTO_memcmp(g->payload_sha256, m->digest, 32) == 0)
-				rc = 1;
-		}
-		if (rc != 0 || n < SS_LIST_MAX)
-			break;
-		memcpy(after, imgs[n - 1].id, sizeof(after));
-	}
-	free(imgs);
-	return rc;
+	rc = ss_store_image_find(s->st, owner, cid, m->version, &g);
+	if (rc == SPH_ERR_NOT_FOUND)
+		return 0;
+	if (rc)
+		return rc;
+	return g.type == type && g.security_version == m->security_version &&
+	       CRYPTO_memcmp(g.payload_sha256, m->digest, 32) == 0;
 }
 
 /* The measured summary stored with the check-in: [{"type", "component_id",
@@ -449,18 +439,17 @@ static bool ss_ci_compare(const struct ss_target *t, const struct eat_claims *c,
 	return ok;
 }
 
-/* The issued certificate's notAfter (Unix seconds) and serial (hex). */
-static int ss_ci_cert_info(const uint8_t *der, size_t len, int64_t *not_after, char *serial,
-                           size_t cap)
+/* The issued certificate's notAfter (Unix seconds), serial (hex) and PEM
+ * (*pem, caller frees): from the object, never decoded again. */
+static int ss_ci_cert_info(X509 *x, int64_t *not_after, char *serial, size_t cap, char **pem)
 {
-	const uint8_t *p = der;
-	X509 *x = d2i_X509(NULL, &p, (long)len);
 	struct tm tm;
 	BIGNUM *bn = NULL;
 	char *h = NULL;
 	int rc = SPH_ERR_CRYPTO;
 
-	if (!x || ASN1_TIME_to_tm(X509_get0_notAfter(x), &tm) != 1)
+	*pem = NULL;
+	if (ASN1_TIME_to_tm(X509_get0_notAfter(x), &tm) != 1)
 		goto out;
 	*not_after = (int64_t)timegm(&tm);
 	bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(x), NULL);
@@ -468,30 +457,11 @@ static int ss_ci_cert_info(const uint8_t *der, size_t len, int64_t *not_after, c
 	if (!h)
 		goto out;
 	snprintf(serial, cap, "%s", h);
-	rc = 0;
+	rc = ss_ca_pem(&x, 1, pem);
 out:
 	OPENSSL_free(h);
 	BN_free(bn);
-	X509_free(x);
 	return rc;
-}
-
-static char *ss_ci_pem(const uint8_t *der, size_t len)
-{
-	const uint8_t *p = der;
-	X509 *x = d2i_X509(NULL, &p, (long)len);
-	BIO *b = BIO_new(BIO_s_mem());
-	char *out = NULL, *data;
-	long n;
-
-	if (x && b && PEM_write_bio_X509(b, x) == 1 && (n = BIO_get_mem_data(b, &data)) > 0 &&
-	    (out = malloc((size_t)n + 1))) {
-		memcpy(out, data, (size_t)n);
-		out[n] = '\0';
-	}
-	BIO_free(b);
-	X509_free(x);
-	return out;
 }
 
 struct ss_ci_work {
@@ -516,8 +486,7 @@ static void ss_h_checkin(struct ss_req *r, void *arg)
 	json_t *body = NULL, *reply = NULL, *updates = NULL;
 	const char *nonce_hex, *ev;
 	uint8_t attest[COSE_P256_PUB_LEN], ident[COSE_P256_PUB_LEN];
-	uint8_t *cert = NULL;
-	size_t cert_len = 0;
+	X509 *cert = NULL;
 	char *summary = NULL, *chain = NULL, *pem = NULL, *stime = NULL, serial[80] = "";
 	struct ss_checkin ci;
 	bool sideloading = false;
@@ -624,14 +593,10 @@ static void ss_h_checkin(struct ss_req *r, void *arg)
 	}
 	up = ss_ci_compare(&w->target, &w->claims, w->dev.tenant_id, updates);
 	if (up) {
-		rc = ss_tenant_issue_device_cert(s, w->dev.tenant_id, w->pub, SS_CI_CERT_HOURS,
-		                                 &cert, &cert_len);
+		rc = ss_tenant_issue(s, w->dev.tenant_id, w->pub, SS_CI_CERT_HOURS, &cert, &chain);
 		if (rc == 0)
-			rc = ss_ci_cert_info(cert, cert_len, &not_after, serial, sizeof(serial));
-		if (rc == 0)
-			rc = ss_tenant_chain_pem(s, w->dev.tenant_id, &chain);
-		pem = rc == 0 ? ss_ci_pem(cert, cert_len) : NULL;
-		if (rc || !pem) {
+			rc = ss_ci_cert_info(cert, &not_after, serial, sizeof(serial), &pem);
+		if (rc) {
 			sph_log(SPH_LOG_ERROR, "ss", "checkin_cert", "rc=%d", rc);
 			ss_reply_error(r, 500, "internal", "certificate");
 			goto out;
@@ -689,7 +654,7 @@ static void ss_h_checkin(struct ss_req *r, void *arg)
 out:
 	json_decref(body);
 	json_decref(updates);
-	free(cert);
+	X509_free(cert);
 	free(summary);
 	free(chain);
 	free(pem);

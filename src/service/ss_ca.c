@@ -2,6 +2,8 @@
  * ss_ca: the tenant CA (ss_ca.h, docs/api.md §5) on OpenSSL: key generation,
  * AES-256-GCM key wrapping under the key-encryption key, certificates.
  */
+#include <pthread.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,6 +11,7 @@
 #include <openssl/bn.h>
 #include <openssl/core_names.h>
 #include <openssl/crypto.h>
+#include <openssl/ec.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/param_build.h>
@@ -221,12 +224,30 @@ static int ss_serial(X509 *x)
 
 struct ss_cert_spec {
 	const char *cn, *o;
-	EVP_PKEY *subject_key; /* public key certified */
-	X509 *issuer;          /* NULL: self-signed */
-	EVP_PKEY *issuer_key;  /* signs */
+	EVP_PKEY *subject_key;     /* public key certified, or NULL: */
+	const uint8_t *subject_pt; /* a P-256 point (0x04 || X || Y), checked */
+	X509 *issuer;              /* NULL: self-signed */
+	EVP_PKEY *issuer_key;      /* signs */
 	time_t not_before, not_after;
 	const char *const *exts; /* NULL-terminated nid-value pairs as text */
 };
+
+/* Sets x's subjectPublicKeyInfo to the P-256 point pt without an EVP_PKEY:
+ * OpenSSL 3.0's X509_set_pubkey encodes a key and decodes it back through
+ * the provider decoders, once the largest cost of issuing a certificate. */
+static int ss_set_p256(X509 *x, const uint8_t pt[65])
+{
+	X509_PUBKEY *pk = X509_get_X509_PUBKEY(x);
+	unsigned char *enc = OPENSSL_memdup(pt, 65);
+
+	if (!pk || !enc ||
+	    X509_PUBKEY_set0_param(pk, OBJ_nid2obj(NID_X9_62_id_ecPublicKey), V_ASN1_OBJECT,
+	                           OBJ_nid2obj(NID_X9_62_prime256v1), enc, 65) != 1) {
+		OPENSSL_free(enc);
+		return SPH_ERR_CRYPTO;
+	}
+	return 0;
+}
 
 static int ss_cert_make(const struct ss_cert_spec *sp, const int *nids, X509 **out)
 {
@@ -250,7 +271,8 @@ static int ss_cert_make(const struct ss_cert_spec *sp, const int *nids, X509 **o
 	    X509_set_issuer_name(x, sp->issuer ? X509_get_subject_name(sp->issuer) : name) != 1 ||
 	    !X509_time_adj_ex(X509_getm_notBefore(x), 0, 0, &(time_t){sp->not_before}) ||
 	    !X509_time_adj_ex(X509_getm_notAfter(x), 0, 0, &(time_t){sp->not_after}) ||
-	    X509_set_pubkey(x, sp->subject_key) != 1)
+	    (sp->subject_key ? X509_set_pubkey(x, sp->subject_key) != 1
+	                     : ss_set_p256(x, sp->subject_pt) != 0))
 		goto out;
 	for (size_t i = 0; nids[i]; i++) {
 		if ((rc = ss_ext(x, sp->issuer ? sp->issuer : x, nids[i], sp->exts[i])) != 0)
@@ -346,16 +368,25 @@ int ss_ca_create(const char *tenant_id, const uint8_t kek[SS_KEK_LEN], time_t no
 	if (!rk || !ck)
 		goto out;
 	{
-		struct ss_cert_spec rs = {
-		        cn_root,  tenant_id, rk, NULL, rk, nb, nb + (time_t)SS_CA_ROOT_DAYS * 86400,
-		        root_exts};
+		struct ss_cert_spec rs = {.cn = cn_root,
+		                          .o = tenant_id,
+		                          .subject_key = rk,
+		                          .issuer_key = rk,
+		                          .not_before = nb,
+		                          .not_after = nb + (time_t)SS_CA_ROOT_DAYS * 86400,
+		                          .exts = root_exts};
 		if ((rc = ss_cert_make(&rs, root_nids, &root)) != 0)
 			goto out;
 	}
 	{
-		struct ss_cert_spec cs = {
-		        cn_ca,  tenant_id, ck, root, rk, nb, nb + (time_t)SS_CA_DEVICE_DAYS * 86400,
-		        ca_exts};
+		struct ss_cert_spec cs = {.cn = cn_ca,
+		                          .o = tenant_id,
+		                          .subject_key = ck,
+		                          .issuer = root,
+		                          .issuer_key = rk,
+		                          .not_before = nb,
+		                          .not_after = nb + (time_t)SS_CA_DEVICE_DAYS * 86400,
+		                          .exts = ca_exts};
 		if ((rc = ss_cert_make(&cs, ca_nids, &ca)) != 0)
 			goto out;
 	}
@@ -375,38 +406,35 @@ out:
 	return rc;
 }
 
-/* The P-256 public key X || Y, checked to be on the curve. */
-static int ss_pub(const uint8_t pub[64], EVP_PKEY **out)
-{
-	uint8_t pt[65];
-	OSSL_PARAM params[] = {
-	        OSSL_PARAM_utf8_string(OSSL_PKEY_PARAM_GROUP_NAME, (char *)"prime256v1", 0),
-	        OSSL_PARAM_octet_string(OSSL_PKEY_PARAM_PUB_KEY, pt, sizeof(pt)), OSSL_PARAM_END};
-	EVP_PKEY_CTX *c = EVP_PKEY_CTX_new_from_name(NULL, "EC", NULL), *chk = NULL;
-	int rc = SPH_ERR_INVALID_ARG;
+static EC_GROUP *ss_p256;
+static pthread_once_t ss_p256_once = PTHREAD_ONCE_INIT;
 
-	*out = NULL;
-	pt[0] = 0x04;
-	memcpy(pt + 1, pub, 64);
-	if (!c || EVP_PKEY_fromdata_init(c) != 1 ||
-	    EVP_PKEY_fromdata(c, out, EVP_PKEY_PUBLIC_KEY, params) != 1)
-		goto out;
-	chk = EVP_PKEY_CTX_new_from_pkey(NULL, *out, NULL);
-	if (!chk || EVP_PKEY_public_check(chk) != 1) {
-		EVP_PKEY_free(*out);
-		*out = NULL;
-		goto out;
-	}
-	rc = 0;
-out:
-	EVP_PKEY_CTX_free(chk);
-	EVP_PKEY_CTX_free(c);
-	ERR_clear_error();
-	return rc;
+static void ss_p256_init(void)
+{
+	ss_p256 = EC_GROUP_new_by_curve_name(NID_X9_62_prime256v1);
 }
 
-int ss_ca_issue_with(X509 *cax, EVP_PKEY *ck, const char *tenant_id, const uint8_t pub[64],
-                     time_t now, unsigned hours, uint8_t **der, size_t *len)
+/* Whether pt (0x04 || X || Y) is a point of P-256 (its cofactor is 1: on the
+ * curve and not at infinity is all there is to check). The group is made
+ * once and only read after. */
+static bool ss_p256_ok(const uint8_t pt[65])
+{
+	EC_POINT *q;
+	bool ok;
+
+	if (pthread_once(&ss_p256_once, ss_p256_init) != 0 || !ss_p256)
+		return false;
+	q = EC_POINT_new(ss_p256);
+	ok = q && EC_POINT_oct2point(ss_p256, q, pt, 65, NULL) == 1 &&
+	     EC_POINT_is_on_curve(ss_p256, q, NULL) == 1 &&
+	     EC_POINT_is_at_infinity(ss_p256, q) == 0;
+	EC_POINT_free(q);
+	ERR_clear_error();
+	return ok;
+}
+
+int ss_ca_issue_x509(X509 *cax, EVP_PKEY *ck, const char *tenant_id, const uint8_t pub[64],
+                     time_t now, unsigned hours, X509 **out)
 {
 	static const int nids[] = {NID_basic_constraints,
 	                           NID_key_usage,
@@ -416,20 +444,19 @@ int ss_ca_issue_with(X509 *cax, EVP_PKEY *ck, const char *tenant_id, const uint8
 	                           0};
 	static const char *const exts[] = {"critical,CA:FALSE", "critical,digitalSignature",
 	                                   "clientAuth", "hash", "keyid:always"};
-	EVP_PKEY *dk = NULL;
-	X509 *x = NULL;
+	uint8_t pt[65];
 	char id[129];
 	time_t end;
 	int rc = SPH_ERR_INVALID_ARG;
 
-	if (der)
-		*der = NULL;
-	if (len)
-		*len = 0;
-	if (!cax || !ck || !ss_ca_tenant_ok(tenant_id) || !pub || !der || !len || hours == 0 ||
+	if (out)
+		*out = NULL;
+	if (!cax || !ck || !ss_ca_tenant_ok(tenant_id) || !pub || !out || hours == 0 ||
 	    hours > SS_CERT_HOURS_MAX)
 		goto out;
-	if ((rc = ss_pub(pub, &dk)) != 0)
+	pt[0] = 0x04;
+	memcpy(pt + 1, pub, 64);
+	if (!ss_p256_ok(pt))
 		goto out;
 	rc = SPH_ERR_CRYPTO;
 	if (sph_hex_encode(pub, 64, id, sizeof(id)) != 0)
@@ -447,14 +474,35 @@ int ss_ca_issue_with(X509 *cax, EVP_PKEY *ck, const char *tenant_id, const uint8
 	if (end <= now)
 		goto out; /* the device CA has expired */
 	{
-		struct ss_cert_spec s = {id, tenant_id, dk, cax, ck, now - SS_SKEW, end, exts};
-		if ((rc = ss_cert_make(&s, nids, &x)) != 0)
-			goto out;
+		struct ss_cert_spec s = {.cn = id,
+		                         .o = tenant_id,
+		                         .subject_pt = pt,
+		                         .issuer = cax,
+		                         .issuer_key = ck,
+		                         .not_before = now - SS_SKEW,
+		                         .not_after = end,
+		                         .exts = exts};
+		rc = ss_cert_make(&s, nids, out);
 	}
-	rc = ss_der(x, der, len);
 out:
+	return rc;
+}
+
+int ss_ca_issue_with(X509 *cax, EVP_PKEY *ck, const char *tenant_id, const uint8_t pub[64],
+                     time_t now, unsigned hours, uint8_t **der, size_t *len)
+{
+	X509 *x = NULL;
+	int rc = SPH_ERR_INVALID_ARG;
+
+	if (der)
+		*der = NULL;
+	if (len)
+		*len = 0;
+	if (der && len)
+		rc = ss_ca_issue_x509(cax, ck, tenant_id, pub, now, hours, &x);
+	if (rc == 0)
+		rc = ss_der(x, der, len);
 	X509_free(x);
-	EVP_PKEY_free(dk);
 	return rc;
 }
 
@@ -502,31 +550,40 @@ int ss_ca_issue(const struct ss_ca_pair *ca, const uint8_t kek[SS_KEK_LEN], cons
 	return rc;
 }
 
-int ss_ca_chain_pem(const struct ss_ca_pair *ca, char **pem)
+int ss_ca_pem(X509 *const *certs, size_t n, char **pem)
 {
 	BIO *b = BIO_new(BIO_s_mem());
-	X509 *dev = ca ? ss_x509(&ca->device) : NULL, *root = ca ? ss_x509(&ca->root) : NULL;
 	char *data;
-	long n;
+	long len;
 	int rc = SPH_ERR_CRYPTO;
 
 	if (pem)
 		*pem = NULL;
-	if (!pem || !dev || !root || !b || PEM_write_bio_X509(b, dev) != 1 ||
-	    PEM_write_bio_X509(b, root) != 1)
+	if (!pem || !certs || !n || !b)
 		goto out;
-	n = BIO_get_mem_data(b, &data);
+	for (size_t i = 0; i < n; i++)
+		if (!certs[i] || PEM_write_bio_X509(b, certs[i]) != 1)
+			goto out;
+	len = BIO_get_mem_data(b, &data);
 	rc = SPH_ERR_NOMEM;
-	*pem = malloc((size_t)n + 1);
+	*pem = len > 0 ? malloc((size_t)len + 1) : NULL;
 	if (!*pem)
 		goto out;
-	memcpy(*pem, data, (size_t)n);
-	(*pem)[n] = '\0';
+	memcpy(*pem, data, (size_t)len);
+	(*pem)[len] = '\0';
 	rc = 0;
 out:
 	BIO_free(b);
-	X509_free(dev);
-	X509_free(root);
+	return rc;
+}
+
+int ss_ca_chain_pem(const struct ss_ca_pair *ca, char **pem)
+{
+	X509 *c[2] = {ca ? ss_x509(&ca->device) : NULL, ca ? ss_x509(&ca->root) : NULL};
+	int rc = ss_ca_pem(c, 2, pem);
+
+	X509_free(c[0]);
+	X509_free(c[1]);
 	return rc;
 }
 

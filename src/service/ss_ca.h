@@ -70,10 +70,16 @@ int ss_ca_issue(const struct ss_ca_pair *ca, const uint8_t kek[SS_KEK_LEN], cons
  * kek or tenant) or SPH_ERR_MALFORMED. */
 int ss_ca_device_key(const struct ss_ca_pair *ca, const uint8_t kek[SS_KEK_LEN],
                      const char *tenant_id, X509 **cert, EVP_PKEY **key);
-/* ss_ca_issue with the device CA's certificate and key already at hand. */
+/* ss_ca_issue with the device CA's certificate and key already at hand, the
+ * certificate as an object: *out (free with X509_free). */
+int ss_ca_issue_x509(X509 *ca_cert, EVP_PKEY *ca_key, const char *tenant_id, const uint8_t pub[64],
+                     time_t now, unsigned hours, X509 **out);
+/* The same, DER (free with free()). */
 int ss_ca_issue_with(X509 *ca_cert, EVP_PKEY *ca_key, const char *tenant_id, const uint8_t pub[64],
                      time_t now, unsigned hours, uint8_t **der, size_t *len);
 
+/* certs[0..n) as PEM, in that order (NUL-terminated; free with free()). */
+int ss_ca_pem(X509 *const *certs, size_t n, char **pem);
 /* The chain a relying service trusts, device CA first then root, as PEM
  * (NUL-terminated; free with free()). */
 int ss_ca_chain_pem(const struct ss_ca_pair *ca, char **pem);

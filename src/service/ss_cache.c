@@ -1,11 +1,11 @@
 /*
- * ss_cache: per-tenant keys a check-in needs, unwrapped once (docs/api.md
- * §4.13). A tenant's image signer is made once and never changes, so its
- * entry never goes stale. A device CA entry is keyed by the Active CA's id,
- * which every check-in reads from the store: a rollover made on any instance
- * takes effect at the next check-in. Bounded: SS_CACHE_TENANTS entries,
- * replaced in turn. The keys stay in this process's memory as they would
- * between the unwrap and the signature anyway; they are freed at shutdown.
+ * ss_cache: per-tenant keys a check-in needs, unwrapped once, and the
+ * Active CA's chain as PEM, encoded once (docs/api.md §4.13). A tenant's image signer is made once
+ * and never changes, so its entry never goes stale. A device CA entry is keyed by the Active CA's
+ * id, which every check-in reads from the store: a rollover made on any instance takes effect at
+ * the next check-in. Bounded: SS_CACHE_TENANTS entries, replaced in turn. The keys stay in this
+ * process's memory as they would between the unwrap and the signature anyway; they are freed at
+ * shutdown.
  */
 #include <string.h>
 
@@ -26,6 +26,7 @@ static void ss_cache_entry_clear(struct ss_cache_entry *e)
 	EVP_PKEY_free(e->signer_key);
 	X509_free(e->ca_cert);
 	EVP_PKEY_free(e->ca_key);
+	free(e->ca_chain);
 	memset(e, 0, sizeof(*e));
 }
 
@@ -107,36 +108,45 @@ void ss_cache_signer_put(struct ss_cache *c, const char *tenant, X509 *root, X50
 }
 
 bool ss_cache_ca_get(struct ss_cache *c, const char *tenant, const char *ca_id, X509 **cert,
-                     EVP_PKEY **key)
+                     EVP_PKEY **key, char **chain)
 {
 	struct ss_cache_entry *e;
+	char *copy = NULL;
 	bool hit = false;
 
 	pthread_mutex_lock(&c->mu);
 	e = ss_cache_find(c, tenant);
-	if (e && e->ca_key && strcmp(e->ca_id, ca_id) == 0 &&
+	if (e && e->ca_key && strcmp(e->ca_id, ca_id) == 0 && (copy = strdup(e->ca_chain)) &&
 	    ss_cache_ref(e->ca_cert, NULL, e->ca_key)) {
 		*cert = e->ca_cert;
 		*key = e->ca_key;
+		*chain = copy;
+		copy = NULL;
 		hit = true;
 	}
 	pthread_mutex_unlock(&c->mu);
+	free(copy);
 	return hit;
 }
 
 void ss_cache_ca_put(struct ss_cache *c, const char *tenant, const char *ca_id, X509 *cert,
-                     EVP_PKEY *key)
+                     EVP_PKEY *key, const char *chain)
 {
 	struct ss_cache_entry *e;
+	char *copy = strdup(chain);
 
 	pthread_mutex_lock(&c->mu);
 	e = ss_cache_slot(c, tenant);
-	if (e && strlen(ca_id) < sizeof(e->ca_id) && ss_cache_ref(cert, NULL, key)) {
+	if (e && copy && strlen(ca_id) < sizeof(e->ca_id) && ss_cache_ref(cert, NULL, key)) {
 		X509_free(e->ca_cert);
 		EVP_PKEY_free(e->ca_key);
+		free(e->ca_chain);
 		e->ca_cert = cert;
 		e->ca_key = key;
+		e->ca_chain = copy;
+		copy = NULL;
 		memcpy(e->ca_id, ca_id, strlen(ca_id) + 1);
 	}
 	pthread_mutex_unlock(&c->mu);
+	free(copy);
 }

@@ -193,7 +193,15 @@ static int ss_tls_new(const struct ss_http_config *cfg, SSL_CTX **out)
 		goto out;
 	}
 	SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION |
-	                                 SSL_OP_CIPHER_SERVER_PREFERENCE);
+	                                 SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_NO_TICKET);
+	/* No resumption: a device checks in every few hours and each check-in
+	 * authenticates afresh, a CLI call is one process. Tickets and a session
+	 * cache would cost every handshake (and the cache memory) for nothing. */
+	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+	if (SSL_CTX_set_num_tickets(ctx, 0) != 1) {
+		ss_log_tls("tls_setup_failed", NULL);
+		goto out;
+	}
 	if (SSL_CTX_get_security_level(ctx) < 2)
 		SSL_CTX_set_security_level(ctx, 2);
 	if (SSL_CTX_use_certificate_chain_file(ctx, cfg->cert_file) != 1) {

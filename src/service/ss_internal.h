@@ -25,6 +25,7 @@ struct ss_cache_entry {
 	char ca_id[SS_UUID_LEN + 1]; /* the Active CA these belong to */
 	X509 *ca_cert;               /* its device CA */
 	EVP_PKEY *ca_key;
+	char *ca_chain; /* its chain as PEM (device CA, root) */
 };
 struct ss_cache {
 	pthread_mutex_t mu;
@@ -38,10 +39,12 @@ bool ss_cache_signer_get(struct ss_cache *c, const char *tenant, X509 **root, X5
                          EVP_PKEY **key);
 void ss_cache_signer_put(struct ss_cache *c, const char *tenant, X509 *root, X509 *signer,
                          EVP_PKEY *key);
+/* A CA hit also copies its chain PEM into *chain (caller frees); a miss, or
+ * no memory for the copy, is false with nothing to free. */
 bool ss_cache_ca_get(struct ss_cache *c, const char *tenant, const char *ca_id, X509 **cert,
-                     EVP_PKEY **key);
+                     EVP_PKEY **key, char **chain);
 void ss_cache_ca_put(struct ss_cache *c, const char *tenant, const char *ca_id, X509 *cert,
-                     EVP_PKEY *key);
+                     EVP_PKEY *key, const char *chain);
 
 struct ss_service {
 	struct ss_config cfg;
@@ -83,14 +86,17 @@ int ss_tenant_ca_ensure_st(struct ss_store *st, const uint8_t kek[SS_KEK_LEN],
                            const char *tenant_id, const char *actor);
 int ss_tenant_ca_ensure_dir(struct ss_store *st, const char *data_dir, const char *tenant_id,
                             const char *actor);
-/* Issues a device certificate (DER, free with free()) for the RoT public key
- * pub (X || Y) with tenant_id's Active CA, valid for hours (0: SS_CERT_HOURS;
- * at most SS_CERT_HOURS_MAX), never past that CA's end. */
+/* Issues a device certificate (*cert, free with X509_free) for the RoT
+ * public key pub (X || Y) with tenant_id's Active CA, valid for hours (0:
+ * SS_CERT_HOURS; at most SS_CERT_HOURS_MAX), never past that CA's end, and
+ * *chain, the PEM chain (device CA, root; free with free()) it verifies
+ * with: both from one reading of the Active CA, so a rollover between them
+ * cannot pair a certificate with another CA's chain. */
+int ss_tenant_issue(struct ss_service *s, const char *tenant_id, const uint8_t pub[64],
+                    unsigned hours, X509 **cert, char **chain);
+/* The same, the certificate as DER (free with free()) and no chain. */
 int ss_tenant_issue_device_cert(struct ss_service *s, const char *tenant_id, const uint8_t pub[64],
                                 unsigned hours, uint8_t **der, size_t *len);
-
-/* tenant_id's Active CA chain (device CA, then root) as PEM (caller frees). */
-int ss_tenant_chain_pem(struct ss_service *s, const char *tenant_id, char **pem);
 
 /* Adds the check-in routes (ss_api_checkin.c, §4.13). Returns 0 or
  * ss_http_route's status. */

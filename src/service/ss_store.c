@@ -829,6 +829,18 @@ int ss_store_image_get(struct ss_store *st, const char *tenant_id, const char *i
 	return SS_BE(st, image_get, tenant_id, image_id, out);
 }
 
+int ss_store_image_find(struct ss_store *st, const char *tenant_id, const char *component_id,
+                        const char *version, struct ss_image *out)
+{
+	if (out)
+		memset(out, 0, sizeof(*out));
+	if (!st || !out || !ss_uuid_or_empty_ok(tenant_id) || !component_id || !version)
+		return SPH_ERR_INVALID_ARG;
+	if (!ss_uuid_ok(component_id) || !ss_text_ok(version, 1, SS_IMAGE_VERSION_MAX))
+		return SPH_ERR_NOT_FOUND;
+	return SS_BE(st, image_find, tenant_id, component_id, version, out);
+}
+
 int ss_store_image_list(struct ss_store *st, const char *tenant_id, const char *after,
                         struct ss_image *out, size_t cap, size_t *n)
 {

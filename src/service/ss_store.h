@@ -471,6 +471,12 @@ int ss_store_image_add(struct ss_store *st, const struct ss_image *img, const ui
 /* An image of tenant_id ("" : an OS image); another owner's is SPH_ERR_NOT_FOUND. */
 int ss_store_image_get(struct ss_store *st, const char *tenant_id, const char *image_id,
                        struct ss_image *out);
+/* The image of tenant_id ("" : OS) with this component id and version (at
+ * most one: see image_add). SPH_ERR_NOT_FOUND when there is none, or when
+ * component_id or version could not name one (a check-in asks with what a
+ * device measured). Returns 0 and *out. */
+int ss_store_image_find(struct ss_store *st, const char *tenant_id, const char *component_id,
+                        const char *version, struct ss_image *out);
 /* tenant_id's ("" : OS) images by id, after `after` ("" or an id). */
 int ss_store_image_list(struct ss_store *st, const char *tenant_id, const char *after,
                         struct ss_image *out, size_t cap, size_t *n);

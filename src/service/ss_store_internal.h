@@ -96,6 +96,8 @@ struct ss_store_ops {
 	                 struct ss_image *out);
 	int (*image_list)(void *be, const char *tenant_id, const char *after, struct ss_image *out,
 	                  size_t cap, size_t *n);
+	int (*image_find)(void *be, const char *tenant_id, const char *component_id,
+	                  const char *version, struct ss_image *out);
 	int (*image_package)(void *be, const char *tenant_id, const char *image_id, uint8_t **pkg,
 	                     size_t *len);
 	/* r: id, feed, image_id, published made; the backend sets r->seq. */

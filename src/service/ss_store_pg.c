@@ -322,6 +322,8 @@ enum ss_pg_q {
 	SS_Q_IMAGE_DUP_OS,
 	SS_Q_IMAGE_LIST,
 	SS_Q_IMAGE_LIST_OS,
+	SS_Q_IMAGE_FIND,
+	SS_Q_IMAGE_FIND_OS,
 	SS_Q_IMAGE_PKG,
 	SS_Q_IMAGE_PKG_OS,
 	SS_Q_RELEASE_SEQ,
@@ -502,6 +504,12 @@ static const struct {
         [SS_Q_IMAGE_LIST_OS] = {SS_IMG_COLS "WHERE tenant_id IS NULL AND id > $1 "
                                             "ORDER BY id LIMIT $2",
                                 "ti"},
+        [SS_Q_IMAGE_FIND] = {SS_IMG_COLS "WHERE tenant_id = $1 AND component_id = $2 AND "
+                                         "version = $3",
+                             "ttt"},
+        [SS_Q_IMAGE_FIND_OS] = {SS_IMG_COLS "WHERE tenant_id IS NULL AND component_id = $1 AND "
+                                            "version = $2",
+                                "tt"},
 #undef SS_IMG_COLS
         [SS_Q_IMAGE_PKG] = {"SELECT package FROM images WHERE id = $1 AND tenant_id = $2", "tt"},
         [SS_Q_IMAGE_PKG_OS] = {"SELECT package FROM images WHERE id = $1 AND tenant_id IS NULL",
@@ -2590,6 +2598,34 @@ static int ss_pg_image_list_fn(struct ss_pg_conn *c, struct ss_pg_args *a)
 	return rc;
 }
 
+static int ss_pg_image_find_fn(struct ss_pg_conn *c, struct ss_pg_args *a)
+{
+	const char *const *kv = a->in;
+	PGresult *r = NULL;
+	int rc;
+
+	if (a->tenant_id[0])
+		rc = ss_pg_query(c, SS_Q_IMAGE_FIND, &r, a->tenant_id, kv[0], kv[1]);
+	else
+		rc = ss_pg_query(c, SS_Q_IMAGE_FIND_OS, &r, kv[0], kv[1]);
+	if (!rc)
+		rc = PQntuples(r) < 1 ? SPH_ERR_NOT_FOUND : ss_pg_image_row(c, r, 0, a->out);
+	PQclear(r);
+	return rc;
+}
+
+static int ss_pg_image_find(void *be, const char *tenant_id, const char *component_id,
+                            const char *version, struct ss_image *out)
+{
+	const char *kv[2] = {component_id, version};
+	struct ss_pg_args a = {.tenant_id = tenant_id, .in = kv, .out = out};
+	int rc = ss_pg_run(be, "image_find", false, ss_pg_image_find_fn, &a);
+
+	if (rc)
+		memset(out, 0, sizeof(*out));
+	return rc;
+}
+
 static int ss_pg_image_list(void *be, const char *tenant_id, const char *after,
                             struct ss_image *out, size_t cap, size_t *n)
 {
@@ -3111,6 +3147,7 @@ const struct ss_store_ops ss_pg_ops = {
         .image_add = ss_pg_image_add,
         .image_get = ss_pg_image_get,
         .image_list = ss_pg_image_list,
+        .image_find = ss_pg_image_find,
         .image_package = ss_pg_image_package,
         .os_release_add = ss_pg_os_release_add,
         .os_release_list = ss_pg_os_release_list,

@@ -265,6 +265,8 @@ enum ss_sq_q {
 	SS_Q_IMAGE_DUP_OS,
 	SS_Q_IMAGE_LIST,
 	SS_Q_IMAGE_LIST_OS,
+	SS_Q_IMAGE_FIND,
+	SS_Q_IMAGE_FIND_OS,
 	SS_Q_IMAGE_PKG,
 	SS_Q_IMAGE_PKG_OS,
 	SS_Q_RELEASE_SEQ,
@@ -402,6 +404,9 @@ static const char *const ss_sq_sql[SS_Q_COUNT] = {
         [SS_Q_IMAGE_LIST] = SS_IMG_COLS "WHERE tenant_id = ? AND id > ? ORDER BY id LIMIT ?",
         [SS_Q_IMAGE_LIST_OS] = SS_IMG_COLS "WHERE tenant_id IS NULL AND id > ? "
                                            "ORDER BY id LIMIT ?",
+        [SS_Q_IMAGE_FIND] = SS_IMG_COLS "WHERE tenant_id = ? AND component_id = ? AND version = ?",
+        [SS_Q_IMAGE_FIND_OS] = SS_IMG_COLS "WHERE tenant_id IS NULL AND component_id = ? AND "
+                                           "version = ?",
         [SS_Q_IMAGE_PKG] = "SELECT package FROM images WHERE id = ? AND tenant_id = ?",
         [SS_Q_IMAGE_PKG_OS] = "SELECT package FROM images WHERE id = ? AND tenant_id IS NULL",
         [SS_Q_RELEASE_SEQ] = "SELECT COALESCE(MAX(seq), 0) FROM os_releases",
@@ -2375,6 +2380,38 @@ static int ss_sq_image_list_fn(struct ss_sq_conn *c, struct ss_sq_args *a)
 	return rc;
 }
 
+static int ss_sq_image_find_fn(struct ss_sq_conn *c, struct ss_sq_args *a)
+{
+	const char *const *kv = a->in;
+	sqlite3_stmt *s = NULL;
+	int rc;
+
+	if (a->tenant_id[0])
+		rc = ss_sq_prep(c, SS_Q_IMAGE_FIND, &s, "ttt", a->tenant_id, kv[0], kv[1]);
+	else
+		rc = ss_sq_prep(c, SS_Q_IMAGE_FIND_OS, &s, "tt", kv[0], kv[1]);
+	if (!rc)
+		rc = ss_sq_step(c, s);
+	if (rc == 1)
+		rc = ss_sq_image_row(c, s, a->out);
+	else if (rc == 0)
+		rc = SPH_ERR_NOT_FOUND;
+	ss_sq_done(s);
+	return rc;
+}
+
+static int ss_sq_image_find(void *be, const char *tenant_id, const char *component_id,
+                            const char *version, struct ss_image *out)
+{
+	const char *kv[2] = {component_id, version};
+	struct ss_sq_args a = {.tenant_id = tenant_id, .in = kv, .out = out};
+	int rc = ss_sq_run(be, "image_find", false, ss_sq_image_find_fn, &a);
+
+	if (rc)
+		memset(out, 0, sizeof(*out));
+	return rc;
+}
+
 static int ss_sq_image_list(void *be, const char *tenant_id, const char *after,
                             struct ss_image *out, size_t cap, size_t *n)
 {
@@ -2910,6 +2947,7 @@ const struct ss_store_ops ss_sqlite_ops = {
         .image_add = ss_sq_image_add,
         .image_get = ss_sq_image_get,
         .image_list = ss_sq_image_list,
+        .image_find = ss_sq_image_find,
         .image_package = ss_sq_image_package,
         .os_release_add = ss_sq_os_release_add,
         .os_release_list = ss_sq_os_release_list,
