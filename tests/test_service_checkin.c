@@ -553,6 +553,56 @@ static void test_failures(void **state)
 	assert_int_equal(ssfx_req("GET", path, fx.init.admin_token, NULL, &j), 200);
 	assert_int_equal(json_array_size(json_object_get(j, "failures")), 5);
 	json_decref(j);
+	/* per image: a failed boot naming the OS's component id is listed under
+	 * that OS image; per device group: A's group lists A's reports */
+	{
+		char cid[SS_UUID_LEN + 1], body[300], other[64];
+		snprintf(path, sizeof(path), "/v1/os-images/%s", cx.os_ids[2]);
+		assert_int_equal(ssfx_req("GET", path, fx.init.operator_token, NULL, &j), 200);
+		snprintf(cid, sizeof(cid), "%s", ssfx_jstr(j, "component_id"));
+		json_decref(j);
+		snprintf(
+		        body, sizeof(body),
+		        "\"failures\":[{\"kind\":\"failed-boot\",\"component\":\"%s\",\"code\":7}]",
+		        cid);
+		get_nonce(&cx.a, nonce);
+		assert_int_equal(checkin(&cx.a, nonce, &cx.a, body, &j), 200);
+		json_decref(j);
+		snprintf(path, sizeof(path), "/v1/tenants/%s/failures?image=%s", fx.init.tenant.id,
+		         cx.os_ids[2]);
+		assert_int_equal(ssfx_req("GET", path, fx.init.admin_token, NULL, &j), 200);
+		a = json_object_get(j, "failures");
+		assert_int_equal(json_array_size(a), 1);
+		assert_string_equal(ssfx_jstr(json_array_get(a, 0), "kind"), "failed-boot");
+		assert_string_equal(ssfx_jstr(json_array_get(a, 0), "component"), cid);
+		json_decref(j);
+		snprintf(path, sizeof(path), "/v1/tenants/%s/failures?image=%s", fx.init.tenant.id,
+		         cx.os_ids[0]);
+		assert_int_equal(ssfx_req("GET", path, fx.init.admin_token, NULL, &j), 200);
+		assert_int_equal(json_array_size(json_object_get(j, "failures")), 0);
+		json_decref(j);
+		snprintf(path, sizeof(path), "/v1/tenants/%s/failures?device_group=%s&limit=1000",
+		         fx.init.tenant.id, cx.group);
+		assert_int_equal(ssfx_req("GET", path, fx.init.admin_token, NULL, &j), 200);
+		a = json_object_get(j, "failures");
+		assert_int_equal(json_array_size(a), SS_FAILURES_KEEP);
+		for (size_t i = 0; i < json_array_size(a); i++)
+			assert_string_equal(ssfx_jstr(json_array_get(a, i), "device_id"), cx.a.id);
+		json_decref(j);
+		/* unknown, malformed or both: refused */
+		snprintf(other, sizeof(other), "%s", "00000000-0000-4000-8000-000000000009");
+		snprintf(path, sizeof(path), "/v1/tenants/%s/failures?device_group=%s",
+		         fx.init.tenant.id, other);
+		ssfx_expect(404, "not_found", "GET", path, fx.init.admin_token, NULL);
+		snprintf(path, sizeof(path), "/v1/tenants/%s/failures?image=%s", fx.init.tenant.id,
+		         other);
+		ssfx_expect(404, "not_found", "GET", path, fx.init.admin_token, NULL);
+		snprintf(path, sizeof(path), "/v1/tenants/%s/failures?image=x", fx.init.tenant.id);
+		ssfx_expect(404, "not_found", "GET", path, fx.init.admin_token, NULL);
+		snprintf(path, sizeof(path), "/v1/tenants/%s/failures?image=%s&device_group=%s",
+		         fx.init.tenant.id, cx.os_ids[2], cx.group);
+		ssfx_expect(400, "bad_request", "GET", path, fx.init.admin_token, NULL);
+	}
 	/* a bad report refuses the check-in (400) */
 	get_nonce(&cx.a, nonce);
 	assert_int_equal(checkin(&cx.a, nonce, &cx.a, "\"failures\":[{\"kind\":\"boom\"}]", &j),

@@ -98,6 +98,16 @@ static void test_cli_flow(void **state)
 		json_decref(rep);
 		free(p);
 	}
+	/* scoped to a device group or an image: an unknown one is the service's
+	 * 404; both at once is a usage error */
+	r = SPHERE("tenant", "download-error-report", "--device-group",
+	           "00000000-0000-4000-8000-000000000009");
+	tu_expect(&r, 1, "404 not_found");
+	r = SPHERE("tenant", "download-error-report", "--image",
+	           "00000000-0000-4000-8000-000000000009");
+	tu_expect(&r, 1, "404 not_found");
+	r = SPHERE("tenant", "download-error-report", "--image", "a", "--device-group", "b");
+	tu_expect(&r, 2, "not both");
 	r = SPHERE("tenant", "show");
 	expect_out(&r, 0, init.tenant.id);
 	r = SPHERE("device", "claim", "--device-id", dev);

@@ -2575,7 +2575,8 @@ static void test_failures_cap(void **state)
 	ci.failures = f;
 	ci.n_failures = 1;
 	assert_int_equal(ss_store_checkin_record(x->st, &ci), 0);
-	assert_int_equal(ss_store_failure_list(x->st, t.id, dev, 0, got, 64, &n), 0);
+	assert_int_equal(
+	        ss_store_failure_list(x->st, t.id, SS_FAILURES_DEVICE, dev, 0, got, 64, &n), 0);
 	assert_int_equal(n, 5);
 	for (size_t i = 0; i < n; i++) {
 		assert_string_equal(got[i].device_id, dev);
@@ -2588,13 +2589,65 @@ static void test_failures_cap(void **state)
 	assert_string_equal(got[0].text, "failure 2");
 	assert_string_equal(got[0].component, "comp-2");
 	/* paging */
-	assert_int_equal(ss_store_failure_list(x->st, t.id, dev, got[1].id, got + 10, 10, &n), 0);
+	assert_int_equal(ss_store_failure_list(x->st, t.id, SS_FAILURES_DEVICE, dev, got[1].id,
+	                                       got + 10, 10, &n),
+	                 0);
 	assert_int_equal(n, 3);
 	/* the tenant's whole list, and another tenant sees none */
-	assert_int_equal(ss_store_failure_list(x->st, t.id, "", 0, got, 64, &n), 0);
+	assert_int_equal(ss_store_failure_list(x->st, t.id, SS_FAILURES_TENANT, "", 0, got, 64, &n),
+	                 0);
 	assert_int_equal(n, 6);
-	assert_int_equal(ss_store_failure_list(x->st, t2.id, "", 0, got, 64, &n), 0);
+	assert_int_equal(
+	        ss_store_failure_list(x->st, t2.id, SS_FAILURES_TENANT, "", 0, got, 64, &n), 0);
 	assert_int_equal(n, 0);
+	/* per component: every report naming it (here one of dev2's) */
+	{
+		static const char cid[] = "11111111-2222-4333-8444-555555555555";
+		struct ss_failure g = f[0];
+		snprintf(g.component, sizeof(g.component), "%s", cid);
+		ci = ck_base(t.id, dev2, 6);
+		ci.failures = &g;
+		ci.n_failures = 1;
+		assert_int_equal(ss_store_checkin_record(x->st, &ci), 0);
+		assert_int_equal(ss_store_failure_list(x->st, t.id, SS_FAILURES_COMPONENT, cid, 0,
+		                                       got, 64, &n),
+		                 0);
+		assert_int_equal(n, 1);
+		assert_string_equal(got[0].device_id, dev2);
+		assert_string_equal(got[0].component, cid);
+		assert_int_equal(ss_store_failure_list(x->st, t2.id, SS_FAILURES_COMPONENT, cid, 0,
+		                                       got, 64, &n),
+		                 0);
+		assert_int_equal(n, 0);
+		assert_int_equal(ss_store_failure_list(x->st, t.id, SS_FAILURES_COMPONENT, "comp-1",
+		                                       0, got, 64, &n),
+		                 SPH_ERR_INVALID_ARG);
+	}
+	/* per device group: the reports of the devices now in it */
+	{
+		struct ss_product p = fx_product(x->st, &t, true);
+		struct ss_group gs[8];
+		size_t ng = 0;
+		assert_int_equal(ss_store_group_list(x->st, t.id, p.id, "", gs, 8, &ng), 0);
+		assert_int_equal(ss_store_failure_list(x->st, t.id, SS_FAILURES_GROUP, gs[0].id, 0,
+		                                       got, 64, &n),
+		                 0);
+		assert_int_equal(n, 0);
+		assert_int_equal(ss_store_device_set_group(x->st, t.id, dev2, gs[0].id, ""), 0);
+		assert_int_equal(ss_store_failure_list(x->st, t.id, SS_FAILURES_GROUP, gs[0].id, 0,
+		                                       got, 64, &n),
+		                 0);
+		assert_int_equal(n, 2);
+		for (size_t i = 0; i < n; i++)
+			assert_string_equal(got[i].device_id, dev2);
+		assert_int_equal(ss_store_failure_list(x->st, t2.id, SS_FAILURES_GROUP, gs[0].id, 0,
+		                                       got, 64, &n),
+		                 0);
+		assert_int_equal(n, 0); /* another tenant's group: nothing */
+		assert_int_equal(
+		        ss_store_failure_list(x->st, t.id, SS_FAILURES_GROUP, "x", 0, got, 64, &n),
+		        SPH_ERR_INVALID_ARG);
+	}
 	/* age: a max_age in the past drops everything older than now - max_age */
 	ci = ck_base(t.id, dev, 200);
 	ci.failures = f;
@@ -2602,10 +2655,12 @@ static void test_failures_cap(void **state)
 	ci.max_age = 1;
 	sleep(2);
 	assert_int_equal(ss_store_checkin_record(x->st, &ci), 0);
-	assert_int_equal(ss_store_failure_list(x->st, t.id, dev, 0, got, 64, &n), 0);
+	assert_int_equal(
+	        ss_store_failure_list(x->st, t.id, SS_FAILURES_DEVICE, dev, 0, got, 64, &n), 0);
 	assert_int_equal(n, 1);
-	assert_int_equal(ss_store_failure_list(x->st, t.id, dev2, 0, got, 64, &n), 0);
-	assert_int_equal(n, 1);
+	assert_int_equal(
+	        ss_store_failure_list(x->st, t.id, SS_FAILURES_DEVICE, dev2, 0, got, 64, &n), 0);
+	assert_int_equal(n, 2); /* another device's are its own */
 	free(got);
 }
 

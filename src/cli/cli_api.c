@@ -28,6 +28,7 @@
 
 struct cli_opts {
 	const char *url, *token, *ca, *tenant, *name, *role, *user, *user_id, *device, *to, *out;
+	const char *group, *image; /* download-error-report's scope */
 	bool json;
 };
 
@@ -312,7 +313,8 @@ void cli_print(json_t *reply, bool as_json, const char *key, const char *const *
 static const char api_usage[] =
         "usage: sphere login --url URL --token TOKEN [--ca FILE]\n"
         "       sphere tenant list | create --name NAME | show | select --tenant ID\n"
-        "       sphere tenant download-error-report [--out FILE]\n"
+        "       sphere tenant download-error-report [--device-group ID | --image ID]\n"
+        "              [--out FILE]\n"
         "       sphere role list | add --user NAME --role ROLE | remove --user-id ID\n"
         "       sphere device claim | show --device-id HEX\n"
         "       sphere device list\n"
@@ -340,6 +342,9 @@ static const char api_usage[] =
         "  -i, --device-id HEX  a device id (128 hex digits)\n"
         "      --to-tenant ID   the tenant a device is released to\n"
         "      --out FILE       where download-error-report writes (default: stdout)\n"
+        "      --device-group ID  download-error-report: only the devices now in it\n"
+        "      --image ID       download-error-report: only reports naming its component\n"
+        "                       (a tenant or an OS image)\n"
         "  -o, --output FMT     table (default) or json\n"
         "  -h, --help           show this help\n"
         "exit status: 0 success, 1 failure (the service's reason is printed), 2 usage\n";
@@ -363,7 +368,7 @@ int cli_opt_common(int c, const char *cmd, const char *usage, char **argv, bool 
 /* Parses the options after the subcommand (argv[0] is the subcommand). */
 static int cli_api_opts(const char *cmd, int argc, char **argv, struct cli_opts *o)
 {
-	enum { O_CA = 256, O_USER, O_USER_ID, O_TO, O_OUT };
+	enum { O_CA = 256, O_USER, O_USER_ID, O_TO, O_OUT, O_GROUP, O_IMAGE };
 	static const struct option opts[] = {{"url", required_argument, NULL, 'u'},
 	                                     {"token", required_argument, NULL, 'k'},
 	                                     {"ca", required_argument, NULL, O_CA},
@@ -375,6 +380,8 @@ static int cli_api_opts(const char *cmd, int argc, char **argv, struct cli_opts 
 	                                     {"device-id", required_argument, NULL, 'i'},
 	                                     {"to-tenant", required_argument, NULL, O_TO},
 	                                     {"out", required_argument, NULL, O_OUT},
+	                                     {"device-group", required_argument, NULL, O_GROUP},
+	                                     {"image", required_argument, NULL, O_IMAGE},
 	                                     {"output", required_argument, NULL, 'o'},
 	                                     {"help", no_argument, NULL, 'h'},
 	                                     {NULL, 0, NULL, 0}};
@@ -393,6 +400,12 @@ static int cli_api_opts(const char *cmd, int argc, char **argv, struct cli_opts 
 			break;
 		case O_OUT:
 			o->out = optarg;
+			break;
+		case O_GROUP:
+			o->group = optarg;
+			break;
+		case O_IMAGE:
+			o->image = optarg;
 			break;
 		case O_CA:
 			o->ca = optarg;
@@ -496,25 +509,42 @@ out:
 /* The tenant's failure reports (crashes, exit codes, refused images...),
  * newest first, every page, as one JSON array: to out (through a temporary
  * file and a rename) or to stdout. */
-static int cli_error_report(const struct cli_session *s, const char *tenant, const char *out)
+static int cli_error_report(const struct cli_session *s, const char *tenant,
+                            const struct cli_opts *o)
 {
 	json_t *all = json_array(), *reply = NULL;
-	char path[256], tmp[600];
+	const char *out = o->out;
+	char path[512], tmp[600], scope[160] = "", *esc = NULL;
 	long long before = 0;
 	char *text = NULL;
 	int rc = CLI_EXIT_FAIL;
 	FILE *f = NULL;
 
+	if (o->group && o->image) {
+		rc = cli_usage("sphere tenant download-error-report",
+		               "--device-group or --image, not both");
+		goto out;
+	}
 	if (!all)
 		goto out;
+	if (o->group || o->image) {
+		esc = curl_easy_escape(NULL, o->group ? o->group : o->image, 0);
+		if (!esc || strlen(esc) > 100) {
+			cli_fail("%s: not an id", o->group ? "--device-group" : "--image");
+			goto out;
+		}
+		snprintf(scope, sizeof(scope), "&%s=%s", o->group ? "device_group" : "image", esc);
+	}
 	for (;;) {
 		json_t *page;
 		size_t n;
 		if (before > 0)
 			snprintf(path, sizeof(path),
-			         "/v1/tenants/%s/failures?limit=1000&before=%lld", tenant, before);
+			         "/v1/tenants/%s/failures?limit=1000&before=%lld%s", tenant, before,
+			         scope);
 		else
-			snprintf(path, sizeof(path), "/v1/tenants/%s/failures?limit=1000", tenant);
+			snprintf(path, sizeof(path), "/v1/tenants/%s/failures?limit=1000%s", tenant,
+			         scope);
 		if (cli_call(s, "GET", path, NULL, &reply) != 200)
 			goto out;
 		page = json_object_get(reply, "failures");
@@ -550,6 +580,7 @@ static int cli_error_report(const struct cli_session *s, const char *tenant, con
 	printf("%zu failure report(s) written to %s\n", json_array_size(all), out);
 	rc = CLI_EXIT_OK;
 out:
+	curl_free(esc);
 	free(text);
 	json_decref(reply);
 	json_decref(all);
@@ -592,7 +623,7 @@ int cli_tenant(int argc, char **argv)
 	} else if (strcmp(sub, "download-error-report") == 0) {
 		rc = CLI_EXIT_FAIL;
 		if ((t = cli_selected_tenant(&s, &o)))
-			rc = cli_error_report(&s, t, o.out);
+			rc = cli_error_report(&s, t, &o);
 	} else if (strcmp(sub, "select") == 0) {
 		json_t *reply = NULL;
 		rc = CLI_EXIT_FAIL;

@@ -666,13 +666,58 @@ out:
 
 /* ---- failure report listings --------------------------------------------------------- */
 
+/* The scope a tenant-wide listing asks for: ?device_group=<id> (the reports
+ * of the devices now in it) or ?image=<id> (reports naming its component, a
+ * tenant or an OS image), not both. Replies itself and returns false when
+ * the group or image is not this tenant's to see. */
+static bool ss_ci_scope(struct ss_service *s, struct ss_req *r, const char *tenant_id,
+                        enum ss_failure_scope *scope, char key[SS_UUID_LEN + 1])
+{
+	const char *g = ss_req_query(r, "device_group"), *i = ss_req_query(r, "image");
+	int rc;
+
+	*scope = SS_FAILURES_TENANT;
+	key[0] = '\0';
+	if (g && i) {
+		ss_reply_error(r, 400, "bad_request", "device_group or image, not both");
+		return false;
+	}
+	if (g) {
+		struct ss_group grp;
+		rc = ss_store_group_get(s->st, tenant_id, g, &grp);
+		if (rc) {
+			ss_api_reply_store(r, rc == SPH_ERR_INVALID_ARG ? SPH_ERR_NOT_FOUND : rc,
+			                   "device group");
+			return false;
+		}
+		*scope = SS_FAILURES_GROUP;
+		memcpy(key, grp.id, SS_UUID_LEN + 1);
+	}
+	if (i) {
+		struct ss_image img;
+		rc = ss_store_image_get(s->st, tenant_id, i, &img);
+		if (rc == SPH_ERR_NOT_FOUND)
+			rc = ss_store_image_get(s->st, "", i, &img); /* an OS image */
+		if (rc) {
+			ss_api_reply_store(r, rc == SPH_ERR_INVALID_ARG ? SPH_ERR_NOT_FOUND : rc,
+			                   "image");
+			return false;
+		}
+		*scope = SS_FAILURES_COMPONENT;
+		memcpy(key, img.component_id, SS_UUID_LEN + 1);
+	}
+	return true;
+}
+
 static void ss_ci_list(struct ss_service *s, struct ss_req *r, const char *device_id)
 {
 	struct ss_user u;
 	struct ss_tenant t;
 	struct ss_failure *fs = NULL;
 	enum ss_role role;
+	enum ss_failure_scope scope = SS_FAILURES_DEVICE;
 	const char *before = ss_req_query(r, "before");
+	char key[SS_UUID_LEN + 1];
 	json_t *a = NULL;
 	size_t limit, n = 0;
 	long long b = 0;
@@ -696,10 +741,13 @@ static void ss_ci_list(struct ss_service *s, struct ss_req *r, const char *devic
 			                   "device");
 			return;
 		}
+	} else if (!ss_ci_scope(s, r, t.id, &scope, key)) {
+		return;
 	}
 	fs = calloc(limit, sizeof(*fs));
 	a = json_array();
-	rc = fs && a ? ss_store_failure_list(s->st, t.id, device_id, b, fs, limit, &n)
+	rc = fs && a ? ss_store_failure_list(s->st, t.id, scope, device_id[0] ? device_id : key, b,
+	                                     fs, limit, &n)
 	             : SPH_ERR_NOMEM;
 	for (size_t i = 0; rc == 0 && i < n; i++)
 		json_array_append_new(a, json_pack("{s:I, s:s, s:I, s:s, s:s, s:I, s:s}", "id",

@@ -1048,12 +1048,29 @@ int ss_store_device_find(struct ss_store *st, const char *device_id, struct ss_d
 	return SS_BE(st, device_find, device_id, out);
 }
 
-int ss_store_failure_list(struct ss_store *st, const char *tenant_id, const char *device_id,
-                          int64_t before_id, struct ss_failure *out, size_t cap, size_t *n)
+int ss_store_failure_list(struct ss_store *st, const char *tenant_id, enum ss_failure_scope scope,
+                          const char *key, int64_t before_id, struct ss_failure *out, size_t cap,
+                          size_t *n)
 {
-	if (!ss_list_args(out, sizeof(*out), &cap, n) || !st || !ss_uuid_ok(tenant_id) ||
-	    !device_id || (device_id[0] && !ss_device_id_ok(device_id)) || before_id < 0)
+	bool key_ok = false;
+
+	if (key) {
+		switch (scope) {
+		case SS_FAILURES_TENANT:
+			key_ok = key[0] == '\0';
+			break;
+		case SS_FAILURES_DEVICE:
+			key_ok = ss_device_id_ok(key);
+			break;
+		case SS_FAILURES_GROUP:
+		case SS_FAILURES_COMPONENT:
+			key_ok = ss_uuid_ok(key);
+			break;
+		}
+	}
+	if (!ss_list_args(out, sizeof(*out), &cap, n) || !st || !ss_uuid_ok(tenant_id) || !key_ok ||
+	    before_id < 0)
 		return SPH_ERR_INVALID_ARG;
-	return SS_BE(st, failure_list, tenant_id, device_id, before_id ? before_id : INT64_MAX, out,
-	             cap, n);
+	return SS_BE(st, failure_list, tenant_id, scope, key, before_id ? before_id : INT64_MAX,
+	             out, cap, n);
 }

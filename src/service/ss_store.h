@@ -602,10 +602,18 @@ int ss_store_device_checkin_get(struct ss_store *st, const char *device_id,
                                 struct ss_checkin_state *out);
 /* The device, whichever tenant holds it (SPH_ERR_NOT_FOUND: unclaimed). */
 int ss_store_device_find(struct ss_store *st, const char *device_id, struct ss_device *out);
-/* tenant_id's failure reports (of device_id, or all when device_id is ""),
- * newest first, with id < before_id (0: from the newest). */
-int ss_store_failure_list(struct ss_store *st, const char *tenant_id, const char *device_id,
-                          int64_t before_id, struct ss_failure *out, size_t cap, size_t *n);
+/* Which of a tenant's failure reports a listing takes. */
+enum ss_failure_scope {
+	SS_FAILURES_TENANT = 0,    /* all (key "") */
+	SS_FAILURES_DEVICE = 1,    /* the device's (key: a device id) */
+	SS_FAILURES_GROUP = 2,     /* of the devices now in a device group (key: its id) */
+	SS_FAILURES_COMPONENT = 3, /* naming a component (key: an image's component id) */
+};
+/* tenant_id's failure reports in scope, newest first, with id < before_id
+ * (0: from the newest). A key that does not fit its scope: SPH_ERR_INVALID_ARG. */
+int ss_store_failure_list(struct ss_store *st, const char *tenant_id, enum ss_failure_scope scope,
+                          const char *key, int64_t before_id, struct ss_failure *out, size_t cap,
+                          size_t *n);
 /* "crash", "exit", "signal", "refused-image", "failed-boot"; NULL for others.
  * ss_failure_kind_from_name returns SS_FAIL_NONE for an unknown name. */
 const char *ss_failure_kind_name(enum ss_failure_kind k);

@@ -115,8 +115,9 @@ struct ss_store_ops {
 	int (*checkin_record)(void *be, const struct ss_checkin *ci, int64_t at);
 	int (*checkin_get)(void *be, const char *device_id, struct ss_checkin_state *out);
 	int (*device_find)(void *be, const char *device_id, struct ss_device *out);
-	int (*failure_list)(void *be, const char *tenant_id, const char *device_id,
-	                    int64_t before_id, struct ss_failure *out, size_t cap, size_t *n);
+	int (*failure_list)(void *be, const char *tenant_id, enum ss_failure_scope scope,
+	                    const char *key, int64_t before_id, struct ss_failure *out, size_t cap,
+	                    size_t *n);
 };
 
 extern const struct ss_store_ops ss_sqlite_ops;

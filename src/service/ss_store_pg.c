@@ -346,6 +346,8 @@ enum ss_pg_q {
 	SS_Q_FAILURE_TRIM,
 	SS_Q_FAILURE_LIST,
 	SS_Q_FAILURE_LIST_DEV,
+	SS_Q_FAILURE_LIST_GROUP,
+	SS_Q_FAILURE_LIST_COMP,
 	SS_Q_CAP_SIGNER_ADD,
 	SS_Q_CAP_SIGNER_GET,
 	SS_Q_CAP_SIGNER_HAS,
@@ -586,6 +588,14 @@ static const struct {
         [SS_Q_FAILURE_LIST_DEV] = {SS_FAIL_COLS "WHERE tenant_id = $1 AND device_id = $2 AND "
                                                 "id < $3 ORDER BY id DESC LIMIT $4",
                                    "ttii"},
+        [SS_Q_FAILURE_LIST_GROUP] = {SS_FAIL_COLS "WHERE tenant_id = $1 AND device_id IN (SELECT "
+                                                  "id FROM devices WHERE tenant_id = $1 AND "
+                                                  "group_id = $2) AND id < $3 ORDER BY id DESC "
+                                                  "LIMIT $4",
+                                     "ttii"},
+        [SS_Q_FAILURE_LIST_COMP] = {SS_FAIL_COLS "WHERE tenant_id = $1 AND component = $2 AND "
+                                                 "id < $3 ORDER BY id DESC LIMIT $4",
+                                    "ttii"},
 #undef SS_FAIL_COLS
         [SS_Q_CAP_SIGNER_ADD] = {"INSERT INTO tenant_cap_signers (tenant_id, created, "
                                  "signer_der, signer_key) VALUES ($1, $2, $3, $4)",
@@ -3075,10 +3085,17 @@ static int ss_pg_failure_row(struct ss_pg_conn *c, const PGresult *r, int row, v
 static int ss_pg_failure_list_fn(struct ss_pg_conn *c, struct ss_pg_args *a)
 {
 	PGresult *r = NULL;
-	int rc = a->device_id[0] ? ss_pg_query(c, SS_Q_FAILURE_LIST_DEV, &r, a->tenant_id,
-	                                       a->device_id, a->after_id, (int64_t)a->cap)
-	                         : ss_pg_query(c, SS_Q_FAILURE_LIST, &r, a->tenant_id, a->after_id,
-	                                       (int64_t)a->cap);
+	static const enum ss_pg_q qs[] = {
+	        [SS_FAILURES_TENANT] = SS_Q_FAILURE_LIST,
+	        [SS_FAILURES_DEVICE] = SS_Q_FAILURE_LIST_DEV,
+	        [SS_FAILURES_GROUP] = SS_Q_FAILURE_LIST_GROUP,
+	        [SS_FAILURES_COMPONENT] = SS_Q_FAILURE_LIST_COMP,
+	};
+	int rc = a->version == SS_FAILURES_TENANT
+	                 ? ss_pg_query(c, SS_Q_FAILURE_LIST, &r, a->tenant_id, a->after_id,
+	                               (int64_t)a->cap)
+	                 : ss_pg_query(c, qs[a->version], &r, a->tenant_id, a->name, a->after_id,
+	                               (int64_t)a->cap);
 
 	*a->n = 0;
 	if (!rc)
@@ -3088,11 +3105,13 @@ static int ss_pg_failure_list_fn(struct ss_pg_conn *c, struct ss_pg_args *a)
 	return rc;
 }
 
-static int ss_pg_failure_list(void *be, const char *tenant_id, const char *device_id,
-                              int64_t before_id, struct ss_failure *out, size_t cap, size_t *n)
+static int ss_pg_failure_list(void *be, const char *tenant_id, enum ss_failure_scope scope,
+                              const char *key, int64_t before_id, struct ss_failure *out,
+                              size_t cap, size_t *n)
 {
 	struct ss_pg_args a = {.tenant_id = tenant_id,
-	                       .device_id = device_id,
+	                       .version = (int)scope, /* the scope */
+	                       .name = key,
 	                       .after_id = before_id,
 	                       .out = out,
 	                       .cap = cap,

@@ -289,6 +289,8 @@ enum ss_sq_q {
 	SS_Q_FAILURE_TRIM,
 	SS_Q_FAILURE_LIST,
 	SS_Q_FAILURE_LIST_DEV,
+	SS_Q_FAILURE_LIST_GROUP,
+	SS_Q_FAILURE_LIST_COMP,
 	SS_Q_CAP_SIGNER_ADD,
 	SS_Q_CAP_SIGNER_GET,
 	SS_Q_MODE_SET,
@@ -454,6 +456,12 @@ static const char *const ss_sq_sql[SS_Q_COUNT] = {
                 SS_FAIL_COLS "WHERE tenant_id = ? AND id < ? ORDER BY id DESC LIMIT ?",
         [SS_Q_FAILURE_LIST_DEV] = SS_FAIL_COLS "WHERE tenant_id = ? AND device_id = ? AND id < ? "
                                                "ORDER BY id DESC LIMIT ?",
+        [SS_Q_FAILURE_LIST_GROUP] = SS_FAIL_COLS "WHERE tenant_id = ?1 AND device_id IN (SELECT id "
+                                                 "FROM devices WHERE tenant_id = ?1 AND "
+                                                 "group_id = ?2) AND id < ?3 ORDER BY id DESC "
+                                                 "LIMIT ?4",
+        [SS_Q_FAILURE_LIST_COMP] = SS_FAIL_COLS "WHERE tenant_id = ? AND component = ? AND id < ? "
+                                                "ORDER BY id DESC LIMIT ?",
 #undef SS_FAIL_COLS
 #undef SS_IMG_COLS
         [SS_Q_CAP_SIGNER_ADD] = "INSERT INTO tenant_cap_signers (tenant_id, created, signer_der, "
@@ -2867,10 +2875,17 @@ static int ss_sq_failure_list_fn(struct ss_sq_conn *c, struct ss_sq_args *a)
 {
 	struct ss_failure *out = a->out;
 	sqlite3_stmt *s = NULL;
-	int rc = a->device_id[0] ? ss_sq_prep(c, SS_Q_FAILURE_LIST_DEV, &s, "ttii", a->tenant_id,
-	                                      a->device_id, a->after_id, (int64_t)a->cap)
-	                         : ss_sq_prep(c, SS_Q_FAILURE_LIST, &s, "tii", a->tenant_id,
-	                                      a->after_id, (int64_t)a->cap);
+	static const enum ss_sq_q qs[] = {
+	        [SS_FAILURES_TENANT] = SS_Q_FAILURE_LIST,
+	        [SS_FAILURES_DEVICE] = SS_Q_FAILURE_LIST_DEV,
+	        [SS_FAILURES_GROUP] = SS_Q_FAILURE_LIST_GROUP,
+	        [SS_FAILURES_COMPONENT] = SS_Q_FAILURE_LIST_COMP,
+	};
+	int rc = a->version == SS_FAILURES_TENANT
+	                 ? ss_sq_prep(c, SS_Q_FAILURE_LIST, &s, "tii", a->tenant_id, a->after_id,
+	                              (int64_t)a->cap)
+	                 : ss_sq_prep(c, qs[a->version], &s, "ttii", a->tenant_id, a->name,
+	                              a->after_id, (int64_t)a->cap);
 
 	while (!rc && *a->n < a->cap) {
 		rc = ss_sq_step(c, s);
@@ -2884,11 +2899,13 @@ static int ss_sq_failure_list_fn(struct ss_sq_conn *c, struct ss_sq_args *a)
 	return rc < 0 ? rc : 0;
 }
 
-static int ss_sq_failure_list(void *be, const char *tenant_id, const char *device_id,
-                              int64_t before_id, struct ss_failure *out, size_t cap, size_t *n)
+static int ss_sq_failure_list(void *be, const char *tenant_id, enum ss_failure_scope scope,
+                              const char *key, int64_t before_id, struct ss_failure *out,
+                              size_t cap, size_t *n)
 {
 	struct ss_sq_args a = {.tenant_id = tenant_id,
-	                       .device_id = device_id,
+	                       .version = (int)scope, /* the scope */
+	                       .name = key,
 	                       .after_id = before_id,
 	                       .out = out,
 	                       .cap = cap,
