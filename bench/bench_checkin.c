@@ -42,6 +42,10 @@
  * (issue 5) is >= 0.6 of it, and p99 < 50 ms at 1,000 devices (assessed only
  * when --devices >= 1000). The machine-wide figure, both ends on the same
  * cores, is printed against the both-ends floor.
+ *
+ * Before the load, a reference phase: the same clients doing only the TLS
+ * handshake and the nonce request, so the service CPU that OpenSSL's
+ * handshake alone costs is printed next to a whole check-in's.
  */
 #include <errno.h>
 #include <ftw.h>
@@ -111,6 +115,7 @@ struct bench {
 	unsigned ndevs;
 	unsigned nthreads;
 	double t_start, t_end; /* the measured window */
+	int handshake_only;    /* the reference phase: TLS handshake + nonce, no more */
 };
 
 struct reply {
@@ -431,6 +436,10 @@ static int checkin(struct bench *b, struct dev *d, char *why, size_t why_cap)
 		snprintf(why, why_cap, "nonce: status %ld %.200s", status, r.body ? r.body : "");
 		goto out;
 	}
+	if (b->handshake_only) {
+		rc = 0;
+		goto out;
+	}
 	if ((err = rot_attest(d->rot, nonce, sizeof(nonce), tok, sizeof(tok), &tok_len)) != 0) {
 		snprintf(why, why_cap, "rot_attest: %s", sph_strerror(err));
 		goto out;
@@ -559,6 +568,67 @@ static void *worker_run(void *arg)
 			i = w->idx;
 	}
 	return NULL;
+}
+
+/* One phase: T client threads check in (or only shake hands) through a
+ * warm-up and a window of secs. Fills the service's CPU seconds in the
+ * window, the clients' (when client_cpu), the count of operations that ended
+ * in it and the failures. Returns 0, or -1 (threads, memory). */
+static int load(struct bench *b, struct worker *w, double warmup, double secs, double *service_cpu,
+                double *client_cpu, size_t *total, unsigned long *errors)
+{
+	unsigned long started = 0;
+	double p0, p1, c0 = 0, c1 = 0;
+
+	*total = 0;
+	*errors = 0;
+	for (unsigned k = 0; k < b->nthreads; k++) {
+		w[k].nlat = 0;
+		w[k].errors = 0;
+	}
+	b->t_start = now() + warmup;
+	b->t_end = b->t_start + secs;
+	for (unsigned k = 0; k < b->nthreads; k++) {
+		w[k].b = b;
+		w[k].idx = k;
+		if (pthread_create(&w[k].th, NULL, worker_run, &w[k]) != 0) {
+			fprintf(stderr, "bench_checkin: pthread_create failed\n");
+			b->t_end = 0; /* the started ones stop */
+			break;
+		}
+		started++;
+	}
+	/* CPU the service spent in the window: the process's, less the client
+	 * threads' (this thread sleeps) */
+	if (started == b->nthreads) {
+		sleep_until(b->t_start);
+		p0 = cpu_clock(CLOCK_PROCESS_CPUTIME_ID);
+		for (unsigned k = 0; k < started; k++)
+			c0 += thread_cpu(w[k].th);
+		sleep_until(b->t_end);
+		p1 = cpu_clock(CLOCK_PROCESS_CPUTIME_ID);
+		for (unsigned k = 0; k < started; k++)
+			c1 += thread_cpu(w[k].th);
+		*service_cpu = (p1 - p0) - (c1 - c0);
+		if (client_cpu)
+			*client_cpu = c1 - c0;
+	}
+	for (unsigned k = 0; k < started; k++)
+		pthread_join(w[k].th, NULL);
+	if (started != b->nthreads)
+		return -1;
+	for (unsigned k = 0; k < b->nthreads; k++) {
+		if (w[k].failed) {
+			fprintf(stderr, "bench_checkin: out of memory for latencies\n");
+			return -1;
+		}
+		if (w[k].errors && !*errors)
+			fprintf(stderr, "bench_checkin: %s failed: %s\n",
+			        b->handshake_only ? "handshake" : "check-in", w[k].why);
+		*errors += w[k].errors;
+		*total += w[k].nlat;
+	}
+	return 0;
 }
 
 static int cmp_double(const void *a, const void *b)
@@ -707,9 +777,10 @@ int main(int argc, char **argv)
 	unsigned long ndevs = 100, nthreads = 0, v;
 	double secs = 5.0, warmup = 1.0, t0, f_ecdh, f_sign, f_verify;
 	double *all = NULL, floor_issue, floor_both, rate, per_core, p50, p99, ratio;
-	double service_cpu = 0, client_cpu = 0, per_service_core;
+	double service_cpu = 0, client_cpu = 0, per_service_core, hs_cpu = 0;
+	size_t hs_total = 0;
 	size_t total = 0;
-	unsigned long errors = 0, started = 0;
+	unsigned long errors = 0;
 	int opt, check = 0, missed = 0, rc = 1, err, curl_up = 0;
 
 	memset(&b, 0, sizeof(b));
@@ -793,49 +864,21 @@ int main(int argc, char **argv)
 	       " claimed in %.1f s\n",
 	       cores, b.ndevs, now() - t0);
 
-	/* the load: warm-up, then the window */
-	b.t_start = now() + warmup;
-	b.t_end = b.t_start + secs;
-	for (unsigned k = 0; k < b.nthreads; k++) {
-		w[k].b = &b;
-		w[k].idx = k;
-		if (pthread_create(&w[k].th, NULL, worker_run, &w[k]) != 0) {
-			fprintf(stderr, "bench_checkin: pthread_create failed\n");
-			b.t_end = 0; /* the started ones stop */
-			break;
-		}
-		started++;
-	}
-	/* CPU the service spent in the window: the process's, less the client
-	 * threads' (this thread sleeps) */
-	if (started == b.nthreads) {
-		double p0, p1, c0 = 0, c1 = 0;
-
-		sleep_until(b.t_start);
-		p0 = cpu_clock(CLOCK_PROCESS_CPUTIME_ID);
-		for (unsigned k = 0; k < started; k++)
-			c0 += thread_cpu(w[k].th);
-		sleep_until(b.t_end);
-		p1 = cpu_clock(CLOCK_PROCESS_CPUTIME_ID);
-		for (unsigned k = 0; k < started; k++)
-			c1 += thread_cpu(w[k].th);
-		service_cpu = (p1 - p0) - (c1 - c0);
-		client_cpu = c1 - c0;
-	}
-	for (unsigned k = 0; k < started; k++)
-		pthread_join(w[k].th, NULL);
-	if (started != b.nthreads)
+	/* the reference: the same connections doing only the TLS handshake and
+	 * the nonce request, so what OpenSSL's handshake alone costs the
+	 * service is printed next to the check-in */
+	b.handshake_only = 1;
+	if (load(&b, w, warmup, secs < 3 ? secs : 3, &hs_cpu, NULL, &hs_total, &errors) != 0)
 		goto out;
-	for (unsigned k = 0; k < b.nthreads; k++) {
-		if (w[k].failed) {
-			fprintf(stderr, "bench_checkin: out of memory for latencies\n");
-			goto out;
-		}
-		if (w[k].errors && !errors)
-			fprintf(stderr, "bench_checkin: check-in failed: %s\n", w[k].why);
-		errors += w[k].errors;
-		total += w[k].nlat;
+	b.handshake_only = 0;
+	if (errors || !hs_total) {
+		fprintf(stderr, "bench_checkin: %lu failed handshakes, %zu done\n", errors,
+		        hs_total);
+		goto out;
 	}
+	/* the load: warm-up, then the window */
+	if (load(&b, w, warmup, secs, &service_cpu, &client_cpu, &total, &errors) != 0)
+		goto out;
 	if (errors || !total) {
 		fprintf(stderr, "bench_checkin: %lu failed check-ins, %zu done\n", errors, total);
 		goto out;
@@ -869,6 +912,10 @@ int main(int argc, char **argv)
 	printf("cpu        service %.2f core-s (%.0f us per check-in), emulated devices %.2f"
 	       " core-s, in the window\n",
 	       service_cpu, service_cpu / (double)total * 1e6, client_cpu);
+	printf("reference  TLS 1.3 mutual-auth handshake + nonce request alone: %.0f us of service"
+	       " CPU (%.0f%% of a check-in's)\n",
+	       hs_cpu / (double)hs_total * 1e6,
+	       100.0 * (hs_cpu / (double)hs_total) / (service_cpu / (double)total));
 	printf("ratio      %.2f of the issue floor per service core: %.0f check-ins per"
 	       " core-second (target >= %.2f) %s\n",
 	       ratio, per_service_core, TARGET_RATIO, ratio >= TARGET_RATIO ? "met" : "NOT MET");
