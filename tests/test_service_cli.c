@@ -129,6 +129,34 @@ static void test_cli_flow(void **state)
 	tu_result_free(&r);
 	r = SPHERE("device", "show", "--device-id", dev);
 	expect_out(&r, 0, init.tenant.id);
+	/* capability files and modes (docs/api.md §4.14) */
+	r = SPHERE("device", "capability", "download", "--device-id", dev, "--capability",
+	           "appDevelopment,fieldServicing", "--out", "dev.cap");
+	expect_out(&r, 0, "capability file: dev.cap");
+	{
+		char *p = tu_path(dir, "dev.cap");
+		assert_int_equal(stat(p, &st), 0);
+		assert_true(st.st_size > 100);
+		free(p);
+	}
+	r = SPHERE("device", "capability", "download", "--device-id", dev, "--capability",
+	           "appDevelopment", "--out", "dev.cap");
+	tu_expect(&r, 1, "exists (not replaced)");
+	r = SPHERE("device", "capability", "download", "--device-id", dev, "--capability", "root",
+	           "--out", "x.cap");
+	tu_expect(&r, 2, "--capability");
+	r = SPHERE("device", "capability", "download", "--device-id", dev);
+	tu_expect(&r, 2, "--out");
+	r = SPHERE("device", "enable-development", "--device-id", dev, "--out", "devmode.cap");
+	expect_out(&r, 0, "development mode");
+	r = SPHERE("device", "show", "--device-id", dev, "--output", "json");
+	expect_out(&r, 0, "\"development\"");
+	r = SPHERE("device", "enable-cloud-test", "--device-id", dev, "--out", "x.cap");
+	tu_expect(&r, 2, "--out is for enable-development only");
+	r = SPHERE("device", "enable-cloud-test", "--device-id", dev);
+	expect_out(&r, 0, dev);
+	r = SPHERE("device", "show", "--device-id", dev, "--output", "json");
+	expect_out(&r, 0, "\"cloud-test\"");
 	r = SPHERE("role", "add", "--user", "rita", "--role", "Reader");
 	expect_out(&r, 0, "sph_");
 	r = SPHERE("role", "add", "--user", "rita", "--role", "Owner");
