@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <curl/curl.h>
 #include <jansson.h>
@@ -494,8 +495,41 @@ static void test_unregistered_unclaimed_unknown(void **state)
 	json_t *j = NULL;
 
 	(void)state;
-	get_nonce(&cx.b, nonce);
-	expect_refused(checkin(&cx.b, nonce, &cx.b, NULL, &j), j, 403, "unregistered");
+	/* anyone with a key can be refused as unregistered: those service-wide
+	 * audit rows are rate-limited (a burst, then one a second), every refusal
+	 * is still counted, and the next row says how many were not audited */
+	{
+		struct ss_audit *a = calloc(1000, sizeof(*a));
+		size_t n = 0, rows = 0, noted = 0;
+		char *text = NULL;
+		const int tries = SS_AUDIT_REFUSE_BURST + 20;
+
+		assert_non_null(a);
+		for (int i = 0; i < tries; i++) {
+			get_nonce(&cx.b, nonce);
+			expect_refused(checkin(&cx.b, nonce, &cx.b, NULL, &j), j, 403,
+			               "unregistered");
+		}
+		assert_int_equal(ss_store_audit_list(fx.svc->st, "", 0, a, 1000, &n), 0);
+		for (size_t i = 0; i < n; i++)
+			if (strcmp(a[i].action, "attestation.refused") == 0 &&
+			    strcmp(a[i].target, cx.b.id) == 0)
+				rows++;
+		assert_true(rows >= SS_AUDIT_REFUSE_BURST - 5);
+		assert_true(rows < (size_t)tries); /* not one per refusal */
+		sleep(2);                          /* a token comes back */
+		get_nonce(&cx.b, nonce);
+		expect_refused(checkin(&cx.b, nonce, &cx.b, NULL, &j), j, 403, "unregistered");
+		assert_int_equal(ss_store_audit_list(fx.svc->st, "", 0, a, 1000, &n), 0);
+		for (size_t i = 0; i < n; i++)
+			if (strstr(a[i].detail, "service-wide refusals not audited"))
+				noted++;
+		assert_int_equal(noted, 1);
+		assert_int_equal(ss_metrics_text(fx.svc->http, &text), 0);
+		assert_non_null(strstr(text, "sphere_audit_refusals_dropped_total"));
+		free(text);
+		free(a);
+	}
 	snprintf(body, sizeof(body), "{\"device_id\":\"%s\",\"attestation_key\":\"%s\"}", cx.b.id,
 	         cx.b.attest);
 	ssfx_expect(201, NULL, "POST", "/v1/device-registrations", fx.init.operator_token, body);

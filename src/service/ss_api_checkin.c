@@ -181,18 +181,58 @@ static bool ss_ci_log_shape_ok(const struct eat_claims *c)
 }
 
 /* A refusal: counted, audited in the device's tenant ("" when none), replied. */
+/* Whether a service-wide refusal may be audited now (a token bucket, see
+ * struct ss_service); *dropped is how many were not since the last that was. */
+static bool ss_ci_refuse_audit_ok(struct ss_service *s, uint64_t *dropped)
+{
+	struct timespec ts;
+	int64_t ms;
+	bool ok;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	pthread_mutex_lock(&s->refuse_audit.mu);
+	if (s->refuse_audit.last_ms)
+		s->refuse_audit.tokens +=
+		        (double)(ms - s->refuse_audit.last_ms) / 1000.0 * SS_AUDIT_REFUSE_PER_S;
+	if (s->refuse_audit.tokens > SS_AUDIT_REFUSE_BURST)
+		s->refuse_audit.tokens = SS_AUDIT_REFUSE_BURST;
+	s->refuse_audit.last_ms = ms;
+	ok = s->refuse_audit.tokens >= 1.0;
+	if (ok) {
+		s->refuse_audit.tokens -= 1.0;
+		*dropped = s->refuse_audit.dropped;
+		s->refuse_audit.dropped = 0;
+	} else {
+		s->refuse_audit.dropped++;
+	}
+	pthread_mutex_unlock(&s->refuse_audit.mu);
+	return ok;
+}
+
 static void ss_ci_refuse(struct ss_service *s, struct ss_req *r, const char *tenant_id,
                          const char *device_id, int status, const char *reason, const char *text)
 {
-	char label[64];
+	char label[64], detail[96];
 	const char *code = status == 401 ? "unauthorized" : status == 403 ? "forbidden" : "error";
+	uint64_t dropped = 0;
 
 	snprintf(label, sizeof(label), "reason=\"%s\"", reason);
 	ss_metric_inc(ss_req_server(r), "sphere_attestation_failures_total", label);
 	ss_metric_inc(ss_req_server(r), "sphere_checkins_total", "status=\"refused\"");
-	if (ss_store_audit_add(s->st, tenant_id, "", "attestation.refused", device_id, reason) != 0)
-		sph_log(SPH_LOG_WARN, "ss", "audit_failed", "action=attestation.refused reason=%s",
-		        reason);
+	snprintf(detail, sizeof(detail), "%s", reason);
+	if (tenant_id[0] || ss_ci_refuse_audit_ok(s, &dropped)) {
+		if (dropped)
+			snprintf(detail, sizeof(detail),
+			         "%s (+%llu service-wide refusals not audited)", reason,
+			         (unsigned long long)dropped);
+		if (ss_store_audit_add(s->st, tenant_id, "", "attestation.refused", device_id,
+		                       detail) != 0)
+			sph_log(SPH_LOG_WARN, "ss", "audit_failed",
+			        "action=attestation.refused reason=%s", reason);
+	} else {
+		ss_metric_inc(ss_req_server(r), "sphere_audit_refusals_dropped_total", "");
+	}
 	ss_reply_error(r, status, code, "%s: %s", reason, text);
 }
 

@@ -54,7 +54,19 @@ struct ss_service {
 	X509 *platform_root;           /* trusted for OS images; NULL: none configured */
 	struct ss_nonce_key nonce_key; /* check-in nonces (§4.12); wiped at free */
 	struct ss_cache cache;         /* per-tenant keys, unwrapped once */
+	/* Service-wide refusals (an unregistered or unclaimed device: anyone with
+	 * a key) are audited at most SS_AUDIT_REFUSE_BURST at once, then
+	 * SS_AUDIT_REFUSE_PER_S a second, so they cannot fill the database; the
+	 * next row written says how many were not. */
+	struct {
+		pthread_mutex_t mu;
+		double tokens;
+		int64_t last_ms;
+		uint64_t dropped;
+	} refuse_audit;
 };
+#define SS_AUDIT_REFUSE_BURST 60
+#define SS_AUDIT_REFUSE_PER_S 1.0
 
 /* Creates <data_dir>/master.key (32 random bytes, mode 0600; never over an
  * existing file). Returns 0, SPH_ERR_RANDOM or SPH_ERR_IO. */

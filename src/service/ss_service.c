@@ -26,6 +26,13 @@ int ss_service_start(const struct ss_config *c, struct ss_service **out)
 		s = NULL;
 		goto out;
 	}
+	if (pthread_mutex_init(&s->refuse_audit.mu, NULL) != 0) {
+		ss_cache_free(&s->cache);
+		free(s);
+		s = NULL;
+		goto out;
+	}
+	s->refuse_audit.tokens = SS_AUDIT_REFUSE_BURST;
 	s->cfg = *c;
 	rc = ss_config_finish(&s->cfg);
 	if (rc == 0)
@@ -74,6 +81,7 @@ void ss_service_free(struct ss_service *s)
 	ss_http_free(s->http);
 	ss_store_close(s->st);
 	ss_cache_free(&s->cache);
+	pthread_mutex_destroy(&s->refuse_audit.mu);
 	X509_free(s->platform_root);
 	OPENSSL_cleanse(s->kek, sizeof(s->kek));
 	OPENSSL_cleanse(&s->nonce_key, sizeof(s->nonce_key));
