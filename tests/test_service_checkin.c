@@ -651,11 +651,62 @@ static void test_update_required(void **state)
 	size_t len;
 	json_t *j = NULL, *u;
 
+	struct ss_service *two = NULL;
+	uint16_t port2;
+	char path[300];
+	uint64_t hits = fx.svc->cache.target_hits;
+
 	(void)state;
+	/* The group's target and A's key are cached by now (A checked in at
+	 * this instance before); a second instance on the same database makes
+	 * the changes, and this one sees each at the next check-in. */
+
+	assert_true(fx.svc->cache.reg_hits > 0);
+	get_nonce(&cx.a, nonce);
+	assert_int_equal(checkin(&cx.a, nonce, &cx.a, NULL, &j), 200);
+	assert_string_equal(ssfx_jstr(j, "status"), "up_to_date");
+	json_decref(j);
+	assert_true(fx.svc->cache.target_hits > hits);
+	assert_int_equal(ss_service_start(&fx.cfg, &two), 0);
+	port2 = ss_service_port(two);
 	pkg = pack(BOOT_OS, 2, 2, &len);
-	upload_os(pkg, len, cx.os_ids[3]);
+	{
+		struct ssfx_reply r;
+		ssfx_call(port2, "POST", "/v1/os-images", fx.init.operator_token, pkg, len,
+		          "application/octet-stream", &r);
+		assert_int_equal(r.status, 201);
+		j = json_loadb(r.body, r.len, 0, NULL);
+		snprintf(cx.os_ids[3], sizeof(cx.os_ids[3]), "%s", ssfx_jstr(j, "id"));
+		json_decref(j);
+		ssfx_reply_free(&r);
+	}
 	free(pkg);
-	publish(cx.os_ids[3]);
+	{
+		char body[128];
+		snprintf(body, sizeof(body), "{\"image_id\":\"%s\"}", cx.os_ids[3]);
+		assert_int_equal(ssfx_req_raw(port2, "POST", "/v1/os-feeds/Retail/releases",
+		                              fx.init.operator_token, body, strlen(body), NULL),
+		                 201);
+	}
+	get_nonce(&cx.a, nonce);
+	assert_int_equal(checkin(&cx.a, nonce, &cx.a, NULL, &j), 200);
+	assert_string_equal(ssfx_jstr(j, "status"), "update_required");
+	json_decref(j);
+	/* the group's policy, changed at the other instance: NoUpdates, then
+	 * UpdateAll again */
+	snprintf(path, sizeof(path), "/v1/tenants/%s/device-groups/%s", fx.init.tenant.id,
+	         cx.group);
+	assert_int_equal(ssfx_req_raw(port2, "PATCH", path, fx.init.admin_token,
+	                              "{\"update_policy\":\"NoUpdates\"}", 29, NULL),
+	                 200);
+	get_nonce(&cx.a, nonce);
+	assert_int_equal(checkin(&cx.a, nonce, &cx.a, NULL, &j), 200);
+	assert_string_equal(ssfx_jstr(j, "status"), "up_to_date");
+	json_decref(j);
+	assert_int_equal(ssfx_req_raw(port2, "PATCH", path, fx.init.admin_token,
+	                              "{\"update_policy\":\"UpdateAll\"}", 29, NULL),
+	                 200);
+	ss_service_free(two);
 	get_nonce(&cx.a, nonce);
 	assert_int_equal(checkin(&cx.a, nonce, &cx.a, NULL, &j), 200);
 	assert_string_equal(ssfx_jstr(j, "status"), "update_required");

@@ -2249,6 +2249,67 @@ static void fx_key(uint8_t key[SS_ATTEST_KEY_LEN])
 	assert_int_equal(RAND_bytes(key, SS_ATTEST_KEY_LEN), 1);
 }
 
+/* The target generations a device read carries: its tenant's moves with
+ * each change to the tenant's groups and deployments, in that change's
+ * transaction; the service's with each OS release. Another tenant's
+ * changes leave a tenant's alone (docs/api.md §4.13, what a check-in
+ * caches). */
+static void test_target_generations(void **state)
+{
+	struct fx *x = *state;
+	struct ss_tenant t = fx_tenant(x->st, "gen"), t2 = fx_tenant(x->st, "gen2");
+	struct ss_product p = fx_product(x->st, &t, false);
+	struct ss_group g, got;
+	struct ss_group_change chg;
+	struct ss_image app = fx_image(t.id, 4, "1"), os = fx_image("", 3, "1"), ia, ios;
+	struct ss_deployment d;
+	struct ss_os_release rel;
+	struct ss_device d0, d1, e0, e1;
+	char dev[SS_DEVICE_ID_LEN + 1], dev2[SS_DEVICE_ID_LEN + 1];
+	const char *ids[1];
+	uint8_t pkg[64] = {3};
+
+	fx_device(dev);
+	fx_device(dev2);
+	assert_int_equal(ss_store_device_claim(x->st, t.id, dev, ""), 0);
+	assert_int_equal(ss_store_device_claim(x->st, t2.id, dev2, ""), 0);
+	assert_int_equal(ss_store_device_find(x->st, dev, &d0), 0);
+	assert_int_equal(ss_store_device_find(x->st, dev2, &e0), 0);
+	/* a group made, then changed */
+	assert_int_equal(ss_store_group_create(x->st, t.id, p.id, "g", "", SS_FEED_RETAIL,
+	                                       SS_POLICY_UPDATE_ALL, "", &g),
+	                 0);
+	assert_int_equal(ss_store_device_find(x->st, dev, &d1), 0);
+	assert_true(d1.target_gen > d0.target_gen);
+	d0 = d1;
+	memset(&chg, 0, sizeof(chg));
+	chg.update_policy = SS_POLICY_NO_UPDATES;
+	assert_int_equal(ss_store_group_update(x->st, t.id, g.id, &chg, "", &got), 0);
+	assert_int_equal(ss_store_device_get(x->st, t.id, dev, &d1), 0);
+	assert_true(d1.target_gen > d0.target_gen);
+	assert_int_equal(d1.os_gen, d0.os_gen);
+	d0 = d1;
+	/* a deployment */
+	assert_int_equal(ss_store_image_add(x->st, &app, pkg, 64, "", &ia), 0);
+	assert_int_equal(ss_store_device_find(x->st, dev, &d1), 0);
+	assert_int_equal(d1.target_gen, d0.target_gen); /* an image alone targets nothing */
+	ids[0] = ia.id;
+	assert_int_equal(ss_store_deployment_create(x->st, t.id, g.id, ids, 1, "", &d), 0);
+	assert_int_equal(ss_store_device_find(x->st, dev, &d1), 0);
+	assert_true(d1.target_gen > d0.target_gen);
+	d0 = d1;
+	/* an OS release: the service's generation, every tenant's devices */
+	assert_int_equal(ss_store_image_add(x->st, &os, pkg, 64, "", &ios), 0);
+	assert_int_equal(ss_store_os_release_add(x->st, SS_FEED_RETAIL, ios.id, "", &rel), 0);
+	assert_int_equal(ss_store_device_find(x->st, dev, &d1), 0);
+	assert_true(d1.os_gen > d0.os_gen);
+	assert_int_equal(d1.target_gen, d0.target_gen);
+	/* t's changes left t2's generation alone */
+	assert_int_equal(ss_store_device_find(x->st, dev2, &e1), 0);
+	assert_int_equal(e1.target_gen, e0.target_gen);
+	assert_true(e1.os_gen > e0.os_gen);
+}
+
 static void test_registration_add_get(void **state)
 {
 	struct fx *x = *state;
@@ -2770,6 +2831,7 @@ int main(void)
 	        T(test_image_add_get_list),
 	        T(test_os_images_and_releases),
 	        T(test_deployments),
+	        T(test_target_generations),
 	        T(test_registration_add_get),
 	        T(test_registration_device_flag),
 	        T(test_registration_concurrent),

@@ -557,7 +557,15 @@ static void ss_h_checkin(struct ss_req *r, void *arg)
 	if (!ss_ci_failures(r, body, w->failures, &w->n_failures))
 		goto out;
 	/* registered, claimed */
-	rc = ss_store_registration_get(s->st, w->id, &w->reg);
+	/* the attestation key: a registration never changes, so a cached one is
+	 * current (ss_cache.c) */
+	if (ss_cache_reg_get(&s->cache, w->id, w->reg.attestation_key)) {
+		rc = 0;
+	} else {
+		rc = ss_store_registration_get(s->st, w->id, &w->reg);
+		if (rc == 0)
+			ss_cache_reg_put(&s->cache, w->id, w->reg.attestation_key);
+	}
 	if (rc == SPH_ERR_NOT_FOUND) {
 		ss_ci_refuse(s, r, "", w->id, 403, "unregistered", "the device is not registered");
 		goto out;
@@ -622,7 +630,15 @@ static void ss_h_checkin(struct ss_req *r, void *arg)
 		goto out;
 	}
 	if (w->dev.group_id[0]) {
-		rc = ss_group_target(s, w->dev.tenant_id, w->dev.group_id, &w->target);
+		/* cached while the generations read with the device are current */
+		rc = 0;
+		if (!ss_cache_target_get(&s->cache, w->dev.tenant_id, w->dev.group_id,
+		                         w->dev.target_gen, w->dev.os_gen, &w->target)) {
+			rc = ss_group_target(s, w->dev.tenant_id, w->dev.group_id, &w->target);
+			if (rc == 0)
+				ss_cache_target_put(&s->cache, w->dev.tenant_id, w->dev.group_id,
+				                    w->dev.target_gen, w->dev.os_gen, &w->target);
+		}
 		/* development mode: applications are sideloaded, OS updates only */
 		if (rc == 0)
 			rc = ss_device_target_mode(s, &w->dev, &w->target, &sideloading);

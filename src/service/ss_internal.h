@@ -27,10 +27,29 @@ struct ss_cache_entry {
 	EVP_PKEY *ca_key;
 	char *ca_chain; /* its chain as PEM (device CA, root) */
 };
+/* Device registrations never change once made: a cached attestation key is
+ * never stale. Direct-mapped by a hash of the device id. */
+#define SS_CACHE_REGS 4096
+struct ss_cache_reg {
+	char device_id[SS_DEVICE_ID_LEN + 1];
+	uint8_t key[SS_ATTEST_KEY_LEN];
+};
+/* A group's target as it was at the tenant's and the service's target
+ * generations (ss_device.target_gen, os_gen): valid while both are. */
+#define SS_CACHE_TARGETS 256
+struct ss_cache_target {
+	char tenant[SS_UUID_LEN + 1];
+	char group[SS_UUID_LEN + 1];
+	int64_t target_gen, os_gen;
+	struct ss_target t;
+};
 struct ss_cache {
 	pthread_mutex_t mu;
 	struct ss_cache_entry e[SS_CACHE_TENANTS];
 	unsigned next;
+	struct ss_cache_reg *regs;       /* SS_CACHE_REGS */
+	struct ss_cache_target *targets; /* SS_CACHE_TARGETS */
+	uint64_t reg_hits, target_hits;  /* for tests and metrics */
 };
 int ss_cache_init(struct ss_cache *c);
 void ss_cache_free(struct ss_cache *c);
@@ -41,6 +60,16 @@ void ss_cache_signer_put(struct ss_cache *c, const char *tenant, X509 *root, X50
                          EVP_PKEY *key);
 /* A CA hit also copies its chain PEM into *chain (caller frees); a miss, or
  * no memory for the copy, is false with nothing to free. */
+/* A registered device's attestation key: true and key[] on a hit. */
+bool ss_cache_reg_get(struct ss_cache *c, const char *device_id, uint8_t key[SS_ATTEST_KEY_LEN]);
+void ss_cache_reg_put(struct ss_cache *c, const char *device_id,
+                      const uint8_t key[SS_ATTEST_KEY_LEN]);
+/* tenant's group's target made at generations (target_gen, os_gen): true
+ * and *out on a hit. */
+bool ss_cache_target_get(struct ss_cache *c, const char *tenant, const char *group,
+                         int64_t target_gen, int64_t os_gen, struct ss_target *out);
+void ss_cache_target_put(struct ss_cache *c, const char *tenant, const char *group,
+                         int64_t target_gen, int64_t os_gen, const struct ss_target *t);
 bool ss_cache_ca_get(struct ss_cache *c, const char *tenant, const char *ca_id, X509 **cert,
                      EVP_PKEY **key, char **chain);
 void ss_cache_ca_put(struct ss_cache *c, const char *tenant, const char *ca_id, X509 *cert,

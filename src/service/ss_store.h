@@ -71,6 +71,10 @@ struct ss_device {
 	int64_t claimed;                   /* when the current tenant claimed it */
 	char group_id[SS_UUID_LEN + 1];    /* "" or its device group (of the same tenant) */
 	bool registered; /* the platform operator registered its attestation key */
+	/* When read: the holding tenant's and the service's target generations,
+	 * which move with every change to what a group's target is made of
+	 * (groups, deployments; OS releases) in that change's transaction. */
+	int64_t target_gen, os_gen;
 };
 
 struct ss_audit {

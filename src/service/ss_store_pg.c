@@ -247,6 +247,45 @@ static const char *const ss_pg_migrations[] = {
         " tenant_id TEXT COLLATE \"C\" NOT NULL REFERENCES tenants (id),"
         " mode TEXT COLLATE \"C\" NOT NULL CHECK (mode IN ('development', 'cloud-test')),"
         " updated BIGINT NOT NULL);",
+        /* 7 -> 8: target generations (see ss_store_sqlite.c): bumped by
+         * triggers in the writing transaction. */
+        "ALTER TABLE tenants ADD COLUMN target_gen BIGINT NOT NULL DEFAULT 0;"
+        "CREATE TABLE service_gen ("
+        " id INTEGER PRIMARY KEY CHECK (id = 1),"
+        " os_gen BIGINT NOT NULL);"
+        "INSERT INTO service_gen (id, os_gen) VALUES (1, 0);"
+        "CREATE FUNCTION sphere_tenant_gen() RETURNS trigger LANGUAGE plpgsql AS $$"
+        " BEGIN"
+        "  IF TG_OP <> 'INSERT' THEN"
+        "   UPDATE tenants SET target_gen = target_gen + 1 WHERE id = OLD.tenant_id;"
+        "  END IF;"
+        "  IF TG_OP <> 'DELETE' THEN"
+        "   UPDATE tenants SET target_gen = target_gen + 1 WHERE id = NEW.tenant_id;"
+        "  END IF;"
+        "  RETURN NULL;"
+        " END $$;"
+        "CREATE FUNCTION sphere_deployment_images_gen() RETURNS trigger LANGUAGE plpgsql AS $$"
+        " BEGIN"
+        "  IF TG_OP <> 'INSERT' THEN"
+        "   UPDATE tenants SET target_gen = target_gen + 1 WHERE id = (SELECT tenant_id FROM"
+        "    deployments WHERE id = OLD.deployment_id);"
+        "  END IF;"
+        "  IF TG_OP <> 'DELETE' THEN"
+        "   UPDATE tenants SET target_gen = target_gen + 1 WHERE id = (SELECT tenant_id FROM"
+        "    deployments WHERE id = NEW.deployment_id);"
+        "  END IF;"
+        "  RETURN NULL;"
+        " END $$;"
+        "CREATE FUNCTION sphere_os_gen() RETURNS trigger LANGUAGE plpgsql AS $$"
+        " BEGIN UPDATE service_gen SET os_gen = os_gen + 1; RETURN NULL; END $$;"
+        "CREATE TRIGGER groups_gen AFTER INSERT OR UPDATE OR DELETE ON device_groups"
+        " FOR EACH ROW EXECUTE FUNCTION sphere_tenant_gen();"
+        "CREATE TRIGGER deployments_gen AFTER INSERT OR UPDATE OR DELETE ON deployments"
+        " FOR EACH ROW EXECUTE FUNCTION sphere_tenant_gen();"
+        "CREATE TRIGGER deployment_images_gen AFTER INSERT OR UPDATE OR DELETE ON"
+        " deployment_images FOR EACH ROW EXECUTE FUNCTION sphere_deployment_images_gen();"
+        "CREATE TRIGGER os_releases_gen AFTER INSERT OR UPDATE OR DELETE ON os_releases"
+        " FOR EACH ROW EXECUTE FUNCTION sphere_os_gen();",
 };
 
 #define SS_PG_SCHEMA ((int)(sizeof(ss_pg_migrations) / sizeof(ss_pg_migrations[0])))
@@ -418,7 +457,9 @@ static const struct {
                                  "ttt"},
 #define SS_DEV_COLS                                                                                \
 	"SELECT id, tenant_id, released_to, claimed, group_id, CASE WHEN EXISTS (SELECT 1 FROM "   \
-	"device_registrations r WHERE r.device_id = devices.id) THEN 1 ELSE 0 END FROM devices "
+	"device_registrations r WHERE r.device_id = devices.id) THEN 1 ELSE 0 END, (SELECT "       \
+	"target_gen FROM tenants t WHERE t.id = devices.tenant_id), (SELECT os_gen FROM "          \
+	"service_gen) FROM devices "
         [SS_Q_DEVICE_GET] = {SS_DEV_COLS "WHERE id = $1 AND tenant_id = $2", "tt"},
         [SS_Q_DEVICE_LIST] = {SS_DEV_COLS "WHERE tenant_id = $1 AND id > $2 ORDER BY id LIMIT $3",
                               "tti"},
@@ -1218,6 +1259,10 @@ static int ss_pg_device_row(struct ss_pg_conn *c, const PGresult *r, int row, vo
 	if (!rc)
 		rc = ss_pg_int(c, r, row, 5, &reg);
 	d->registered = reg != 0;
+	if (!rc)
+		rc = ss_pg_int(c, r, row, 6, &d->target_gen);
+	if (!rc)
+		rc = ss_pg_int(c, r, row, 7, &d->os_gen);
 	return rc;
 }
 

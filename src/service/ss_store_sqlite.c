@@ -202,6 +202,45 @@ static const char *const ss_sq_migrations[] = {
         " tenant_id TEXT NOT NULL REFERENCES tenants (id),"
         " mode TEXT NOT NULL CHECK (mode IN ('development', 'cloud-test')),"
         " updated INTEGER NOT NULL);",
+        /* 7 -> 8: target generations (docs/api.md §4.13, "What a check-in
+         * caches"): a tenant's moves whenever one of its groups or
+         * deployments changes, the service's whenever an OS release does,
+         * in the same transaction (triggers), so a cached group target is
+         * known stale on every instance by the next device read. */
+        "ALTER TABLE tenants ADD COLUMN target_gen INTEGER NOT NULL DEFAULT 0;"
+        "CREATE TABLE service_gen ("
+        " id INTEGER PRIMARY KEY CHECK (id = 1),"
+        " os_gen INTEGER NOT NULL);"
+        "INSERT INTO service_gen (id, os_gen) VALUES (1, 0);"
+        "CREATE TRIGGER groups_gen_i AFTER INSERT ON device_groups BEGIN"
+        " UPDATE tenants SET target_gen = target_gen + 1 WHERE id = NEW.tenant_id; END;"
+        "CREATE TRIGGER groups_gen_u AFTER UPDATE ON device_groups BEGIN"
+        " UPDATE tenants SET target_gen = target_gen + 1 WHERE id IN (OLD.tenant_id, "
+        "NEW.tenant_id); END;"
+        "CREATE TRIGGER groups_gen_d AFTER DELETE ON device_groups BEGIN"
+        " UPDATE tenants SET target_gen = target_gen + 1 WHERE id = OLD.tenant_id; END;"
+        "CREATE TRIGGER deployments_gen_i AFTER INSERT ON deployments BEGIN"
+        " UPDATE tenants SET target_gen = target_gen + 1 WHERE id = NEW.tenant_id; END;"
+        "CREATE TRIGGER deployments_gen_u AFTER UPDATE ON deployments BEGIN"
+        " UPDATE tenants SET target_gen = target_gen + 1 WHERE id IN (OLD.tenant_id, "
+        "NEW.tenant_id); END;"
+        "CREATE TRIGGER deployments_gen_d AFTER DELETE ON deployments BEGIN"
+        " UPDATE tenants SET target_gen = target_gen + 1 WHERE id = OLD.tenant_id; END;"
+        "CREATE TRIGGER deployment_images_gen_i AFTER INSERT ON deployment_images BEGIN"
+        " UPDATE tenants SET target_gen = target_gen + 1 WHERE id = (SELECT tenant_id FROM "
+        "deployments WHERE id = NEW.deployment_id); END;"
+        "CREATE TRIGGER deployment_images_gen_u AFTER UPDATE ON deployment_images BEGIN"
+        " UPDATE tenants SET target_gen = target_gen + 1 WHERE id IN (SELECT tenant_id FROM "
+        "deployments WHERE id IN (OLD.deployment_id, NEW.deployment_id)); END;"
+        "CREATE TRIGGER deployment_images_gen_d AFTER DELETE ON deployment_images BEGIN"
+        " UPDATE tenants SET target_gen = target_gen + 1 WHERE id = (SELECT tenant_id FROM "
+        "deployments WHERE id = OLD.deployment_id); END;"
+        "CREATE TRIGGER os_releases_gen_i AFTER INSERT ON os_releases BEGIN"
+        " UPDATE service_gen SET os_gen = os_gen + 1; END;"
+        "CREATE TRIGGER os_releases_gen_u AFTER UPDATE ON os_releases BEGIN"
+        " UPDATE service_gen SET os_gen = os_gen + 1; END;"
+        "CREATE TRIGGER os_releases_gen_d AFTER DELETE ON os_releases BEGIN"
+        " UPDATE service_gen SET os_gen = os_gen + 1; END;",
 };
 
 #define SS_SQ_SCHEMA ((int)(sizeof(ss_sq_migrations) / sizeof(ss_sq_migrations[0])))
@@ -342,7 +381,9 @@ static const char *const ss_sq_sql[SS_Q_COUNT] = {
                                 "WHERE id = ? AND tenant_id = ?",
 #define SS_DEV_COLS                                                                                \
 	"SELECT id, tenant_id, released_to, claimed, group_id, CASE WHEN EXISTS (SELECT 1 FROM "   \
-	"device_registrations r WHERE r.device_id = devices.id) THEN 1 ELSE 0 END FROM devices "
+	"device_registrations r WHERE r.device_id = devices.id) THEN 1 ELSE 0 END, (SELECT "       \
+	"target_gen FROM tenants t WHERE t.id = devices.tenant_id), (SELECT os_gen FROM "          \
+	"service_gen) FROM devices "
         [SS_Q_DEVICE_GET] = SS_DEV_COLS "WHERE id = ? AND tenant_id = ?",
         [SS_Q_DEVICE_LIST] = SS_DEV_COLS "WHERE tenant_id = ? AND id > ? ORDER BY id LIMIT ?",
         [SS_Q_DEVICE_FIND] = SS_DEV_COLS "WHERE id = ?",
@@ -939,6 +980,8 @@ static int ss_sq_device_row(struct ss_sq_conn *c, sqlite3_stmt *s, struct ss_dev
 	if (!rc)
 		rc = ss_sq_text(c, s, 4, d->group_id, sizeof(d->group_id), true);
 	d->registered = sqlite3_column_int64(s, 5) != 0;
+	d->target_gen = sqlite3_column_int64(s, 6);
+	d->os_gen = sqlite3_column_int64(s, 7);
 	return rc;
 }
 
