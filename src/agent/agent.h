@@ -1,6 +1,7 @@
 /*
- * agent: the device agent (DESIGN.md §6, "on-chip cloud services"). This
- * header grows with the agent; for now it holds the device's TLS key.
+ * agent: the device agent (DESIGN.md §6, "on-chip cloud services"): the
+ * device's TLS key, the check-in (docs/api.md §4.12-§4.13) and the update
+ * cycle (docs/agent.md "Check-in and updates").
  *
  * The device's TLS key is the RoT identity key (ROT_KEY_IDENTITY). It never
  * enters the agent's memory: agent_rot_key() gives an EVP_PKEY whose public
@@ -20,6 +21,10 @@
 #ifndef SPHERE_AGENT_H
 #define SPHERE_AGENT_H
 
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
 #include <openssl/evp.h>
 #include <openssl/x509.h>
 
@@ -31,6 +36,7 @@
 #define AGENT_CERT_MAX_DAYS 3650u
 
 struct rot;
+struct boot_device;
 
 /* Makes *out, an EVP_PKEY for ROT_KEY_IDENTITY of rot (free with
  * EVP_PKEY_free). The key keeps rot: rot must outlive *out and every copy of it
@@ -51,5 +57,184 @@ int agent_rot_key(struct rot *rot, EVP_PKEY **out);
  * SPH_ERR_INVALID_ARG, SPH_ERR_CRYPTO (includes a failed RoT signature), or
  * what rot_device_id / rot_pubkey return. */
 int agent_device_cert(struct rot *rot, EVP_PKEY *key, unsigned days, X509 **out);
+
+/* ---- check-in and updates ------------------------------------------------------
+ * One check-in is one TLS connection (mTLS: agent_rot_key + a self-signed
+ * agent_device_cert): POST /v1/checkin/nonce, rot_attest over the nonce, POST
+ * /v1/checkin with the queued failure reports. Network errors and 5xx replies
+ * are retried with exponential backoff and jitter; a 4xx refusal is final.
+ */
+#define AGENT_UPDATES_MAX    16             /* updates in one reply, at most */
+#define AGENT_REPLY_MAX      (256u * 1024u) /* bytes of a JSON reply, at most */
+#define AGENT_PEM_MAX        (32u * 1024u)  /* bytes of the certificate or chain PEM */
+#define AGENT_IMAGE_ID_MAX   64             /* characters of an image id */
+#define AGENT_URL_PATH_MAX   256            /* characters of an update's url (a path) */
+#define AGENT_VERSION_MAX    32             /* characters of a version (IMG_VERSION_MAX) */
+#define AGENT_UUID_LEN       36
+#define AGENT_ERROR_MAX      32             /* the service's error word */
+#define AGENT_REASON_MAX     512            /* the service's reason, or ours */
+#define AGENT_DOWNLOAD_MAX   (256u * 1024u) /* bytes of one package (BOOT_SLOT_SIZE) */
+#define AGENT_FAILURES_MAX   16             /* queued failure reports (the API's bound) */
+#define AGENT_FAILURE_TEXT   256
+#define AGENT_FAILURE_COMP   64
+#define AGENT_FAILURES_FILE  "agent-failures.json" /* in the device directory */
+#define AGENT_DOWNLOAD_DIR   "agent-downloads"     /* in the device directory */
+#define AGENT_ROUNDS_DEFAULT 3
+#define AGENT_ATTEMPTS_MAX   32
+#define AGENT_BACKOFF_MAX_MS (3600u * 1000u)
+
+/* Retries of one network operation: attempts in all (1..AGENT_ATTEMPTS_MAX;
+ * 0 = 5), the first delay (0 = 500 ms) doubling up to max_ms (0 = 60 s; at
+ * most AGENT_BACKOFF_MAX_MS); each wait is drawn uniformly from
+ * [delay / 2, delay] ("equal jitter"). */
+struct agent_retry {
+	unsigned attempts;
+	unsigned base_ms;
+	unsigned max_ms;
+};
+
+struct agent_update;
+/* Download progress: have of total bytes of u are on the device. Returns 0
+ * to go on; anything else cancels the download (agent_download returns
+ * SPH_ERR_STATE and keeps the bytes so far, for a later resume). */
+typedef int (*agent_progress_fn)(void *ctx, const struct agent_update *u, uint64_t have,
+                                 uint64_t total);
+
+struct agent_config {
+	const char *service_url; /* "https://host:port", no path */
+	const char *ca_file;     /* PEM: the service's TLS CA */
+	struct agent_retry retry;
+	unsigned max_rounds;        /* check-ins in agent_run_once (0 = AGENT_ROUNDS_DEFAULT) */
+	long timeout_s;             /* per request (0 = 30) */
+	agent_progress_fn progress; /* may be NULL */
+	void *progress_ctx;
+};
+
+/* Why the last operation failed, for people and tests. http_status is 0 when
+ * no reply came; error is the service's JSON error word ("forbidden", ...),
+ * "" when there was none; attempts counts the tries of the last operation. */
+struct agent_error {
+	long http_status;
+	char error[AGENT_ERROR_MAX];
+	char reason[AGENT_REASON_MAX];
+	unsigned attempts;
+};
+
+enum agent_status {
+	AGENT_STATUS_NONE = 0,
+	AGENT_STATUS_UP_TO_DATE = 1,
+	AGENT_STATUS_UPDATE_REQUIRED = 2,
+};
+
+/* One entry of an update_required reply, checked field by field. */
+struct agent_update {
+	char image_id[AGENT_IMAGE_ID_MAX + 1];
+	char type[8]; /* "BL", "SECMON", "OS", "APP" or "RTAPP" */
+	char component_id[AGENT_UUID_LEN + 1];
+	char version[AGENT_VERSION_MAX + 1];
+	uint32_t security_version;
+	uint64_t size; /* of the package: 1..AGENT_DOWNLOAD_MAX */
+	uint8_t sha256[32];
+	char url[AGENT_URL_PATH_MAX + 1]; /* a path under /v1/ on the service */
+};
+
+/* A check-in's answer. certificate and chain (PEM, NUL-terminated, with their
+ * lengths) are set only when up to date, updates only when not. time is the
+ * signed time's Unix seconds: its COSE_Sign1 is decoded strictly, its content
+ * type and its nonce (the one this check-in sent) are checked, but its
+ * signer is NOT verified against a trust anchor (the codebase has no
+ * verifier of docs/formats.md §10 yet): time_verified is always false. */
+struct agent_checkin_result {
+	enum agent_status status;
+	char *certificate;
+	size_t certificate_len;
+	char *chain;
+	size_t chain_len;
+	struct agent_update updates[AGENT_UPDATES_MAX];
+	size_t n_updates;
+	int64_t time;
+	bool time_verified;
+	bool sideloading;     /* "applications": "sideloading" (development mode) */
+	long tls_connections; /* connections opened for nonce + check-in (1 normally) */
+	size_t failures_sent; /* queued reports the service accepted */
+};
+
+/* Frees what r holds and zeroes it. Accepts NULL. */
+void agent_checkin_result_free(struct agent_checkin_result *r);
+
+/* Checks in device d (booted: its RoT holds the measurements) with cfg. The
+ * queued failure reports of d's directory go along and are removed once the
+ * service accepted the check-in. *res (zeroed on entry; free with
+ * agent_checkin_result_free, also after a failure) and err (may be NULL;
+ * zeroed on entry) receive the answer and why it failed. Returns 0 (res->status
+ * says which), SPH_ERR_INVALID_ARG, SPH_ERR_PERMISSION (403), SPH_ERR_AUTH
+ * (401), SPH_ERR_NOT_FOUND (404), SPH_ERR_MALFORMED (another 4xx, or a reply
+ * that breaks the protocol), SPH_ERR_TRANSPORT (network or 5xx after the last
+ * attempt), SPH_ERR_TOO_LARGE (a reply past its bound), or a RoT status. */
+int agent_checkin(struct boot_device *d, const struct agent_config *cfg,
+                  struct agent_checkin_result *res, struct agent_error *err);
+
+/* Statistics of one agent_download: where the transfer started (the bytes
+ * already on the device), and how many bytes came over the network. */
+struct agent_dl_stats {
+	uint64_t resumed_from;
+	uint64_t fetched;
+	unsigned transfers;
+};
+
+/* Downloads u into <dir>/AGENT_DOWNLOAD_DIR/<image id>.pkg, resuming with a
+ * Range request from the bytes already there, and checks its size and SHA-256.
+ * *pkg (NULL on entry; free with free()) and *len receive the verified bytes.
+ * A file that does not verify is removed. st (may be NULL) is zeroed, then
+ * filled. Returns 0, SPH_ERR_CORRUPT (the digest or size does not match: the
+ * package is refused), SPH_ERR_TOO_LARGE, SPH_ERR_STATE (cfg->progress
+ * cancelled it), SPH_ERR_IO (the file), or agent_checkin's statuses. */
+int agent_download(struct boot_device *d, const struct agent_config *cfg,
+                   const struct agent_update *u, uint8_t **pkg, size_t *len,
+                   struct agent_dl_stats *st, struct agent_error *err);
+
+/* What agent_run_once did. */
+struct agent_cycle {
+	unsigned rounds;    /* check-ins made */
+	unsigned installed; /* packages installed */
+	unsigned confirmed; /* components confirmed after a trial boot */
+};
+
+/* The cycle: boot_run d, check in; while an update is required (at most
+ * cfg->max_rounds check-ins) download and verify every update, install each
+ * into its inactive slot (boot_install, a trial), boot again, confirm the
+ * trial (boot_confirm) once it booted, and check in again. Returns 0 only when
+ * up to date: *res (as for agent_checkin) then holds the certificate. A
+ * package that does not verify or install, or a trial that does not boot, is
+ * queued as a failure report (sent at the next check-in). cycle and err may be
+ * NULL. Returns 0, SPH_ERR_EXHAUSTED (still not up to date after max_rounds),
+ * SPH_ERR_UNSUPPORTED (an application update: not installable yet),
+ * SPH_ERR_STATE (a boot or trial boot failed), SPH_ERR_CORRUPT, boot_install's
+ * statuses, or agent_checkin's. */
+int agent_run_once(struct boot_device *d, const struct agent_config *cfg,
+                   struct agent_checkin_result *res, struct agent_cycle *cycle,
+                   struct agent_error *err);
+
+/* A failure report (docs/api.md §4.13): kind "crash", "exit", "signal",
+ * "refused-image" or "failed-boot"; component and text printable ASCII (may
+ * be NULL or ""), has_code with code. */
+struct agent_failure {
+	const char *kind;
+	const char *component;
+	bool has_code;
+	long long code;
+	const char *text;
+};
+
+/* Appends f to the queue in dir (AGENT_FAILURES_FILE, written through a
+ * temporary file and a rename, so it survives a reset); past
+ * AGENT_FAILURES_MAX reports the oldest is dropped. Returns 0,
+ * SPH_ERR_INVALID_ARG (a kind the API does not know, text not printable or
+ * too long), SPH_ERR_IO or SPH_ERR_NOMEM. A damaged queue file is replaced by
+ * one holding f alone (logged). */
+int agent_failure_queue(const char *dir, const struct agent_failure *f);
+/* The number of queued reports (>= 0), or a negative status (SPH_ERR_MALFORMED:
+ * the queue file is damaged). */
+int agent_failure_count(const char *dir);
 
 #endif

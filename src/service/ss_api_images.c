@@ -869,6 +869,44 @@ static void ss_h_image_get(struct ss_req *r, void *arg)
 		ss_api_reply_store(r, rc, "image");
 }
 
+/* A device fetching its update (docs/api.md §4.13 "Downloads by devices"): a
+ * request with no Authorization header whose TLS client key is a device
+ * that is registered and held by a tenant. *is_device says whether the
+ * request takes this path at all (else the token path decides). For a
+ * tenant's image (tenant_id non-NULL: the path's tenant) the device must be
+ * that tenant's; another's is 404, as for a user without a role there.
+ * Replies (403, 404, 500) and returns false on refusal. */
+static bool ss_img_device(struct ss_service *s, struct ss_req *r, const char *tenant_id,
+                          bool *is_device)
+{
+	uint8_t pub[64];
+	char id[SS_DEVICE_ID_LEN + 1];
+	struct ss_registration reg;
+	struct ss_device dev;
+	int rc;
+
+	*is_device = !ss_req_header(r, "Authorization") && ss_req_peer_key(r, pub) == 0 &&
+	             sph_hex_encode(pub, sizeof(pub), id, sizeof(id)) == 0;
+	if (!*is_device)
+		return false;
+	rc = ss_store_registration_get(s->st, id, &reg);
+	if (rc == 0)
+		rc = ss_store_device_find(s->st, id, &dev);
+	if (rc == SPH_ERR_NOT_FOUND) {
+		ss_reply_error(r, 403, "forbidden", "the device is not registered and claimed");
+		return false;
+	}
+	if (rc) {
+		ss_api_reply_store(r, rc, "device");
+		return false;
+	}
+	if (tenant_id && strcmp(tenant_id, dev.tenant_id) != 0) {
+		ss_reply_error(r, 404, "not_found", "image not found");
+		return false;
+	}
+	return true;
+}
+
 static void ss_img_package_reply(struct ss_service *s, struct ss_req *r, const char *tenant_id)
 {
 	uint8_t *pkg = NULL;
@@ -889,8 +927,12 @@ static void ss_h_image_package(struct ss_req *r, void *arg)
 	struct ss_user u;
 	struct ss_tenant t;
 	enum ss_role role;
+	const char *tenant = ss_req_param(r, "tenant");
+	bool device = false;
 
-	if (ss_api_enter(s, r, SS_ROLE_READER, &u, &t, &role))
+	if (ss_img_device(s, r, tenant ? tenant : "", &device))
+		ss_img_package_reply(s, r, tenant);
+	else if (!device && ss_api_enter(s, r, SS_ROLE_READER, &u, &t, &role))
 		ss_img_package_reply(s, r, t.id);
 }
 
@@ -993,8 +1035,11 @@ static void ss_h_os_image_package(struct ss_req *r, void *arg)
 {
 	struct ss_service *s = arg;
 	struct ss_user u;
+	bool device = false;
 
-	if (ss_api_enter(s, r, SS_ROLE_NONE, &u, NULL, NULL))
+	if (ss_img_device(s, r, NULL, &device))
+		ss_img_package_reply(s, r, "");
+	else if (!device && ss_api_enter(s, r, SS_ROLE_NONE, &u, NULL, NULL))
 		ss_img_package_reply(s, r, "");
 }
 
