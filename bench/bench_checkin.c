@@ -3,16 +3,16 @@
  * check-ins (docs/api.md §4.12-§4.13), as a ratio to the cryptography a
  * check-in cannot avoid, measured in the same run (issue 5).
  *
- * Set-up (not timed): a service in this process (ss_init + ss_service_start,
- * SQLite in a temporary directory, workers = cores) trusting a platform root;
- * the three OS packages (BL, SECMON, OS 1.0.0) uploaded and published in the
- * Retail feed; N devices, each a real one: boot_provision (its own OTP and
- * fresh device secret, so its own identity and attestation keys; all share
- * the platform root and the three packages), boot_install of the packages,
- * boot_run measuring them into its RoT, a self-signed TLS certificate from
- * the RoT (agent_rot_key / agent_device_cert); then registered by the
- * operator and claimed by the tenant (in no group: an empty target, so every
- * check-in is up to date and gets a certificate).
+ * Set-up (not timed): the fleet (src/fleet, docs/fleet.md — sphere-fleet's
+ * load generator): a service in this process (SQLite in a temporary
+ * directory, workers = cores) trusting a fresh platform root, the three OS
+ * packages (BL, SECMON, OS 1.0.0) uploaded and published in the Retail feed;
+ * N booted fleet devices, each a real one (boot_provision with its own fresh
+ * device secret, so its own identity and attestation keys; the packages
+ * installed; boot_run measuring them into its RoT; a self-signed TLS
+ * certificate from the RoT), registered by the operator and claimed by the
+ * tenant (in no group: an empty target, so every check-in is up to date and
+ * gets a certificate).
  *
  * The load: T client threads, thread k cycling over devices k, k+T, ...; a
  * check-in is a NEW TLS connection (a new curl handle, session cache off: no
@@ -58,29 +58,18 @@
 #include <unistd.h>
 
 #include <curl/curl.h>
-#include <jansson.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
-#include <openssl/pem.h>
-#include <openssl/ssl.h>
-#include <openssl/x509.h>
 
-#include "agent/agent.h"
-#include "boot/boot.h"
 #include "common/common.h"
-#include "image/image.h"
-#include "service/service.h"
-#include "service/ss_nonce.h"
+#include "fleet/fleet.h"
 
 #define MAX_DEVICES    100000
 #define MAX_THREADS    256
-#define REPLY_MAX      (256u * 1024u) /* a check-in reply is a few KiB */
-#define LATENCIES_MAX  (1u << 24)     /* per thread */
+#define LATENCIES_MAX  (1u << 24) /* per thread */
 #define TARGET_RATIO   0.6
 #define TARGET_P99_MS  50.0
 #define TARGET_DEVICES 1000u
-
-static const struct chip_flash_geometry geo = {.block_size = 4096, .block_count = 390};
 
 static double now(void)
 {
@@ -89,106 +78,15 @@ static double now(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-struct dev {
-	char *dir;
-	struct boot_device *bd;
-	struct rot *rot;
-	EVP_PKEY *key;
-	X509 *cert;
-	char id[ROT_DEVICE_ID_LEN + 1];
-	char attest[2 * SS_ATTEST_KEY_LEN + 1];
-};
-
 struct bench {
 	char tmp[64];
-	char ca[SS_PATH_MAX + 32];
-	uint16_t port;
-	struct ss_config cfg;
-	struct ss_init_result init;
-	struct ss_service *svc;
-	EVP_PKEY *root_key, *signer_key;
-	X509 *root_cert, *signer_cert;
-	uint8_t root_hash[32];
-	uint8_t *pkg[BOOT_COMPONENTS];
-	size_t pkg_len[BOOT_COMPONENTS];
-	struct dev *devs;
+	struct fleet_service fs;
+	struct fleet_device *devs;
 	unsigned ndevs;
 	unsigned nthreads;
 	double t_start, t_end; /* the measured window */
 	int handshake_only;    /* the reference phase: TLS handshake + nonce, no more */
 };
-
-struct reply {
-	char *body;
-	size_t len;
-};
-
-/* ---- HTTP ------------------------------------------------------------------------- */
-
-static size_t on_data(char *p, size_t sz, size_t n, void *arg)
-{
-	struct reply *r = arg;
-	size_t add = sz * n;
-	char *q;
-
-	if (add > REPLY_MAX - r->len)
-		return 0; /* past the hard maximum: curl fails the transfer */
-	q = realloc(r->body, r->len + add + 1);
-	if (!q)
-		return 0;
-	memcpy(q + r->len, p, add);
-	r->len += add;
-	q[r->len] = '\0';
-	r->body = q;
-	return add;
-}
-
-static void reply_clear(struct reply *r)
-{
-	free(r->body);
-	r->body = NULL;
-	r->len = 0;
-}
-
-/* A set-up call with a bearer token over c (kept alive between calls). Returns
- * the HTTP status, or 0 if the transfer failed; r receives the body. */
-static long api(struct bench *b, CURL *c, const char *method, const char *path, const char *token,
-                const void *body, size_t len, const char *ctype, struct reply *r)
-{
-	struct curl_slist *h = NULL, *h2;
-	char url[512], auth[128], ct[128];
-	long status = 0;
-
-	reply_clear(r);
-	curl_easy_reset(c);
-	snprintf(url, sizeof(url), "https://localhost:%u%s", (unsigned)b->port, path);
-	snprintf(auth, sizeof(auth), "Authorization: Bearer %s", token);
-	snprintf(ct, sizeof(ct), "Content-Type: %s", ctype);
-	h = curl_slist_append(NULL, auth);
-	if (!h || !(h2 = curl_slist_append(h, ct)))
-		goto out;
-	h = h2;
-	curl_easy_setopt(c, CURLOPT_URL, url);
-	curl_easy_setopt(c, CURLOPT_CAINFO, b->ca);
-	curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
-	curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
-	curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)len);
-	curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
-	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
-	curl_easy_setopt(c, CURLOPT_WRITEDATA, r);
-	curl_easy_setopt(c, CURLOPT_TIMEOUT, 30L);
-	if (curl_easy_perform(c) == CURLE_OK)
-		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
-out:
-	curl_slist_free_all(h);
-	return status;
-}
-
-static long api_json(struct bench *b, CURL *c, const char *path, const char *token,
-                     const char *body, struct reply *r)
-{
-	return api(b, c, "POST", path, token, body, strlen(body), "application/json", r);
-}
 
 /* ---- set-up ----------------------------------------------------------------------- */
 
@@ -204,293 +102,6 @@ static void rmtree(const char *path)
 {
 	if (path && *path)
 		(void)nftw(path, rm_one, 16, FTW_DEPTH | FTW_PHYS);
-}
-
-/* Component comp at version 1.0.0, signed by the platform signer. Returns 0 or a status. */
-static int pack(struct bench *b, unsigned comp)
-{
-	struct img_manifest m;
-	STACK_OF(X509) *chain = sk_X509_new_null();
-	uint8_t payload[64];
-	int rc = SPH_ERR_NOMEM;
-
-	if (!chain || sk_X509_push(chain, b->root_cert) <= 0)
-		goto out;
-	for (size_t i = 0; i < sizeof(payload); i++)
-		payload[i] = (uint8_t)(i * 31u + comp * 7u + 101u);
-	memset(&m, 0, sizeof(m));
-	for (size_t i = 0; i < IMG_COMPONENT_ID_LEN; i++)
-		m.component_id[i] = (uint8_t)(0x10 * (comp + 1) + i);
-	m.type = comp + 1;
-	snprintf(m.name, sizeof(m.name), "%s", boot_comp_name(comp));
-	snprintf(m.version, sizeof(m.version), "1.0.0");
-	m.security_version = 1;
-	snprintf(m.target, sizeof(m.target), "%s", IMG_TARGET_DEFAULT);
-	rc = img_pack(&m, payload, sizeof(payload), b->signer_key, b->signer_cert, chain,
-	              &b->pkg[comp], &b->pkg_len[comp]);
-out:
-	sk_X509_free(chain);
-	return rc;
-}
-
-/* The service, trusting the platform root, with the OS images published. */
-static int service_up(struct bench *b, long cores, CURL *c)
-{
-	struct img_cert_params rootp = {.kind = IMG_CERT_PLATFORM_ROOT};
-	struct img_cert_params signp = {.kind = IMG_CERT_PLATFORM_SIGNER};
-	struct reply r = {0};
-	char path[SS_PATH_MAX + 32], workers[24], body[160];
-	json_t *j = NULL;
-	FILE *f;
-	int rc;
-
-	if ((rc = img_cert_make(&rootp, &b->root_key, &b->root_cert)) != 0)
-		goto out;
-	signp.issuer_key = b->root_key;
-	signp.issuer_cert = b->root_cert;
-	if ((rc = img_cert_make(&signp, &b->signer_key, &b->signer_cert)) != 0 ||
-	    (rc = img_root_hash(b->root_cert, b->root_hash)) != 0)
-		goto out;
-	snprintf(path, sizeof(path), "%s/ss", b->tmp);
-	snprintf(workers, sizeof(workers), "%ld", cores);
-	ss_config_defaults(&b->cfg);
-	if ((rc = ss_config_set(&b->cfg, "data-dir", path, NULL, 0)) != 0 ||
-	    (rc = ss_config_set(&b->cfg, "port", "0", NULL, 0)) != 0 ||
-	    (rc = ss_config_set(&b->cfg, "workers", workers, NULL, 0)) != 0 ||
-	    (rc = ss_config_set(&b->cfg, "max-body", "65536", NULL, 0)) != 0 ||
-	    (rc = ss_init(&b->cfg, "bench", "admin", &b->init)) != 0)
-		goto out;
-	snprintf(b->ca, sizeof(b->ca), "%s/tls/server.pem", b->cfg.data_dir);
-	snprintf(path, sizeof(path), "%s/platform-root.pem", b->cfg.data_dir);
-	rc = SPH_ERR_IO;
-	if (!(f = fopen(path, "w")))
-		goto out;
-	if (PEM_write_X509(f, b->root_cert) != 1) {
-		fclose(f);
-		goto out;
-	}
-	if (fclose(f) != 0 || (rc = ss_service_start(&b->cfg, &b->svc)) != 0)
-		goto out;
-	b->port = ss_service_port(b->svc);
-	for (unsigned comp = 0; comp < BOOT_COMPONENTS; comp++) {
-		const char *id;
-
-		if ((rc = pack(b, comp)) != 0)
-			goto out;
-		rc = SPH_ERR_STATE;
-		if (api(b, c, "POST", "/v1/os-images", b->init.operator_token, b->pkg[comp],
-		        b->pkg_len[comp], "application/octet-stream", &r) != 201) {
-			fprintf(stderr, "bench_checkin: OS image upload: %s\n",
-			        r.body ? r.body : "");
-			goto out;
-		}
-		json_decref(j);
-		j = json_loadb(r.body, r.len, 0, NULL);
-		if (!(id = json_string_value(json_object_get(j, "id"))))
-			goto out;
-		snprintf(body, sizeof(body), "{\"image_id\":\"%s\"}", id);
-		if (api_json(b, c, "/v1/os-feeds/Retail/releases", b->init.operator_token, body,
-		             &r) != 201) {
-			fprintf(stderr, "bench_checkin: publish: %s\n", r.body ? r.body : "");
-			goto out;
-		}
-	}
-	rc = 0;
-out:
-	json_decref(j);
-	reply_clear(&r);
-	return rc;
-}
-
-/* Device i: provisioned with its own secret, the packages installed, booted, its
- * TLS key and certificate from the RoT. Returns 0 or a status. */
-static int dev_make(struct bench *b, struct dev *d, unsigned i)
-{
-	struct boot_report rep;
-	uint8_t pub[ROT_PUB_LEN];
-	char why[BOOT_REASON_MAX];
-	size_t cap = strlen(b->tmp) + 32;
-	int rc = SPH_ERR_NOMEM;
-
-	if (!(d->dir = malloc(cap)))
-		goto out;
-	snprintf(d->dir, cap, "%s/dev%u", b->tmp, i);
-	if ((rc = boot_provision(d->dir, &geo, ROT_LC_PRODUCTION, NULL, b->root_hash)) != 0 ||
-	    (rc = boot_open(d->dir, NULL, &d->bd)) != 0)
-		goto out;
-	for (unsigned comp = 0; comp < BOOT_COMPONENTS; comp++)
-		if ((rc = boot_install(d->bd, comp, b->pkg[comp], b->pkg_len[comp], why,
-		                       sizeof(why))) != 0)
-			goto out;
-	if ((rc = boot_run(d->bd, CHIP_RESET_SOFTWARE, &rep)) != 0)
-		goto out;
-	d->rot = boot_rot(d->bd);
-	if ((rc = rot_device_id(d->rot, d->id)) != 0 ||
-	    (rc = rot_pubkey(d->rot, ROT_KEY_ATTEST, pub)) != 0 ||
-	    (rc = sph_hex_encode(pub + 1, SS_ATTEST_KEY_LEN, d->attest, sizeof(d->attest))) != 0 ||
-	    (rc = agent_rot_key(d->rot, &d->key)) != 0 ||
-	    (rc = agent_device_cert(d->rot, d->key, 1, &d->cert)) != 0)
-		goto out;
-	rc = 0;
-out:
-	return rc;
-}
-
-static void dev_free(struct dev *d)
-{
-	X509_free(d->cert);
-	EVP_PKEY_free(d->key);
-	boot_close(d->bd);
-	free(d->dir);
-	memset(d, 0, sizeof(*d));
-}
-
-/* Registered by the operator, claimed by the tenant. Returns 0 or -1. */
-static int dev_enrol(struct bench *b, CURL *c, const struct dev *d)
-{
-	struct reply r = {0};
-	char path[128], body[400];
-	int rc = -1;
-
-	snprintf(body, sizeof(body), "{\"device_id\":\"%s\",\"attestation_key\":\"%s\"}", d->id,
-	         d->attest);
-	if (api_json(b, c, "/v1/device-registrations", b->init.operator_token, body, &r) != 201) {
-		fprintf(stderr, "bench_checkin: register: %s\n", r.body ? r.body : "");
-		goto out;
-	}
-	snprintf(path, sizeof(path), "/v1/tenants/%s/devices", b->init.tenant.id);
-	snprintf(body, sizeof(body), "{\"device_id\":\"%s\"}", d->id);
-	if (api_json(b, c, path, b->init.admin_token, body, &r) != 201) {
-		fprintf(stderr, "bench_checkin: claim: %s\n", r.body ? r.body : "");
-		goto out;
-	}
-	rc = 0;
-out:
-	reply_clear(&r);
-	return rc;
-}
-
-/* ---- one check-in ----------------------------------------------------------------- */
-
-static CURLcode install_key(CURL *c, void *sslctx, void *arg)
-{
-	struct dev *d = arg;
-
-	(void)c;
-	if (SSL_CTX_use_certificate(sslctx, d->cert) != 1 ||
-	    SSL_CTX_use_PrivateKey(sslctx, d->key) != 1)
-		return CURLE_SSL_CERTPROBLEM;
-	return CURLE_OK;
-}
-
-/* base64url without padding of in into out (cap >= 4 * (len / 3 + 2)). */
-static void b64url(const uint8_t *in, size_t len, char *out)
-{
-	int n = EVP_EncodeBlock((unsigned char *)out, in, (int)len);
-
-	while (n > 0 && out[n - 1] == '=')
-		n--;
-	out[n] = '\0';
-	for (int i = 0; i < n; i++)
-		out[i] = out[i] == '+' ? '-' : out[i] == '/' ? '_' : out[i];
-}
-
-/* One full check-in of d on a new TLS connection. Returns 0, or -1 with why. */
-static int checkin(struct bench *b, struct dev *d, char *why, size_t why_cap)
-{
-	CURL *c = curl_easy_init();
-	struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
-	struct reply r = {0};
-	uint8_t nonce[SS_NONCE_LEN], tok[EAT_MAX_TOKEN];
-	char url[128], *body = NULL;
-	const char *s;
-	size_t tok_len = 0, cap;
-	long status = 0, conns = 0;
-	json_t *j = NULL;
-	BIO *bio = NULL;
-	X509 *cert = NULL;
-	int rc = -1, err;
-
-	if (!c || !h) {
-		snprintf(why, why_cap, "out of memory");
-		goto out;
-	}
-	snprintf(url, sizeof(url), "https://localhost:%u/v1/checkin/nonce", (unsigned)b->port);
-	curl_easy_setopt(c, CURLOPT_URL, url);
-	curl_easy_setopt(c, CURLOPT_CAINFO, b->ca);
-	curl_easy_setopt(c, CURLOPT_SSL_SESSIONID_CACHE, 0L);
-	curl_easy_setopt(c, CURLOPT_SSL_EC_CURVES, "P-256");
-	curl_easy_setopt(c, CURLOPT_SSL_CTX_FUNCTION, install_key);
-	curl_easy_setopt(c, CURLOPT_SSL_CTX_DATA, d);
-	curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
-	curl_easy_setopt(c, CURLOPT_POSTFIELDS, "{}");
-	curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, 2L);
-	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
-	curl_easy_setopt(c, CURLOPT_WRITEDATA, &r);
-	curl_easy_setopt(c, CURLOPT_TIMEOUT, 30L);
-	if (curl_easy_perform(c) != CURLE_OK ||
-	    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status) != CURLE_OK || status != 200 ||
-	    !(j = json_loadb(r.body, r.len, 0, NULL)) ||
-	    !(s = json_string_value(json_object_get(j, "nonce"))) ||
-	    strlen(s) != 2 * SS_NONCE_LEN || sph_hex_decode(s, nonce, sizeof(nonce)) != 0) {
-		snprintf(why, why_cap, "nonce: status %ld %.200s", status, r.body ? r.body : "");
-		goto out;
-	}
-	if (b->handshake_only) {
-		rc = 0;
-		goto out;
-	}
-	if ((err = rot_attest(d->rot, nonce, sizeof(nonce), tok, sizeof(tok), &tok_len)) != 0) {
-		snprintf(why, why_cap, "rot_attest: %s", sph_strerror(err));
-		goto out;
-	}
-	cap = 4 * (tok_len / 3 + 2) + 2 * SS_NONCE_LEN + 64;
-	if (!(body = malloc(cap))) {
-		snprintf(why, why_cap, "out of memory");
-		goto out;
-	}
-	{
-		int k = snprintf(body, cap, "{\"nonce\":\"%s\",\"evidence\":\"", s);
-		b64url(tok, tok_len, body + k);
-		k += (int)strlen(body + k);
-		snprintf(body + k, cap - (size_t)k, "\"}");
-	}
-	json_decref(j);
-	j = NULL;
-	reply_clear(&r);
-	snprintf(url, sizeof(url), "https://localhost:%u/v1/checkin", (unsigned)b->port);
-	curl_easy_setopt(c, CURLOPT_URL, url);
-	curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
-	curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)strlen(body));
-	status = 0;
-	if (curl_easy_perform(c) != CURLE_OK ||
-	    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status) != CURLE_OK || status != 200 ||
-	    !(j = json_loadb(r.body, r.len, 0, NULL))) {
-		snprintf(why, why_cap, "checkin: status %ld %.200s", status, r.body ? r.body : "");
-		goto out;
-	}
-	/* the same connection: one TLS handshake per check-in */
-	if (curl_easy_getinfo(c, CURLINFO_NUM_CONNECTS, &conns) != CURLE_OK || conns != 0) {
-		snprintf(why, why_cap, "checkin: a second TLS connection (%ld)", conns);
-		goto out;
-	}
-	s = json_string_value(json_object_get(j, "status"));
-	if (!s || strcmp(s, "up_to_date") != 0 ||
-	    !(s = json_string_value(json_object_get(j, "certificate"))) ||
-	    !(bio = BIO_new_mem_buf(s, -1)) || !(cert = PEM_read_bio_X509(bio, NULL, NULL, NULL))) {
-		snprintf(why, why_cap, "checkin: no certificate: %.200s", r.body ? r.body : "");
-		goto out;
-	}
-	rc = 0;
-out:
-	X509_free(cert);
-	BIO_free(bio);
-	json_decref(j);
-	free(body);
-	reply_clear(&r);
-	curl_slist_free_all(h);
-	curl_easy_cleanup(c);
-	return rc;
 }
 
 /* ---- the load --------------------------------------------------------------------- */
@@ -542,7 +153,9 @@ static void *worker_run(void *arg)
 	double t0, t1;
 
 	while ((t0 = now()) < b->t_end) {
-		int rc = checkin(b, &b->devs[i], why, sizeof(why));
+		int rc = fleet_checkin(&b->fs, &b->devs[i],
+		                       b->handshake_only ? FLEET_HANDSHAKE : FLEET_CHECKIN, why,
+		                       sizeof(why));
 
 		t1 = now();
 		if (rc != 0) {
@@ -848,17 +461,26 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	t0 = now();
-	if ((err = service_up(&b, cores, setup)) != 0) {
-		fprintf(stderr, "bench_checkin: service set-up: %s\n", sph_strerror(err));
-		goto out;
-	}
-	for (unsigned i = 0; i < b.ndevs; i++) {
-		if ((err = dev_make(&b, &b.devs[i], i)) != 0) {
-			fprintf(stderr, "bench_checkin: device %u: %s\n", i, sph_strerror(err));
+	{
+		char sdir[sizeof(b.tmp) + 24], why[320];
+		snprintf(sdir, sizeof(sdir), "%s/ss", b.tmp);
+		if ((err = fleet_service_start(sdir, (unsigned)cores, &b.fs, why, sizeof(why))) !=
+		    0) {
+			fprintf(stderr, "bench_checkin: service set-up: %s\n", why);
 			goto out;
 		}
-		if (dev_enrol(&b, setup, &b.devs[i]) != 0)
-			goto out;
+		for (unsigned i = 0; i < b.ndevs; i++) {
+			snprintf(sdir, sizeof(sdir), "%s/dev%u", b.tmp, i);
+			if ((err = fleet_device_make(&b.fs, FLEET_BOOTED, sdir, &b.devs[i])) != 0) {
+				fprintf(stderr, "bench_checkin: device %u: %s\n", i,
+				        sph_strerror(err));
+				goto out;
+			}
+			if (fleet_device_enrol(&b.fs, setup, &b.devs[i], why, sizeof(why)) != 0) {
+				fprintf(stderr, "bench_checkin: device %u: %s\n", i, why);
+				goto out;
+			}
+		}
 	}
 	printf("setup      service (workers %ld) + %u devices provisioned, booted, registered,"
 	       " claimed in %.1f s\n",
@@ -943,18 +565,11 @@ out:
 			free(w[k].lat);
 	free(w);
 	curl_easy_cleanup(setup);
-	ss_service_free(b.svc);
 	if (b.devs)
 		for (unsigned i = 0; i < b.ndevs; i++)
-			dev_free(&b.devs[i]);
+			fleet_device_free(&b.devs[i]);
 	free(b.devs);
-	for (unsigned comp = 0; comp < BOOT_COMPONENTS; comp++)
-		free(b.pkg[comp]);
-	EVP_PKEY_free(b.root_key);
-	X509_free(b.root_cert);
-	EVP_PKEY_free(b.signer_key);
-	X509_free(b.signer_cert);
-	OPENSSL_cleanse(&b.init, sizeof(b.init));
+	fleet_service_stop(&b.fs);
 	if (curl_up)
 		curl_global_cleanup();
 	rmtree(b.tmp);
