@@ -13,6 +13,7 @@ PACKAGES=(
 	libevent-dev libsqlite3-dev           # security service: HTTPS server, embedded database
 	postgresql libpq-dev                  # PostgreSQL store: libpq, and the server the tests start
 	libcurl4-openssl-dev                  # HTTPS clients (CLI, agent, tests)
+	mosquitto libmosquitto-dev            # MQTT: the broker the tests start, the agent's client
 	libcmocka-dev libjansson-dev          # unit tests (jansson reads test vectors)
 )
 
