@@ -973,6 +973,54 @@ static void test_flaky_service(void **state)
 	flaky.h = NULL;
 }
 
+/* A power cut at many points of an update (the flash torn mid-operation,
+ * every later operation refused until the power comes back): the device
+ * comes back on the software it had, and the next cycle finishes the
+ * update and gets its certificate. */
+static void test_cycle_power_cuts(void **state)
+{
+	static const unsigned cuts[] = {1, 2, 3, 5, 8, 13, 21, 34, 55, 89, 144, 233, 377};
+	struct agent_config cfg = config();
+	struct agent_checkin_result res;
+	struct agent_error err;
+	struct agent_cycle cyc;
+	unsigned interrupted = 0;
+
+	(void)state;
+	for (size_t k = 0; k < sizeof(cuts) / sizeof(cuts[0]); k++) {
+		struct chip_faults plan;
+		struct dev d;
+		char spec[64];
+		int rc;
+
+		memset(&d, 0, sizeof(d));
+		dev_make(&d, true);
+		boot_close(d.bd);
+		snprintf(spec, sizeof(spec), "powercut=%u,seed=%zu", cuts[k], k + 1);
+		assert_int_equal(chip_faults_parse(spec, &plan, NULL, 0), 0);
+		assert_int_equal(boot_open(d.dir, &plan, &d.bd), 0);
+		rc = agent_run_once(d.bd, &cfg, &res, &cyc, &err);
+		agent_checkin_result_free(&res);
+		if (rc != 0)
+			interrupted++;
+		/* the power comes back */
+		boot_close(d.bd);
+		assert_int_equal(boot_open(d.dir, NULL, &d.bd), 0);
+		rc = agent_run_once(d.bd, &cfg, &res, &cyc, &err);
+		if (rc != 0)
+			fail_msg("cut at %u: the next cycle: %s (%s)", cuts[k], sph_strerror(rc),
+			         err.reason);
+		assert_int_equal(res.status, AGENT_STATUS_UP_TO_DATE);
+		assert_string_equal(os_version(&d), "2.0.0");
+		expect_cert_verifies(&res, d.id);
+		agent_checkin_result_free(&res);
+		dev_free(&d);
+	}
+	print_message("power cuts: %u of %zu interrupted the update\n", interrupted,
+	              sizeof(cuts) / sizeof(cuts[0]));
+	assert_true(interrupted >= 5); /* the cuts did land inside the update */
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -987,6 +1035,7 @@ int main(void)
 	        cmocka_unit_test(test_flaky_service),
 	        cmocka_unit_test(test_cycle_tampered_then_recovers),
 	        cmocka_unit_test(test_cycle_updates_and_certifies),
+	        cmocka_unit_test(test_cycle_power_cuts),
 	};
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
