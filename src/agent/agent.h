@@ -26,6 +26,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <signal.h>
+
 #include <openssl/evp.h>
 #include <openssl/x509.h>
 
@@ -100,6 +102,8 @@ struct agent_update;
  * SPH_ERR_STATE and keeps the bytes so far, for a later resume). */
 typedef int (*agent_progress_fn)(void *ctx, const struct agent_update *u, uint64_t have,
                                  uint64_t total);
+/* The device's clock: Unix seconds (may be wrong, or unset: near 0). */
+typedef int64_t (*agent_clock_fn)(void *ctx);
 
 struct agent_config {
 	const char *service_url; /* "https://host:port", no path */
@@ -109,6 +113,8 @@ struct agent_config {
 	long timeout_s;             /* per request (0 = 30) */
 	agent_progress_fn progress; /* may be NULL */
 	void *progress_ctx;
+	agent_clock_fn clock; /* for update windows; NULL: time(NULL) */
+	void *clock_ctx;
 };
 
 /* Why the last operation failed, for people and tests. http_status is 0 when
@@ -139,12 +145,15 @@ struct agent_update {
 	char url[AGENT_URL_PATH_MAX + 1]; /* a path under /v1/ on the service */
 };
 
+#define AGENT_NONCE_LEN 40 /* bytes of a check-in nonce (docs/api.md §4.12) */
+
 /* A check-in's answer. certificate and chain (PEM, NUL-terminated, with their
- * lengths) are set only when up to date, updates only when not. time is the
- * signed time's Unix seconds: its COSE_Sign1 is decoded strictly, its content
- * type and its nonce (the one this check-in sent) are checked, but its
- * signer is NOT verified against a trust anchor (the codebase has no
- * verifier of docs/formats.md §10 yet): time_verified is always false. */
+ * lengths) are set only when up to date, updates (and the optional update
+ * window) only when not. time is the signed time's Unix seconds
+ * (agent_signed_time: decoded strictly, our nonce, a valid signature);
+ * time_verified says whether its x5chain also verified to the device's
+ * tenant image root. time_cose (time_cose_len bytes) and nonce are what was
+ * checked, kept for audits and tests. */
 struct agent_checkin_result {
 	enum agent_status status;
 	char *certificate;
@@ -153,8 +162,14 @@ struct agent_checkin_result {
 	size_t chain_len;
 	struct agent_update updates[AGENT_UPDATES_MAX];
 	size_t n_updates;
+	bool has_window;       /* install only inside [window_start, window_end) */
+	unsigned window_start; /* minutes after 00:00 UTC, 0..1439 */
+	unsigned window_end;
 	int64_t time;
 	bool time_verified;
+	uint8_t *time_cose;
+	size_t time_cose_len;
+	uint8_t nonce[AGENT_NONCE_LEN];
 	bool sideloading;     /* "applications": "sideloading" (development mode) */
 	long tls_connections; /* connections opened for nonce + check-in (1 normally) */
 	size_t failures_sent; /* queued reports the service accepted */
@@ -181,6 +196,7 @@ struct agent_dl_stats {
 	uint64_t resumed_from;
 	uint64_t fetched;
 	unsigned transfers;
+	unsigned resumes; /* transfers that asked for a Range from bytes already there */
 };
 
 /* Downloads u into <dir>/AGENT_DOWNLOAD_DIR/<image id>.pkg, resuming with a
@@ -194,18 +210,51 @@ int agent_download(struct boot_device *d, const struct agent_config *cfg,
                    const struct agent_update *u, uint8_t **pkg, size_t *len,
                    struct agent_dl_stats *st, struct agent_error *err);
 
+/* The signed time (docs/formats.md §10) of a check-in that sent nonce: a
+ * strictly decoded COSE_Sign1, content type 65052, payload {1: seconds, 2:
+ * nonce}. With the device's tenant image root (root: may be NULL) the
+ * x5chain [production signer, root] must verify to it (img_sign1_verify_chain:
+ * the path, certificate validity at the signed time itself, the signer's
+ * tenant-app role): then *verified is true. Without a root, or when the path
+ * leads elsewhere (another tenant's root), the signature is checked with the
+ * leaf's own key and *verified stays false: the time is kept, not trusted.
+ * Returns 0 with *when and *verified, or SPH_ERR_MALFORMED (shape),
+ * SPH_ERR_NONCE_MISMATCH, SPH_ERR_BAD_SIGNATURE (tampered), SPH_ERR_NOMEM;
+ * *when 0 and *verified false on failure. */
+int agent_signed_time(const uint8_t *cose, size_t len, const uint8_t *nonce, size_t nonce_len,
+                      X509 *root, int64_t *when, bool *verified);
+
+/* The device's tenant image root (<dir>/BOOT_TENANT_ROOT_FILE, which
+ * boot_tenant_root_check accepts) into *root (NULL on entry; X509_free).
+ * Returns 0, SPH_ERR_NOT_FOUND (none installed) or another status. */
+int agent_tenant_root(const char *dir, X509 **root);
+
+/* Seconds from now (Unix seconds, UTC) until the window [start, end) opens
+ * (minutes after midnight UTC, 0..1439; end < start wraps midnight; start ==
+ * end is the whole day): 0 when it is open now. */
+int64_t agent_window_wait(unsigned start, unsigned end, int64_t now);
+
 /* What agent_run_once did. */
 struct agent_cycle {
-	unsigned rounds;    /* check-ins made */
-	unsigned installed; /* packages installed */
-	unsigned confirmed; /* components confirmed after a trial boot */
+	unsigned rounds;     /* check-ins made */
+	unsigned installed;  /* packages installed */
+	unsigned confirmed;  /* components confirmed after a trial boot */
+	bool deferred;       /* updates downloaded, install waits for the window */
+	int64_t window_wait; /* then: seconds until it opens */
+	uint64_t fetched;    /* bytes that came over the network */
+	unsigned transfers;  /* download requests */
+	unsigned resumes;    /* of which Range requests from bytes already there */
 };
 
 /* The cycle: boot_run d, check in; while an update is required (at most
  * cfg->max_rounds check-ins) download and verify every update, install each
  * into its inactive slot (boot_install, a trial), boot again, confirm the
- * trial (boot_confirm) once it booted, and check in again. Returns 0 only when
- * up to date: *res (as for agent_checkin) then holds the certificate. A
+ * trial (boot_confirm) once it booted, and check in again. An update_required
+ * reply with an update window that is closed (by cfg->clock) is downloaded
+ * and verified but not installed: 0 with res->status
+ * AGENT_STATUS_UPDATE_REQUIRED and cycle->deferred (cycle->window_wait says
+ * when it opens). Otherwise 0 means up to date: *res (as for agent_checkin)
+ * holds the certificate. A
  * package that does not verify or install, or a trial that does not boot, is
  * queued as a failure report (sent at the next check-in). cycle and err may be
  * NULL. Returns 0, SPH_ERR_EXHAUSTED (still not up to date after max_rounds),
@@ -314,5 +363,93 @@ int agent_mqtt_publish(struct agent_mqtt *m, const char *subtopic, const void *p
 /* Sends DISCONNECT (if still connected), closes the connection and frees m.
  * Accepts NULL. */
 void agent_mqtt_close(struct agent_mqtt *m);
+
+/* ---- the daemon: sphere-device run (docs/agent.md "The daemon") ----------------
+ * Boots the device, runs the cycle until up to date, keeps the certificate
+ * in the device directory, then checks in again when the service asks
+ * through the notification channel (POST /v1/checkin/wait, a long-poll), at
+ * the period, when the certificate reaches 80% of its lifetime, when an
+ * update window opens, and (development devices) on a local request.
+ */
+#define AGENT_PERIOD_DEFAULT_S 72000u /* 20 h, like Azure Sphere */
+#define AGENT_PERIOD_MAX_S     (7u * 86400u)
+#define AGENT_WAIT_DEFAULT_S   55u /* the long-poll's timeout= */
+#define AGENT_WAIT_MAX_S       300u
+#define AGENT_RENEW_PERCENT    80                /* of the certificate's lifetime */
+#define AGENT_CLOCK_SKEW_S     300               /* beyond this, a verified signed time wins */
+#define AGENT_CLOCK_MIN        1577836800        /* 2020-01-01: an earlier clock is unset */
+#define AGENT_CERT_FILE        "agent-cert.pem"  /* in the device directory */
+#define AGENT_CHAIN_FILE       "agent-chain.pem" /* in the device directory */
+#define AGENT_SOCKET_FILE      "agent.sock"      /* local requests (development) */
+#define AGENT_SOCKET_OFF_FILE  "agent.sock.off"  /* why there is no socket */
+
+struct agent_daemon_status;
+/* Called by the daemon on each event ("boot", "checkin", "up_to_date",
+ * "deferred", "failed", "wait", "woken", "fallback", "renew", "expired",
+ * "local", "stopping"...) with a snapshot of its status and a one-line
+ * text. For progress lines and tests; runs on the daemon's thread. */
+typedef void (*agent_event_fn)(void *ctx, const char *event, const struct agent_daemon_status *st,
+                               const char *text);
+
+struct agent_daemon_config {
+	struct agent_config agent; /* the service, retries (also the daemon's backoff), progress,
+	                            * clock (the device's: NULL = time(NULL)) */
+	unsigned period_s;         /* 1..AGENT_PERIOD_MAX_S; 0 = AGENT_PERIOD_DEFAULT_S */
+	unsigned wait_s;           /* 1..AGENT_WAIT_MAX_S; 0 = AGENT_WAIT_DEFAULT_S */
+	unsigned max_checkins;     /* stop before a cycle once this many were made (0: no limit) */
+	bool once;                 /* stop after the first cycle */
+	bool no_channel;           /* never use the notification channel (period only) */
+	volatile sig_atomic_t *stop; /* non-zero: stop (a signal handler sets it); may be NULL */
+	agent_event_fn event;        /* may be NULL */
+	void *event_ctx;
+};
+
+/* What the daemon did and knows. Times are Unix seconds on the corrected
+ * clock (the device's clock plus clock_offset). */
+struct agent_daemon_status {
+	unsigned checkins; /* check-ins made (every round of every cycle) */
+	unsigned cycles;   /* cycles run */
+	unsigned failures; /* cycles that failed */
+	unsigned failed_in_a_row;
+	unsigned installed, confirmed;
+	unsigned deferred;  /* cycles that left updates for the window */
+	unsigned renewals;  /* cycles started because the certificate reached 80% */
+	unsigned expired;   /* cycles started with an expired certificate */
+	unsigned recovered; /* of which ended with a new, valid certificate */
+	unsigned periodic;  /* cycles started by the period */
+	unsigned woken;     /* cycles the channel asked for */
+	unsigned local;     /* cycles a local request asked for */
+	unsigned window;    /* cycles started because an update window opened */
+	unsigned channel_errors;
+	bool channel;         /* the service has the channel (false after a 404) */
+	bool local_listening; /* the local socket is open */
+	bool up_to_date;      /* the last cycle ended up to date */
+	bool have_cert;
+	int64_t cert_not_before, cert_not_after, renew_at;
+	bool time_verified;   /* the last check-in's signed time verified */
+	int64_t signed_time;  /* that time */
+	int64_t clock_offset; /* seconds added to the device's clock */
+	uint64_t fetched;     /* download bytes over the network */
+	unsigned transfers, resumes;
+	int last_rc;
+	char last_error[AGENT_REASON_MAX];
+};
+
+/* Runs the daemon on d (opened, not yet booted) until cfg->stop, cfg->once
+ * or cfg->max_checkins ends it. st (may be NULL) receives the final status.
+ * Returns 0 when it stopped as asked with the last cycle up to date (or
+ * deferred to a window), the last cycle's status otherwise (after --once or
+ * max_checkins), SPH_ERR_STATE (the device did not boot; a failed-boot report
+ * is queued), or SPH_ERR_INVALID_ARG. */
+int agent_daemon_run(struct boot_device *d, const struct agent_daemon_config *cfg,
+                     struct agent_daemon_status *st);
+
+/* Asks the daemon running on the device in dir to check in now (a
+ * development device's local request, over AGENT_SOCKET_FILE). reply (cap
+ * bytes) gets its answer, or why it cannot be asked. Returns 0,
+ * SPH_ERR_PERMISSION (the daemon takes no local requests: reply says why),
+ * SPH_ERR_NOT_FOUND (no daemon is running), SPH_ERR_TRANSPORT or
+ * SPH_ERR_INVALID_ARG. */
+int agent_local_request(const char *dir, char *reply, size_t cap);
 
 #endif

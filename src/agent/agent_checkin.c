@@ -32,8 +32,6 @@
 #include "common/common.h"
 #include "cose/cose.h"
 
-#define AGENT_NONCE_LEN     40    /* docs/api.md §4.12 */
-#define AGENT_TIME_CTYPE    65052 /* docs/formats.md §10 */
 #define AGENT_TIME_MAX      (4u * COSE_MAX_CERT + 1024u)
 #define AGENT_QUEUE_MAX     (64u * 1024u) /* bytes of the failure queue file */
 #define AGENT_PATH_MAX      4096
@@ -146,6 +144,7 @@ void agent_checkin_result_free(struct agent_checkin_result *r)
 		return;
 	free(r->certificate);
 	free(r->chain);
+	free(r->time_cose);
 	memset(r, 0, sizeof(*r));
 }
 
@@ -449,53 +448,59 @@ static int agent_parse_update(json_t *o, struct agent_update *u)
 	return 0;
 }
 
-/* The signed time (docs/formats.md §10): decoded strictly, content type 65052,
- * the payload {1: seconds, 2: nonce}, our nonce, and the signature made by the
- * key of its own x5chain leaf. The leaf is NOT chained to a trust anchor (the
- * codebase has no verifier for it yet), so the time is kept, not trusted. */
-static int agent_parse_time(const char *b64, const uint8_t *nonce, size_t nonce_len, int64_t *when)
+/* The signed time: base64url into res->time_cose, then agent_signed_time
+ * against the device's tenant root (none: kept unverified). */
+static int agent_parse_time(const char *b64, const uint8_t *nonce, X509 *root,
+                            struct agent_checkin_result *res)
 {
-	struct cose_sign1 s;
-	struct sph_cbr r;
 	uint8_t *msg = malloc(AGENT_TIME_MAX);
-	const uint8_t *n = NULL, *der;
-	uint64_t k1 = 0, k2 = 0, secs = 0;
-	size_t len = 0, count = 0, nlen = 0;
-	X509 *leaf = NULL;
+	size_t len = 0;
 	int rc = SPH_ERR_NOMEM;
 
-	*when = 0;
 	if (!msg)
 		goto out;
 	if ((rc = agent_b64url_decode(b64, msg, AGENT_TIME_MAX, &len)) != 0 ||
-	    (rc = cose_sign1_decode(msg, len, &s)) != 0)
+	    (rc = agent_signed_time(msg, len, nonce, AGENT_NONCE_LEN, root, &res->time,
+	                            &res->time_verified)) != 0)
 		goto out;
-	rc = SPH_ERR_MALFORMED;
-	if (s.content_type != AGENT_TIME_CTYPE || !s.payload || s.x5_count < 1 ||
-	    !s.x5chain_protected)
-		goto out;
-	sph_cbr_init(&r, s.payload, s.payload_len);
-	if (sph_cbr_map(&r, &count) != 0 || count != 2 || sph_cbr_uint(&r, &k1) != 0 || k1 != 1 ||
-	    sph_cbr_uint(&r, &secs) != 0 || secs > (uint64_t)INT64_MAX ||
-	    sph_cbr_uint(&r, &k2) != 0 || k2 != 2 || sph_cbr_bstr(&r, &n, &nlen) != 0 ||
-	    sph_cbr_expect_end(&r) != 0)
-		goto out;
-	rc = SPH_ERR_NONCE_MISMATCH;
-	if (nlen != nonce_len || CRYPTO_memcmp(n, nonce, nonce_len) != 0)
-		goto out;
-	der = s.x5[0].der;
-	rc = SPH_ERR_MALFORMED;
-	if (!(leaf = d2i_X509(NULL, &der, (long)s.x5[0].len)) || der != s.x5[0].der + s.x5[0].len)
-		goto out;
-	if ((rc = cose_sign1_verify(msg, len, NULL, 0, X509_get0_pubkey(leaf), NULL)) != 0)
-		goto out;
-	*when = (int64_t)secs;
+	memcpy(res->nonce, nonce, AGENT_NONCE_LEN);
+	res->time_cose = msg;
+	res->time_cose_len = len;
+	msg = NULL; /* transferred */
 	rc = 0;
 out:
-	X509_free(leaf);
 	free(msg);
-	ERR_clear_error();
 	return rc;
+}
+
+/* "HH:MM" (00..23, 00..59) into minutes after midnight. */
+static bool agent_hhmm(json_t *v, unsigned *min)
+{
+	const char *t = json_string_value(v);
+
+	if (!t || json_string_length(v) != 5 || t[2] != ':')
+		return false;
+	for (int i = 0; i < 5; i++)
+		if (i != 2 && (t[i] < '0' || t[i] > '9'))
+			return false;
+	if ((t[0] - '0') * 10 + (t[1] - '0') > 23 || t[3] > '5')
+		return false;
+	*min = (unsigned)(((t[0] - '0') * 10 + (t[1] - '0')) * 60 + (t[3] - '0') * 10 +
+	                  (t[4] - '0'));
+	return true;
+}
+
+/* "update_window": exactly {"start": "HH:MM", "end": "HH:MM"} (UTC). */
+static int agent_parse_window(json_t *w, struct agent_checkin_result *res)
+{
+	static const char *const keys[] = {"start", "end"};
+
+	if (!json_is_object(w) || json_object_size(w) != 2 || !agent_only_keys(w, keys, 2) ||
+	    !agent_hhmm(json_object_get(w, "start"), &res->window_start) ||
+	    !agent_hhmm(json_object_get(w, "end"), &res->window_end))
+		return SPH_ERR_MALFORMED;
+	res->has_window = true;
+	return 0;
 }
 
 /* A PEM string member of at most AGENT_PEM_MAX bytes, copied. */
@@ -560,12 +565,14 @@ out:
 	return rc;
 }
 
-static int agent_parse_reply(struct rot *rot, const struct agent_buf *body, const uint8_t *nonce,
-                             struct agent_checkin_result *res, struct agent_error *err)
+static int agent_parse_reply(struct rot *rot, X509 *root, const struct agent_buf *body,
+                             const uint8_t *nonce, struct agent_checkin_result *res,
+                             struct agent_error *err)
 {
 	static const char *const up_keys[] = {"status", "certificate", "chain", "time",
 	                                      "applications"};
-	static const char *const upd_keys[] = {"status", "updates", "time", "applications"};
+	static const char *const upd_keys[] = {"status", "updates", "time", "applications",
+	                                       "update_window"};
 	json_t *j = NULL, *a, *apps;
 	const char *status, *t;
 	int rc = SPH_ERR_MALFORMED;
@@ -618,16 +625,21 @@ static int agent_parse_reply(struct rot *rot, const struct agent_buf *body, cons
 			}
 		}
 		res->n_updates = json_array_size(a);
+		if (json_object_get(j, "update_window") &&
+		    (rc = agent_parse_window(json_object_get(j, "update_window"), res)) != 0) {
+			agent_err_set(err, "checkin: update_window is not {\"start\", \"end\"} "
+			                   "as HH:MM");
+			goto out;
+		}
 		res->status = AGENT_STATUS_UPDATE_REQUIRED;
 	} else {
 		agent_err_set(err, "checkin: unknown status");
 		goto out;
 	}
-	if ((rc = agent_parse_time(t, nonce, AGENT_NONCE_LEN, &res->time)) != 0) {
+	if ((rc = agent_parse_time(t, nonce, root, res)) != 0) {
 		agent_err_set(err, "checkin: the signed time: %s", sph_strerror(rc));
 		goto out;
 	}
-	res->time_verified = false;
 	rc = 0;
 out:
 	json_decref(j);
@@ -664,6 +676,7 @@ static int agent_checkin_try(struct boot_device *d, const struct agent_config *c
 	char hex[2 * AGENT_NONCE_LEN + 1], *body = NULL;
 	const char *nh;
 	json_t *j = NULL;
+	X509 *root = NULL;
 	size_t tok_len = 0;
 	int rc;
 
@@ -709,13 +722,18 @@ static int agent_checkin_try(struct boot_device *d, const struct agent_config *c
 		goto out;
 	}
 	res->tls_connections = conn.connects;
-	if ((rc = agent_parse_reply(boot_rot(d), &reply, nonce, res, err)) != 0)
+	/* the tenant root, if the device has one, makes the signed time trusted */
+	rc = agent_tenant_root(chip_dir(boot_chip(d)), &root);
+	if (rc != 0 && rc != SPH_ERR_NOT_FOUND)
+		sph_log(SPH_LOG_WARN, "agent", "tenant_root_unusable", "rc=%d", rc);
+	if ((rc = agent_parse_reply(boot_rot(d), root, &reply, nonce, res, err)) != 0)
 		goto out;
 	rc = 0;
 out:
 	if (rc)
 		agent_checkin_result_free(res);
 	json_decref(j);
+	X509_free(root);
 	free(body);
 	free(tok);
 	agent_buf_free(&reply);
@@ -775,9 +793,9 @@ int agent_checkin(struct boot_device *d, const struct agent_config *cfg,
 			sph_log(SPH_LOG_WARN, "agent", "failure_queue_clear", "rc=%d", qrc);
 	}
 	sph_log(SPH_LOG_INFO, "agent", "checkin",
-	        "status=%s updates=%zu failures_sent=%zu attempts=%u",
+	        "status=%s updates=%zu failures_sent=%zu attempts=%u time_verified=%d",
 	        res->status == AGENT_STATUS_UP_TO_DATE ? "up_to_date" : "update_required",
-	        res->n_updates, res->failures_sent, n);
+	        res->n_updates, res->failures_sent, n, res->time_verified);
 out:
 	json_decref(failures);
 	return rc;

@@ -10,6 +10,7 @@
 #include <curl/curl.h>
 
 #include "agent/agent.h"
+#include "chip/chip.h"
 
 #define AGENT_BASE_URL_MAX 200
 #define AGENT_TIMEOUT_S    30L
@@ -25,6 +26,13 @@ struct agent_conn {
 	char base[AGENT_BASE_URL_MAX + 1];
 	long timeout_s;
 	long connects; /* connections opened, over every request */
+	/* For agent_post_json (the long-poll): a total timeout other than
+	 * timeout_s (0: timeout_s), and a function polled while it waits
+	 * (about once a second or sooner): non-zero aborts (SPH_ERR_STATE). */
+	long req_timeout_s;
+	int (*abort_fn)(void *ctx);
+	void *abort_ctx;
+	long retry_after; /* the last reply's Retry-After in seconds; 0: none */
 };
 
 /* A growable reply buffer with a hard maximum (NUL-terminated). */
@@ -44,7 +52,8 @@ void agent_conn_close(struct agent_conn *conn);
 
 /* POSTs body (JSON) to path; reply gets the body (freed by agent_buf_free).
  * Returns 0 with *status (any HTTP status), SPH_ERR_TRANSPORT (no reply),
- * SPH_ERR_TOO_LARGE (reply past reply->max) or SPH_ERR_NOMEM. */
+ * SPH_ERR_TOO_LARGE (reply past reply->max), SPH_ERR_STATE (conn->abort_fn
+ * aborted it) or SPH_ERR_NOMEM. */
 int agent_post_json(struct agent_conn *conn, const char *path, const char *body,
                     struct agent_buf *reply, long *status);
 
@@ -64,8 +73,36 @@ int agent_get_range(struct agent_conn *conn, const char *path, uint64_t from, ui
 
 void agent_buf_free(struct agent_buf *b);
 
+/* agent_run_once without the boot: check-ins, downloads, installs, trial
+ * boot and confirm, as agent_run_once says (res and cycle zeroed by the
+ * caller). */
+int agent_cycle_run(struct boot_device *d, const struct agent_config *cfg,
+                    struct agent_checkin_result *res, struct agent_cycle *cycle,
+                    struct agent_error *err);
+/* boot_run d (reset why); a device that does not boot gets a failed-boot
+ * report queued. Returns 0, SPH_ERR_STATE (RECOVERY) or boot_run's status. */
+int agent_boot(struct boot_device *d, enum chip_reset_reason why, struct agent_error *err);
+
+/* ---- the local request socket (agent_local.c) ---- */
+/* Binds dir/AGENT_SOCKET_FILE (mode 0600, then listening, non-blocking) into
+ * *fd (-1 on failure). A stale socket file is replaced; one a live daemon
+ * answers on is SPH_ERR_STATE. Returns 0, SPH_ERR_TOO_LARGE (path too long
+ * for a unix socket), SPH_ERR_STATE or SPH_ERR_IO. */
+int agent_local_open(const char *dir, int *fd);
+/* Serves the requests waiting on fd without blocking; returns how many asked
+ * for a check-in (>= 0). */
+int agent_local_serve(int fd);
+/* Closes fd (if >= 0) and removes the socket and the "off" note of dir. */
+void agent_local_close(const char *dir, int fd);
+/* Writes why there is no socket into dir/AGENT_SOCKET_OFF_FILE (and removes
+ * a stale socket). Returns 0 or SPH_ERR_IO. */
+int agent_local_off(const char *dir, const char *why);
+
 /* cfg's retry policy with the defaults filled in and the bounds applied. */
 void agent_retry_policy(const struct agent_config *cfg, struct agent_retry *out);
+/* The wait before attempt n + 1 (n >= 1 attempts made), in milliseconds:
+ * min(max, base * 2^(n-1)) with equal jitter (uniform in [d/2, d]). */
+uint64_t agent_backoff_ms(const struct agent_retry *r, unsigned n);
 /* Sleeps before attempt n + 1 (n >= 1 attempts made): min(max, base * 2^(n-1))
  * with equal jitter. */
 void agent_backoff_sleep(const struct agent_retry *r, unsigned n);

@@ -144,15 +144,28 @@ static void agent_count_connects(struct agent_conn *conn)
 		conn->connects += k;
 }
 
+static int agent_xferinfo(void *arg, curl_off_t dt, curl_off_t dn, curl_off_t ut, curl_off_t un)
+{
+	struct agent_conn *conn = arg;
+
+	(void)dt;
+	(void)dn;
+	(void)ut;
+	(void)un;
+	return conn->abort_fn && conn->abort_fn(conn->abort_ctx) ? 1 : 0;
+}
+
 int agent_post_json(struct agent_conn *conn, const char *path, const char *body,
                     struct agent_buf *reply, long *status)
 {
 	struct curl_slist *h = NULL;
 	char url[AGENT_BASE_URL_MAX + AGENT_URL_PATH_MAX + 2];
+	curl_off_t ra = 0;
 	CURLcode cc;
 	int rc;
 
 	*status = 0;
+	conn->retry_after = 0;
 	agent_buf_free(reply);
 	if ((rc = agent_url(conn, path, url, sizeof(url))) != 0)
 		goto out;
@@ -170,14 +183,25 @@ int agent_post_json(struct agent_conn *conn, const char *path, const char *body,
 	    curl_easy_setopt(conn->c, CURLOPT_HEADERFUNCTION, NULL) != CURLE_OK ||
 	    curl_easy_setopt(conn->c, CURLOPT_WRITEFUNCTION, agent_buf_write) != CURLE_OK ||
 	    curl_easy_setopt(conn->c, CURLOPT_WRITEDATA, reply) != CURLE_OK ||
-	    curl_easy_setopt(conn->c, CURLOPT_TIMEOUT, conn->timeout_s) != CURLE_OK)
+	    curl_easy_setopt(conn->c, CURLOPT_TIMEOUT,
+	                     conn->req_timeout_s ? conn->req_timeout_s : conn->timeout_s) !=
+	            CURLE_OK ||
+	    curl_easy_setopt(conn->c, CURLOPT_NOPROGRESS, conn->abort_fn ? 0L : 1L) != CURLE_OK ||
+	    curl_easy_setopt(conn->c, CURLOPT_XFERINFOFUNCTION, agent_xferinfo) != CURLE_OK ||
+	    curl_easy_setopt(conn->c, CURLOPT_XFERINFODATA, conn) != CURLE_OK)
 		goto out;
 	cc = curl_easy_perform(conn->c);
 	agent_count_connects(conn);
+	if (cc == CURLE_ABORTED_BY_CALLBACK) {
+		rc = SPH_ERR_STATE;
+		goto out;
+	}
 	if (reply->over) {
 		rc = SPH_ERR_TOO_LARGE;
 		goto out;
 	}
+	if (curl_easy_getinfo(conn->c, CURLINFO_RETRY_AFTER, &ra) == CURLE_OK && ra > 0)
+		conn->retry_after = ra > 86400 ? 86400 : (long)ra;
 	if (cc != CURLE_OK ||
 	    curl_easy_getinfo(conn->c, CURLINFO_RESPONSE_CODE, status) != CURLE_OK ||
 	    *status < 100) {
@@ -187,6 +211,7 @@ int agent_post_json(struct agent_conn *conn, const char *path, const char *body,
 	rc = 0;
 out:
 	/* the handle must not keep pointers to this call's locals */
+	curl_easy_setopt(conn->c, CURLOPT_NOPROGRESS, 1L);
 	curl_easy_setopt(conn->c, CURLOPT_HTTPHEADER, NULL);
 	curl_easy_setopt(conn->c, CURLOPT_POSTFIELDS, NULL);
 	curl_slist_free_all(h);
@@ -415,11 +440,10 @@ void agent_retry_policy(const struct agent_config *cfg, struct agent_retry *out)
 	*out = r;
 }
 
-void agent_backoff_sleep(const struct agent_retry *r, unsigned n)
+uint64_t agent_backoff_ms(const struct agent_retry *r, unsigned n)
 {
 	uint64_t delay = r->base_ms, j = 0;
 	uint32_t rnd = 0;
-	struct timespec ts;
 
 	for (unsigned i = 1; i < n && delay < r->max_ms; i++)
 		delay *= 2;
@@ -430,7 +454,14 @@ void agent_backoff_sleep(const struct agent_retry *r, unsigned n)
 		j = (delay / 2 + 1) * (uint64_t)rnd / ((uint64_t)UINT32_MAX + 1);
 	else
 		j = delay / 2;
-	delay = delay - delay / 2 + j;
+	return delay - delay / 2 + j;
+}
+
+void agent_backoff_sleep(const struct agent_retry *r, unsigned n)
+{
+	uint64_t delay = agent_backoff_ms(r, n);
+	struct timespec ts;
+
 	ts.tv_sec = (time_t)(delay / 1000);
 	ts.tv_nsec = (long)(delay % 1000) * 1000000L;
 	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)

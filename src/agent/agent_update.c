@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <openssl/crypto.h>
@@ -128,6 +129,8 @@ static int agent_dl_transfer(struct agent_conn *conn, const struct agent_config 
 	if (have == u->size)
 		goto out; /* complete already (an interrupted install, say) */
 	st->transfers++;
+	if (have > 0)
+		st->resumes++;
 	rc = agent_get_range(conn, u->url, have, u->size, f, status, &start, &total, &got, &eb, u,
 	                     cfg->progress, cfg->progress_ctx);
 	st->fetched += got;
@@ -280,26 +283,52 @@ static int agent_comp(const char *type)
 	return -1;
 }
 
-/* Downloads, verifies and installs u (a trial in its inactive slot). */
-static int agent_install_one(struct boot_device *d, const struct agent_config *cfg,
-                             const struct agent_update *u, struct agent_error *err)
+static void agent_count_dl(struct agent_cycle *cycle, const struct agent_dl_stats *st)
+{
+	cycle->fetched += st->fetched;
+	cycle->transfers += st->transfers;
+	cycle->resumes += st->resumes;
+}
+
+/* Downloads and verifies u into *pkg (NULL when only_fetch: the file stays
+ * for the install), once more whole if a resumed file does not verify. */
+static int agent_fetch_one(struct boot_device *d, const struct agent_config *cfg,
+                           const struct agent_update *u, bool only_fetch, uint8_t **pkg,
+                           size_t *len, struct agent_cycle *cycle, struct agent_error *err)
 {
 	struct agent_dl_stats st;
+	int rc;
+
+	rc = agent_download(d, cfg, u, pkg, len, &st, err);
+	agent_count_dl(cycle, &st);
+	if (rc == SPH_ERR_CORRUPT && st.resumed_from > 0) {
+		/* the bytes kept from before may be what was damaged: once more, whole */
+		sph_log(SPH_LOG_INFO, "agent", "download_restart", "image=%s", u->image_id);
+		rc = agent_download(d, cfg, u, pkg, len, &st, err);
+		agent_count_dl(cycle, &st);
+	}
+	if (rc == SPH_ERR_CORRUPT)
+		agent_report(d, "refused-image", u->component_id, rc,
+		             "the download does not match the check-in's size and SHA-256");
+	if (rc == 0 && only_fetch) {
+		free(*pkg);
+		*pkg = NULL;
+		*len = 0;
+	}
+	return rc;
+}
+
+/* Downloads, verifies and installs u (a trial in its inactive slot). */
+static int agent_install_one(struct boot_device *d, const struct agent_config *cfg,
+                             const struct agent_update *u, struct agent_cycle *cycle,
+                             struct agent_error *err)
+{
 	char path[AGENT_PATH_MAX], why[BOOT_REASON_MAX] = "";
 	uint8_t *pkg = NULL;
 	size_t len = 0;
 	int comp = agent_comp(u->type), rc;
 
-	rc = agent_download(d, cfg, u, &pkg, &len, &st, err);
-	if (rc == SPH_ERR_CORRUPT && st.resumed_from > 0) {
-		/* the bytes kept from before may be what was damaged: once more, whole */
-		sph_log(SPH_LOG_INFO, "agent", "download_restart", "image=%s", u->image_id);
-		rc = agent_download(d, cfg, u, &pkg, &len, &st, err);
-	}
-	if (rc == SPH_ERR_CORRUPT)
-		agent_report(d, "refused-image", u->component_id, rc,
-		             "the download does not match the check-in's size and SHA-256");
-	if (rc)
+	if ((rc = agent_fetch_one(d, cfg, u, false, &pkg, &len, cycle, err)) != 0)
 		goto out;
 	rc = boot_install(d, (unsigned)comp, pkg, len, why, sizeof(why));
 	if (rc) {
@@ -319,11 +348,18 @@ out:
 	return rc;
 }
 
-/* Installs every update of res, boots the trials and confirms them. */
+static int64_t agent_now(const struct agent_config *cfg)
+{
+	return cfg->clock ? cfg->clock(cfg->clock_ctx) : (int64_t)time(NULL);
+}
+
+/* Installs every update of res, boots the trials and confirms them; outside
+ * res's update window only downloads them (cycle->deferred). */
 static int agent_apply(struct boot_device *d, const struct agent_config *cfg,
                        const struct agent_checkin_result *res, struct agent_cycle *cycle,
                        struct agent_error *err)
 {
+	int64_t wait = 0;
 	struct boot_report rep;
 	bool trial[BOOT_COMPONENTS] = {false};
 	const struct agent_update *want[BOOT_COMPONENTS] = {NULL};
@@ -345,10 +381,27 @@ static int agent_apply(struct boot_device *d, const struct agent_config *cfg,
 		want[comp] = &res->updates[i];
 		rc = SPH_ERR_UNSUPPORTED;
 	}
+	if (res->has_window &&
+	    (wait = agent_window_wait(res->window_start, res->window_end, agent_now(cfg))) > 0) {
+		/* download any time; install only inside the window */
+		for (unsigned c = 0; c < BOOT_COMPONENTS; c++) {
+			uint8_t *pkg = NULL;
+			size_t len = 0;
+			if (want[c] && (rc = agent_fetch_one(d, cfg, want[c], true, &pkg, &len,
+			                                     cycle, err)) != 0)
+				goto out;
+		}
+		cycle->deferred = true;
+		cycle->window_wait = wait;
+		sph_log(SPH_LOG_INFO, "agent", "install_deferred", "window_opens_in=%lld",
+		        (long long)wait);
+		rc = 0;
+		goto out;
+	}
 	for (unsigned c = 0; c < BOOT_COMPONENTS; c++) {
 		if (!want[c])
 			continue;
-		if ((rc = agent_install_one(d, cfg, want[c], err)) != 0)
+		if ((rc = agent_install_one(d, cfg, want[c], cycle, err)) != 0)
 			goto out;
 		trial[c] = true;
 		cycle->installed++;
@@ -385,33 +438,13 @@ out:
 	return rc;
 }
 
-int agent_run_once(struct boot_device *d, const struct agent_config *cfg,
-                   struct agent_checkin_result *res, struct agent_cycle *cycle,
-                   struct agent_error *err)
+int agent_cycle_run(struct boot_device *d, const struct agent_config *cfg,
+                    struct agent_checkin_result *res, struct agent_cycle *cycle,
+                    struct agent_error *err)
 {
-	struct agent_cycle local;
-	struct boot_report rep;
-	unsigned rounds;
-	int rc = SPH_ERR_INVALID_ARG;
+	unsigned rounds = cfg->max_rounds ? cfg->max_rounds : AGENT_ROUNDS_DEFAULT;
+	int rc;
 
-	if (res)
-		memset(res, 0, sizeof(*res));
-	if (err)
-		memset(err, 0, sizeof(*err));
-	if (!cycle)
-		cycle = &local;
-	memset(cycle, 0, sizeof(*cycle));
-	if (!d || !cfg || !res)
-		goto out;
-	rounds = cfg->max_rounds ? cfg->max_rounds : AGENT_ROUNDS_DEFAULT;
-	rc = boot_run(d, CHIP_RESET_SOFTWARE, &rep);
-	if (rc == 0 && rep.result != BOOT_RESULT_BOOTED)
-		rc = SPH_ERR_STATE;
-	if (rc) {
-		agent_err_set(err, "boot: %s", sph_strerror(rc));
-		agent_report(d, "failed-boot", NULL, rc, "the device did not boot");
-		goto out;
-	}
 	for (unsigned round = 1;; round++) {
 		rc = agent_checkin(d, cfg, res, err);
 		cycle->rounds++;
@@ -423,10 +456,51 @@ int agent_run_once(struct boot_device *d, const struct agent_config *cfg,
 			goto out;
 		}
 		rc = agent_apply(d, cfg, res, cycle, err);
+		if (rc == 0 && cycle->deferred)
+			goto out; /* res keeps the updates and their window */
 		agent_checkin_result_free(res);
 		if (rc)
 			goto out;
 	}
+out:
+	if (rc)
+		agent_checkin_result_free(res);
+	return rc;
+}
+
+int agent_boot(struct boot_device *d, enum chip_reset_reason why, struct agent_error *err)
+{
+	struct boot_report rep;
+	int rc = boot_run(d, why, &rep);
+
+	if (rc == 0 && rep.result != BOOT_RESULT_BOOTED)
+		rc = SPH_ERR_STATE;
+	if (rc) {
+		agent_err_set(err, "boot: %s", sph_strerror(rc));
+		agent_report(d, "failed-boot", NULL, rc, "the device did not boot");
+	}
+	return rc;
+}
+
+int agent_run_once(struct boot_device *d, const struct agent_config *cfg,
+                   struct agent_checkin_result *res, struct agent_cycle *cycle,
+                   struct agent_error *err)
+{
+	struct agent_cycle local;
+	int rc = SPH_ERR_INVALID_ARG;
+
+	if (res)
+		memset(res, 0, sizeof(*res));
+	if (err)
+		memset(err, 0, sizeof(*err));
+	if (!cycle)
+		cycle = &local;
+	memset(cycle, 0, sizeof(*cycle));
+	if (!d || !cfg || !res)
+		goto out;
+	if ((rc = agent_boot(d, CHIP_RESET_SOFTWARE, err)) != 0)
+		goto out;
+	rc = agent_cycle_run(d, cfg, res, cycle, err);
 out:
 	if (rc && res)
 		agent_checkin_result_free(res);

@@ -1,18 +1,23 @@
 /*
  * sphere-device: an emulated device (virtual chip + RoT + boot chain).
- * provision, install, boot, confirm, status, registration. One RoT per invocation: each
+ * provision, install, boot, confirm, status, registration, and run (the
+ * device agent's daemon: docs/agent.md). One RoT per invocation: each
  * command opens the device (a power-up) and closes it at the end.
  *
  * Exit codes: 0 success, 1 failure (a refused image, RECOVERY), 2 usage.
  */
+#include <errno.h>
 #include <getopt.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include <curl/curl.h>
 #include <jansson.h>
 
+#include "agent/agent.h"
 #include "boot/boot.h"
 #include "common/common.h"
 #include "image/image.h"
@@ -66,6 +71,20 @@ static const char dev_usage[] =
         "      Print the device's registration record, {\"device_id\",\n"
         "      \"attestation_key\"} (X||Y as 128 hex digits each), as JSON: the\n"
         "      platform operator uploads it as is (sphere device register --file).\n"
+        "  run --dir DIR --service URL --ca FILE [--period SECONDS]\n"
+        "      [--wait-seconds S] [--max-checkins N] [--once]\n"
+        "      The device agent: boot (verified, measured), check in over mutual TLS\n"
+        "      with the RoT key, install what the service requires (inside its\n"
+        "      update window), keep the certificate in DIR/agent-cert.pem and\n"
+        "      DIR/agent-chain.pem; then check in again when the service asks (a\n"
+        "      long-poll of S seconds, default 55), every period (default 72000 s =\n"
+        "      20 h), when the certificate reaches 80%% of its lifetime, and on a\n"
+        "      local request (development devices). SIGINT/SIGTERM stop it cleanly.\n"
+        "      --once: one cycle (until up to date); --max-checkins N: stop after\n"
+        "      N check-ins. Exits 0 when the last cycle succeeded.\n"
+        "  check-for-updates --dir DIR\n"
+        "      Ask the agent running on this device to check in now. Development\n"
+        "      devices only (a valid appDevelopment capability); otherwise says why.\n"
         "\n"
         "options:\n"
         "  -d, --dir DIR           the device directory\n"
@@ -76,14 +95,22 @@ static const char dev_usage[] =
         "  -f, --faults SPEC       a fault plan for the flash (boot, storage check)\n"
         "  -b, --boot              boot before reporting (status)\n"
         "  -j, --json              JSON output (status, storage check)\n"
+        "      --service URL       the security service, https://host:port (run)\n"
+        "      --ca FILE           the service's TLS CA certificate (run)\n"
+        "      --period SECONDS    check-in period, 1..604800 (run; default 72000)\n"
+        "      --wait-seconds S    the notification long-poll, 1..300 (run; default 55)\n"
+        "      --max-checkins N    stop after N check-ins (run)\n"
+        "      --once              one cycle, then exit (run)\n"
         "  -h, --help              show this help\n"
         "\n"
         "exit status: 0 success, 1 failure, 2 usage error\n";
 
 struct dev_opts {
 	const char *dir, *root_hash, *root_cert, *tenant_root, *faults, *pkg;
+	const char *service, *ca;
 	enum rot_lifecycle lifecycle;
-	bool boot, json;
+	bool boot, json, once;
+	unsigned period, wait, max_checkins;
 };
 
 static int dev_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -775,6 +802,127 @@ out:
 	return ret;
 }
 
+/* ---- run: the agent's daemon -------------------------------------------------------- */
+
+static volatile sig_atomic_t dev_stop;
+
+static void dev_on_signal(int sig)
+{
+	(void)sig;
+	dev_stop = 1;
+}
+
+/* Progress lines: at the start, every quarter and the end of a download. */
+struct dev_progress {
+	char image[AGENT_IMAGE_ID_MAX + 1];
+	int last; /* quarter printed last, -1: none */
+};
+
+static int dev_progress(void *ctx, const struct agent_update *u, uint64_t have, uint64_t total)
+{
+	struct dev_progress *p = ctx;
+	int q = total ? (int)(have * 4 / total) : 4;
+
+	if (strcmp(p->image, u->image_id) != 0) {
+		snprintf(p->image, sizeof(p->image), "%s", u->image_id);
+		p->last = -1;
+	}
+	if (q != p->last) {
+		p->last = q;
+		printf("download %s %s %s: %llu of %llu bytes (%d%%)\n", u->type, u->version,
+		       u->image_id, (unsigned long long)have, (unsigned long long)total,
+		       total ? (int)(have * 100 / total) : 100);
+		fflush(stdout);
+	}
+	return 0;
+}
+
+static void dev_event(void *ctx, const char *event, const struct agent_daemon_status *st,
+                      const char *text)
+{
+	(void)ctx;
+	(void)st;
+	printf("agent: %s: %s\n", event, text);
+	fflush(stdout);
+}
+
+/* A decimal number in [lo, hi]. */
+static int dev_number(const char *s, unsigned lo, unsigned hi, unsigned *out)
+{
+	char *end = NULL;
+	unsigned long v;
+
+	errno = 0;
+	if (!s || *s < '0' || *s > '9')
+		return SPH_ERR_INVALID_ARG;
+	v = strtoul(s, &end, 10);
+	if (errno || *end || v < lo || v > hi)
+		return SPH_ERR_INVALID_ARG;
+	*out = (unsigned)v;
+	return 0;
+}
+
+static int dev_cmd_run(const struct dev_opts *o)
+{
+	struct agent_daemon_config cfg;
+	struct agent_daemon_status st;
+	struct dev_progress prog = {.last = -1};
+	struct sigaction sa;
+	struct boot_device *d = NULL;
+	int rc, ret = 1;
+
+	if (!o->service || !o->ca)
+		return dev_usage_error("run needs --service URL and --ca FILE");
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = dev_on_signal; /* no SA_RESTART: waits end at once */
+	sigemptyset(&sa.sa_mask);
+	if (sigaction(SIGINT, &sa, NULL) != 0 || sigaction(SIGTERM, &sa, NULL) != 0)
+		return dev_fail("run", SPH_ERR_IO, "signal handlers");
+	signal(SIGPIPE, SIG_IGN);
+	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
+		return dev_fail("run", SPH_ERR_NOMEM, "libcurl");
+	rc = boot_open(o->dir, NULL, &d);
+	if (rc != 0) {
+		ret = dev_fail("open device", rc, o->dir);
+		goto out;
+	}
+	memset(&cfg, 0, sizeof(cfg));
+	cfg.agent.service_url = o->service;
+	cfg.agent.ca_file = o->ca;
+	cfg.agent.progress = dev_progress;
+	cfg.agent.progress_ctx = &prog;
+	cfg.period_s = o->period;
+	cfg.wait_s = o->wait;
+	cfg.max_checkins = o->max_checkins;
+	cfg.once = o->once;
+	cfg.stop = &dev_stop;
+	cfg.event = dev_event;
+	rc = agent_daemon_run(d, &cfg, &st);
+	printf("agent: %u check-in(s), %u installed, %s%s%s\n", st.checkins, st.installed,
+	       st.up_to_date ? "up to date" : "not up to date", st.last_error[0] ? ": " : "",
+	       st.last_error);
+	if (rc != 0) {
+		ret = dev_fail("run", rc, NULL);
+		goto out;
+	}
+	ret = 0;
+out:
+	boot_close(d);
+	curl_global_cleanup();
+	return ret;
+}
+
+static int dev_cmd_check(const struct dev_opts *o)
+{
+	char reply[AGENT_REASON_MAX];
+	int rc = agent_local_request(o->dir, reply, sizeof(reply));
+
+	if (rc != 0)
+		return dev_fail("check-for-updates", rc, reply);
+	printf("%s\n", reply);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {{"dir", required_argument, NULL, 'd'},
@@ -785,6 +933,12 @@ int main(int argc, char **argv)
 	                                     {"faults", required_argument, NULL, 'f'},
 	                                     {"boot", no_argument, NULL, 'b'},
 	                                     {"json", no_argument, NULL, 'j'},
+	                                     {"service", required_argument, NULL, 'S'},
+	                                     {"ca", required_argument, NULL, 'A'},
+	                                     {"period", required_argument, NULL, 'P'},
+	                                     {"wait-seconds", required_argument, NULL, 'W'},
+	                                     {"max-checkins", required_argument, NULL, 'M'},
+	                                     {"once", no_argument, NULL, 'O'},
 	                                     {"help", no_argument, NULL, 'h'},
 	                                     {NULL, 0, NULL, 0}};
 	struct dev_opts o = {.lifecycle = ROT_LC_DEVELOPMENT};
@@ -842,6 +996,28 @@ int main(int argc, char **argv)
 		case 'j':
 			o.json = true;
 			break;
+		case 'S':
+			o.service = optarg;
+			break;
+		case 'A':
+			o.ca = optarg;
+			break;
+		case 'P':
+			if (dev_number(optarg, 1, AGENT_PERIOD_MAX_S, &o.period) != 0)
+				return dev_usage_error("--period: 1..%u seconds",
+				                       AGENT_PERIOD_MAX_S);
+			break;
+		case 'W':
+			if (dev_number(optarg, 1, AGENT_WAIT_MAX_S, &o.wait) != 0)
+				return dev_usage_error("--wait-seconds: 1..%u", AGENT_WAIT_MAX_S);
+			break;
+		case 'M':
+			if (dev_number(optarg, 1, 1000000, &o.max_checkins) != 0)
+				return dev_usage_error("--max-checkins: a positive number");
+			break;
+		case 'O':
+			o.once = true;
+			break;
 		case 'h':
 			fputs(dev_usage, stdout);
 			return 0;
@@ -877,6 +1053,10 @@ int main(int argc, char **argv)
 		return dev_cmd_storage(&o);
 	if (strcmp(cmd, "registration") == 0)
 		return dev_cmd_registration(&o);
+	if (strcmp(cmd, "run") == 0)
+		return dev_cmd_run(&o);
+	if (strcmp(cmd, "check-for-updates") == 0)
+		return dev_cmd_check(&o);
 	if (sub)
 		return dev_cmd_capability(&o, sub);
 	return dev_usage_error("unknown command '%s'", cmd);

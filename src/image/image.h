@@ -244,6 +244,21 @@ struct img_trust {
 int img_verify(const uint8_t *pkg, size_t len, const struct img_trust *trust,
                struct img_package *out, char *why, size_t why_cap);
 
+/* Verifies a COSE_Sign1 (not a package) signed by a certificate path in its
+ * protected x5chain: the protected content type must be content_type and the
+ * payload attached; the ES256 signature with the leaf's key; the strict path
+ * to trust's root (root_cert or root_hash, time_policy as for img_verify;
+ * allow_developer, target and cache are ignored); the leaf's single Sphere
+ * role, which every CA on the path lists, must be want. Returns 0 and *out (a
+ * view into msg; may be NULL) only when all hold; otherwise *out is zeroed,
+ * why (may be NULL) gets a reason, and the status is cose_sign1_decode's,
+ * SPH_ERR_MALFORMED (content type, payload, x5chain), SPH_ERR_BAD_SIGNATURE,
+ * SPH_ERR_AUTH (no valid path to the root), SPH_ERR_PERMISSION (another
+ * role) or SPH_ERR_INVALID_ARG. */
+int img_sign1_verify_chain(const uint8_t *msg, size_t len, int64_t content_type,
+                           const struct img_trust *trust, enum img_role want,
+                           struct cose_sign1 *out, char *why, size_t why_cap);
+
 /* ---- certificates and keys -------------------------------------------------------- */
 
 enum img_cert_kind {
