@@ -202,6 +202,21 @@ static void test_cli_images_flow(void **state)
 		assert_string_equal(pk.manifest.version, "1.2.3");
 	}
 	free(d);
+	/* The tenant image root devices install: a certificate that verifies the
+	 * re-signed package. */
+	{
+		char root_pem[720];
+		uint8_t *pem = NULL;
+		size_t plen = 0;
+		snprintf(root_pem, sizeof(root_pem), "%s.root.pem", out_pkg);
+		r = SPHERE("image", "root", "--out", root_pem);
+		expect_out(&r, 0, "wrote");
+		assert_int_equal(tu_read_file(root_pem, &pem, &plen), 0);
+		assert_non_null(strstr((const char *)pem, "BEGIN CERTIFICATE"));
+		free(pem);
+		r = SPHERE("image", "root");
+		tu_expect(&r, 2, "--out");
+	}
 
 	/* A tenant Administrator is not the operator. */
 	r = SPHERE("os-image", "add", "--file", os_pkg);

@@ -16,6 +16,8 @@
 
 #include <curl/curl.h>
 #include <jansson.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
 
 #include "agent/agent.h"
 #include "boot/boot.h"
@@ -82,6 +84,11 @@ static const char dev_usage[] =
         "      local request (development devices). SIGINT/SIGTERM stop it cleanly.\n"
         "      --once: one cycle (until up to date); --max-checkins N: stop after\n"
         "      N check-ins. Exits 0 when the last cycle succeeded.\n"
+        "  publish --dir DIR --broker HOST:PORT --broker-ca FILE --topic SUB\n"
+        "      --message TEXT\n"
+        "      Publish TEXT (QoS 1) to devices/<device id>/SUB on an MQTT broker that\n"
+        "      trusts the tenant's CA, over mutual TLS with the certificate the agent\n"
+        "      keeps (DIR/agent-cert.pem, its chain) and the RoT-held key.\n"
         "  check-for-updates --dir DIR\n"
         "      Ask the agent running on this device to check in now. Development\n"
         "      devices only (a valid appDevelopment capability); otherwise says why.\n"
@@ -101,6 +108,10 @@ static const char dev_usage[] =
         "      --wait-seconds S    the notification long-poll, 1..300 (run; default 55)\n"
         "      --max-checkins N    stop after N check-ins (run)\n"
         "      --once              one cycle, then exit (run)\n"
+        "      --broker HOST:PORT  the MQTT broker (publish)\n"
+        "      --broker-ca FILE    the broker's TLS CA certificate (publish)\n"
+        "      --topic SUB         the topic under devices/<device id>/ (publish)\n"
+        "      --message TEXT      the message (publish)\n"
         "  -h, --help              show this help\n"
         "\n"
         "exit status: 0 success, 1 failure, 2 usage error\n";
@@ -108,6 +119,7 @@ static const char dev_usage[] =
 struct dev_opts {
 	const char *dir, *root_hash, *root_cert, *tenant_root, *faults, *pkg;
 	const char *service, *ca;
+	const char *broker, *broker_ca, *topic, *message;
 	enum rot_lifecycle lifecycle;
 	bool boot, json, once;
 	unsigned period, wait, max_checkins;
@@ -912,6 +924,113 @@ out:
 	return ret;
 }
 
+/* The certificate the agent keeps, and its chain's first certificate (the
+ * device CA), or a reason. Returns 0 or a status. */
+static int dev_load_agent_cert(const char *dir, X509 **cert, STACK_OF(X509) * *chain, char *why,
+                               size_t cap)
+{
+	char path[4096];
+	FILE *f = NULL;
+	X509 *x = NULL;
+	int rc = SPH_ERR_NOT_FOUND;
+
+	*cert = NULL;
+	*chain = NULL;
+	snprintf(path, sizeof(path), "%s/%s", dir, AGENT_CERT_FILE);
+	if (!(f = fopen(path, "r")) || !(*cert = PEM_read_X509(f, NULL, NULL, NULL))) {
+		snprintf(why, cap,
+		         "%.400s: no certificate (run the agent first: sphere-device run)", path);
+		goto out;
+	}
+	fclose(f);
+	f = NULL;
+	rc = SPH_ERR_STATE;
+	if (X509_cmp_current_time(X509_get0_notAfter(*cert)) <= 0) {
+		snprintf(why, cap, "%.400s: the certificate has expired (the agent renews it)",
+		         path);
+		goto out;
+	}
+	snprintf(path, sizeof(path), "%s/%s", dir, AGENT_CHAIN_FILE);
+	rc = SPH_ERR_NOMEM;
+	if (!(*chain = sk_X509_new_null()))
+		goto out;
+	if ((f = fopen(path, "r")) && (x = PEM_read_X509(f, NULL, NULL, NULL))) {
+		if (sk_X509_push(*chain, x) <= 0)
+			goto out;
+		x = NULL;
+	}
+	rc = 0;
+out:
+	if (f)
+		fclose(f);
+	X509_free(x);
+	if (rc) {
+		X509_free(*cert);
+		*cert = NULL;
+		sk_X509_pop_free(*chain, X509_free);
+		*chain = NULL;
+	}
+	return rc;
+}
+
+static int dev_cmd_publish(const struct dev_opts *o)
+{
+	struct agent_mqtt_config cfg;
+	struct agent_mqtt *m = NULL;
+	struct boot_device *d = NULL;
+	STACK_OF(X509) *chain = NULL;
+	X509 *cert = NULL;
+	char host[256], why[600], id[ROT_DEVICE_ID_LEN + 1];
+	const char *colon;
+	unsigned port = 0;
+	int rc, ret = 1;
+
+	if (!o->broker || !o->broker_ca || !o->topic || !o->message)
+		return dev_usage_error(
+		        "publish needs --broker, --broker-ca, --topic and --message");
+	colon = strrchr(o->broker, ':');
+	if (!colon || colon == o->broker || (size_t)(colon - o->broker) >= sizeof(host) ||
+	    dev_number(colon + 1, 1, 65535, &port) != 0)
+		return dev_usage_error("--broker: HOST:PORT");
+	memcpy(host, o->broker, (size_t)(colon - o->broker));
+	host[colon - o->broker] = '\0';
+	rc = dev_load_agent_cert(o->dir, &cert, &chain, why, sizeof(why));
+	if (rc != 0)
+		return dev_fail("publish", rc, why);
+	rc = boot_open(o->dir, NULL, &d);
+	if (rc != 0) {
+		ret = dev_fail("open device", rc, o->dir);
+		goto out;
+	}
+	memset(&cfg, 0, sizeof(cfg));
+	cfg.host = host;
+	cfg.port = (uint16_t)port;
+	cfg.ca_file = o->broker_ca;
+	cfg.rot = boot_rot(d);
+	cfg.cert = cert;
+	cfg.chain = chain;
+	rc = agent_mqtt_connect(&cfg, &m);
+	if (rc != 0) {
+		ret = dev_fail("publish: connect", rc, o->broker);
+		goto out;
+	}
+	rc = agent_mqtt_publish(m, o->topic, o->message, strlen(o->message));
+	if (rc != 0) {
+		ret = dev_fail("publish", rc, o->topic);
+		goto out;
+	}
+	if (rot_device_id(boot_rot(d), id) == 0)
+		printf("published %zu bytes to devices/%.16s.../%s\n", strlen(o->message), id,
+		       o->topic);
+	ret = 0;
+out:
+	agent_mqtt_close(m);
+	boot_close(d);
+	X509_free(cert);
+	sk_X509_pop_free(chain, X509_free);
+	return ret;
+}
+
 static int dev_cmd_check(const struct dev_opts *o)
 {
 	char reply[AGENT_REASON_MAX];
@@ -939,6 +1058,10 @@ int main(int argc, char **argv)
 	                                     {"wait-seconds", required_argument, NULL, 'W'},
 	                                     {"max-checkins", required_argument, NULL, 'M'},
 	                                     {"once", no_argument, NULL, 'O'},
+	                                     {"broker", required_argument, NULL, 'B'},
+	                                     {"broker-ca", required_argument, NULL, 'K'},
+	                                     {"topic", required_argument, NULL, 'Q'},
+	                                     {"message", required_argument, NULL, 'm'},
 	                                     {"help", no_argument, NULL, 'h'},
 	                                     {NULL, 0, NULL, 0}};
 	struct dev_opts o = {.lifecycle = ROT_LC_DEVELOPMENT};
@@ -1018,6 +1141,18 @@ int main(int argc, char **argv)
 		case 'O':
 			o.once = true;
 			break;
+		case 'B':
+			o.broker = optarg;
+			break;
+		case 'K':
+			o.broker_ca = optarg;
+			break;
+		case 'Q':
+			o.topic = optarg;
+			break;
+		case 'm':
+			o.message = optarg;
+			break;
 		case 'h':
 			fputs(dev_usage, stdout);
 			return 0;
@@ -1057,6 +1192,8 @@ int main(int argc, char **argv)
 		return dev_cmd_run(&o);
 	if (strcmp(cmd, "check-for-updates") == 0)
 		return dev_cmd_check(&o);
+	if (strcmp(cmd, "publish") == 0)
+		return dev_cmd_publish(&o);
 	if (sub)
 		return dev_cmd_capability(&o, sub);
 	return dev_usage_error("unknown command '%s'", cmd);

@@ -30,6 +30,7 @@ static const char img_usage[] =
         "usage: sphere image add --file PKG\n"
         "       sphere image list | show --image ID\n"
         "       sphere image download --image ID --out FILE\n"
+        "       sphere image root --out FILE  (the tenant image root devices install)\n"
         "       sphere deployment create --device-group ID --image ID [--image ID ...]\n"
         "       sphere deployment list --device-group ID\n"
         "       sphere device-group target --device-group ID\n"
@@ -232,10 +233,10 @@ int cli_image_api(int argc, char **argv)
 		return cli_usage("sphere image add", "--file is required");
 	if ((strcmp(sub, "show") == 0 || strcmp(sub, "download") == 0) && o.n_images != 1)
 		return cli_usage("sphere image", "one --image is required");
-	if (strcmp(sub, "download") == 0 && !o.out)
-		return cli_usage("sphere image download", "--out is required");
+	if ((strcmp(sub, "download") == 0 || strcmp(sub, "root") == 0) && !o.out)
+		return cli_usage("sphere image", "--out is required");
 	if (strcmp(sub, "add") != 0 && strcmp(sub, "list") != 0 && strcmp(sub, "show") != 0 &&
-	    strcmp(sub, "download") != 0)
+	    strcmp(sub, "download") != 0 && strcmp(sub, "root") != 0)
 		return cli_usage("sphere image", "unknown command '%s'", sub);
 	if (cli_img_session(&s, &o, true, &t) != CLI_EXIT_OK)
 		return CLI_EXIT_FAIL;
@@ -248,6 +249,9 @@ int cli_image_api(int argc, char **argv)
 	} else if (strcmp(sub, "show") == 0) {
 		snprintf(path, sizeof(path), "/v1/tenants/%s/images/%s", t, o.images[0]);
 		rc = cli_img_run(&s, &o, "GET", path, NULL, NULL, img_cols);
+	} else if (strcmp(sub, "root") == 0) {
+		snprintf(path, sizeof(path), "/v1/tenants/%s/image-root", t);
+		rc = cli_img_download(&s, path, o.out);
 	} else {
 		snprintf(path, sizeof(path), "/v1/tenants/%s/images/%s/package", t, o.images[0]);
 		rc = cli_img_download(&s, path, o.out);
