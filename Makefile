@@ -5,6 +5,8 @@
 #   make test    build, then run the suite: fuzz smoke (clang + libFuzzer),
 #                ASan+UBSan build, then the normal build (ctest summary last)
 #   make demo    build, then run the platform end to end on its defaults
+#                (scripts/demo.sh: service, broker, device, update, telemetry)
+#   make demo-rot  the root of trust alone (sphere-demo)
 #   make fuzz    build the fuzzers and run each for FUZZ_SECONDS (default 60)
 #   make bench   build, then run every benchmark in bench/
 #   make format  clang-format every C file in place
@@ -16,7 +18,7 @@ FUZZ_SECONDS ?= 60
 SMOKE_SECONDS ?= 15
 CMAKE_FLAGS ?=
 
-.PHONY: all deps build build-asan build-fuzz test demo fuzz bench format clean
+.PHONY: all deps build build-asan build-fuzz test demo demo-rot fuzz bench format clean
 
 all: build
 
@@ -46,6 +48,9 @@ test: build build-asan build-fuzz
 	@cd build && ctest --output-on-failure -j $(JOBS)
 
 demo: build
+	@scripts/demo.sh
+
+demo-rot: build
 	@build/bin/sphere-demo
 
 fuzz: build-fuzz

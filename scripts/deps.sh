@@ -14,6 +14,7 @@ PACKAGES=(
 	postgresql libpq-dev                  # PostgreSQL store: libpq, and the server the tests start
 	libcurl4-openssl-dev                  # HTTPS clients (CLI, agent, tests)
 	mosquitto libmosquitto-dev            # MQTT: the broker the tests start, the agent's client
+	mosquitto-clients                     # mosquitto_sub: the demo's subscriber
 	libcmocka-dev libjansson-dev          # unit tests (jansson reads test vectors)
 )
 

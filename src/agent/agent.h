@@ -115,6 +115,10 @@ struct agent_config {
 	void *progress_ctx;
 	agent_clock_fn clock; /* for update windows; NULL: time(NULL) */
 	void *clock_ctx;
+	/* Called with one line per step of a cycle (the service's answer, each
+	 * install, the reboot, the confirmation), for people; may be NULL. */
+	void (*note)(void *ctx, const char *line);
+	void *note_ctx;
 };
 
 /* Why the last operation failed, for people and tests. http_status is 0 when

@@ -130,6 +130,16 @@ static void agent_daemon_learn_time(struct agent_daemon *ds, const struct agent_
 
 /* ---- events ------------------------------------------------------------------------- */
 
+/* t as "YYYY-MM-DD HH:MM:SS UTC" (or its number if it cannot be shown). */
+static void agent_utc(int64_t t, char *buf, size_t cap)
+{
+	time_t tt = (time_t)t;
+	struct tm tm;
+
+	if (!gmtime_r(&tt, &tm) || strftime(buf, cap, "%Y-%m-%d %H:%M:%S UTC", &tm) == 0)
+		snprintf(buf, cap, "%lld", (long long)t);
+}
+
 static void agent_event(struct agent_daemon *ds, const char *event, const char *fmt, ...)
         __attribute__((format(printf, 3, 4)));
 static void agent_event(struct agent_daemon *ds, const char *event, const char *fmt, ...)
@@ -545,11 +555,13 @@ static void agent_daemon_cycle(struct agent_daemon *ds, enum agent_why why)
 				        agent_mono() +
 				        (double)agent_backoff_ms(&hold, ds->past_renew) / 1000.0;
 			}
+			char until[32], renew[32];
+			agent_utc(ds->st.cert_not_after, until, sizeof(until));
+			agent_utc(ds->st.renew_at, renew, sizeof(renew));
 			agent_event(ds, "up_to_date",
-			            "up to date; certificate valid until %lld, renewal at %lld; "
+			            "up to date; certificate valid until %s, renewal at %s; "
 			            "signed time %s",
-			            (long long)ds->st.cert_not_after, (long long)ds->st.renew_at,
-			            res.time_verified ? "verified" : "not verified");
+			            until, renew, res.time_verified ? "verified" : "not verified");
 		}
 	} else if (rc == 0) {
 		ds->st.deferred++;

@@ -12,6 +12,7 @@
  * reaches the inactive slot.
  */
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -355,6 +356,21 @@ static int64_t agent_now(const struct agent_config *cfg)
 
 /* Installs every update of res, boots the trials and confirms them; outside
  * res's update window only downloads them (cycle->deferred). */
+static void agent_note(const struct agent_config *cfg, const char *fmt, ...)
+        __attribute__((format(printf, 2, 3)));
+static void agent_note(const struct agent_config *cfg, const char *fmt, ...)
+{
+	char line[AGENT_REASON_MAX];
+	va_list ap;
+
+	if (!cfg->note)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	cfg->note(cfg->note_ctx, line);
+}
+
 static int agent_apply(struct boot_device *d, const struct agent_config *cfg,
                        const struct agent_checkin_result *res, struct agent_cycle *cycle,
                        struct agent_error *err)
@@ -405,7 +421,10 @@ static int agent_apply(struct boot_device *d, const struct agent_config *cfg,
 			goto out;
 		trial[c] = true;
 		cycle->installed++;
+		agent_note(cfg, "verified and installed %s %s in the inactive slot, as a trial",
+		           want[c]->type, want[c]->version);
 	}
+	agent_note(cfg, "rebooting into the trial");
 	/* the reset into the trials */
 	rc = boot_run(d, CHIP_RESET_SOFTWARE, &rep);
 	if (rc == 0 && rep.result != BOOT_RESULT_BOOTED)
@@ -433,6 +452,8 @@ static int agent_apply(struct boot_device *d, const struct agent_config *cfg,
 		goto out;
 	}
 	cycle->confirmed += (unsigned)rc;
+	agent_note(cfg, "the trial booted (verified, measured): confirmed, anti-rollback counters "
+	                "raised");
 	rc = 0;
 out:
 	return rc;
@@ -448,6 +469,18 @@ int agent_cycle_run(struct boot_device *d, const struct agent_config *cfg,
 	for (unsigned round = 1;; round++) {
 		rc = agent_checkin(d, cfg, res, err);
 		cycle->rounds++;
+		if (rc == 0 && res->status == AGENT_STATUS_UPDATE_REQUIRED) {
+			char list[AGENT_REASON_MAX] = "";
+			size_t k = 0;
+			for (size_t i = 0; i < res->n_updates && k < sizeof(list); i++)
+				k += (size_t)snprintf(list + k, sizeof(list) - k, "%s%s %s",
+				                      i ? ", " : "", res->updates[i].type,
+				                      res->updates[i].version);
+			agent_note(cfg, "check-in %u: no certificate; update required: %s", round,
+			           list);
+		} else if (rc == 0) {
+			agent_note(cfg, "check-in %u: up to date: certificate issued", round);
+		}
 		if (rc || res->status == AGENT_STATUS_UP_TO_DATE)
 			goto out;
 		if (round >= rounds) {

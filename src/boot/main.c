@@ -849,6 +849,13 @@ static int dev_progress(void *ctx, const struct agent_update *u, uint64_t have, 
 	return 0;
 }
 
+static void dev_note(void *ctx, const char *line)
+{
+	(void)ctx;
+	printf("agent: %s\n", line);
+	fflush(stdout);
+}
+
 static void dev_event(void *ctx, const char *event, const struct agent_daemon_status *st,
                       const char *text)
 {
@@ -903,6 +910,7 @@ static int dev_cmd_run(const struct dev_opts *o)
 	cfg.agent.ca_file = o->ca;
 	cfg.agent.progress = dev_progress;
 	cfg.agent.progress_ctx = &prog;
+	cfg.agent.note = dev_note;
 	cfg.period_s = o->period;
 	cfg.wait_s = o->wait;
 	cfg.max_checkins = o->max_checkins;
