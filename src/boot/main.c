@@ -881,6 +881,22 @@ static int dev_number(const char *s, unsigned lo, unsigned hi, unsigned *out)
 	return 0;
 }
 
+/* A "Name: N kB" line of a /proc/self file, in KiB (0 if absent). */
+static long dev_proc_kib(const char *file, const char *name)
+{
+	FILE *f = fopen(file, "r");
+	char line[256];
+	size_t n = strlen(name);
+	long kib = 0;
+
+	while (f && fgets(line, sizeof(line), f))
+		if (strncmp(line, name, n) == 0 && line[n] == ':')
+			kib += strtol(line + n + 1, NULL, 10);
+	if (f)
+		fclose(f);
+	return kib;
+}
+
 static int dev_cmd_run(const struct dev_opts *o)
 {
 	struct agent_daemon_config cfg;
@@ -921,6 +937,14 @@ static int dev_cmd_run(const struct dev_opts *o)
 	printf("agent: %u check-in(s), %u installed, %s%s%s\n", st.checkins, st.installed,
 	       st.up_to_date ? "up to date" : "not up to date", st.last_error[0] ? ": " : "",
 	       st.last_error);
+	/* memory: the peak resident set counts the shared libraries' pages; a
+	 * device process's own cost is its private memory */
+	printf("agent: memory: peak RSS %.1f MiB, private %.1f MiB (shared library pages "
+	       "excluded)\n",
+	       (double)dev_proc_kib("/proc/self/status", "VmHWM") / 1024.0,
+	       (double)(dev_proc_kib("/proc/self/smaps_rollup", "Private_Clean") +
+	                dev_proc_kib("/proc/self/smaps_rollup", "Private_Dirty")) /
+	               1024.0);
 	if (rc != 0) {
 		ret = dev_fail("run", rc, NULL);
 		goto out;
