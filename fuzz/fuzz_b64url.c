@@ -1,5 +1,5 @@
 /*
- * libFuzzer target: the check-in's base64url decoder (src/service, used for
+ * libFuzzer target: the base64url codec (src/common/b64url.c, used for
  * a device's evidence). Every input, as text: the decoder either refuses it
  * or returns at most cap bytes that re-encode and decode to themselves; the
  * input's bytes, encoded, always decode back to exactly them.
@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "service/ss_internal.h"
+#include "common/common.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -24,12 +24,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	memcpy(text, data, size);
 	text[size] = '\0';
-	rc = ss_b64url_decode(text, out, sizeof(out), &len);
+	rc = sph_b64url_decode(text, out, sizeof(out), &len);
 	if (rc == 0) {
 		if (len == 0 || len > sizeof(out))
 			abort();
-		enc = ss_b64url_encode(out, len);
-		if (!enc || ss_b64url_decode(enc, again, sizeof(again), &len2) != 0 ||
+		enc = sph_b64url_encode(out, len);
+		if (!enc || sph_b64url_decode(enc, again, sizeof(again), &len2) != 0 ||
 		    len2 != len || memcmp(again, out, len) != 0)
 			abort();
 		free(enc);
@@ -38,8 +38,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	/* The raw bytes round-trip. */
 	if (size > 0 && size <= FZ_CAP) {
-		enc = ss_b64url_encode(data, size);
-		if (!enc || ss_b64url_decode(enc, again, sizeof(again), &len2) != 0 ||
+		enc = sph_b64url_encode(data, size);
+		if (!enc || sph_b64url_decode(enc, again, sizeof(again), &len2) != 0 ||
 		    len2 != size || memcmp(again, data, size) != 0)
 			abort();
 		free(enc);

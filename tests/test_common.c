@@ -333,6 +333,45 @@ static void test_log_lines(void **state)
 	free(out);
 }
 
+/* base64url: RFC 4648's vectors in the URL alphabet, padding optional and
+ * only at the end, nothing else accepted, the cap enforced. */
+static void test_b64url(void **state)
+{
+	static const struct {
+		const char *plain, *enc;
+	} v[] = {{"f", "Zg"},        {"fo", "Zm8"},        {"foo", "Zm9v"},
+	         {"foob", "Zm9vYg"}, {"fooba", "Zm9vYmE"}, {"foobar", "Zm9vYmFy"}};
+	static const char *const bad[] = {"",     "Z",      "Zg=a",  "Zm9v YmFy", "Zm9v+g",
+	                                  "Zm/v", "Zg===x", "Zm9vY", "Zm9v\n"};
+	static const uint8_t url_only[] = {0xfb, 0xff};
+	uint8_t out[16];
+	size_t len = 0;
+	char *e;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++) {
+		e = sph_b64url_encode((const uint8_t *)v[i].plain, strlen(v[i].plain));
+		assert_non_null(e);
+		assert_string_equal(e, v[i].enc);
+		free(e);
+		assert_int_equal(sph_b64url_decode(v[i].enc, out, sizeof(out), &len), 0);
+		assert_int_equal(len, strlen(v[i].plain));
+		assert_memory_equal(out, v[i].plain, len);
+	}
+	assert_int_equal(sph_b64url_decode("Zg==", out, sizeof(out), &len), 0);
+	assert_int_equal(len, 1);
+	e = sph_b64url_encode(url_only, sizeof(url_only));
+	assert_string_equal(e, "-_8");
+	free(e);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		if (sph_b64url_decode(bad[i], out, sizeof(out), &len) != SPH_ERR_MALFORMED)
+			fail_msg("accepted \"%s\"", bad[i]);
+		assert_int_equal(len, 0);
+	}
+	/* the cap: 6 bytes do not fit in 5 */
+	assert_int_equal(sph_b64url_decode("Zm9vYmFy", out, 5, &len), SPH_ERR_MALFORMED);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -349,6 +388,7 @@ int main(void)
 	        cmocka_unit_test(test_profile_readers),
 	        cmocka_unit_test(test_keyset),
 	        cmocka_unit_test(test_log_lines),
+	        cmocka_unit_test(test_b64url),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

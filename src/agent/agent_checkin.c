@@ -39,73 +39,6 @@
 
 /* ---- small helpers -------------------------------------------------------------- */
 
-/* base64url (padding optional) of at most cap bytes. Returns 0 or SPH_ERR_MALFORMED. */
-static int agent_b64url_decode(const char *in, uint8_t *out, size_t cap, size_t *len)
-{
-	size_t n = strlen(in), m;
-	char *tmp = NULL;
-	uint8_t *dec = NULL;
-	int got, rc = SPH_ERR_MALFORMED;
-
-	*len = 0;
-	while (n > 0 && in[n - 1] == '=')
-		n--;
-	if (n == 0 || n % 4 == 1 || n > 4 * (cap / 3 + 2))
-		goto out;
-	m = (n + 3) / 4 * 4;
-	rc = SPH_ERR_NOMEM;
-	if (!(tmp = malloc(m + 1)) || !(dec = malloc(m / 4 * 3 + 1)))
-		goto out;
-	rc = SPH_ERR_MALFORMED;
-	for (size_t i = 0; i < n; i++) {
-		char c = in[i];
-		if (c == '-')
-			c = '+';
-		else if (c == '_')
-			c = '/';
-		else if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
-		           (c >= '0' && c <= '9')))
-			goto out;
-		tmp[i] = c;
-	}
-	for (size_t i = n; i < m; i++)
-		tmp[i] = '=';
-	tmp[m] = '\0';
-	got = EVP_DecodeBlock(dec, (const unsigned char *)tmp, (int)m);
-	if (got < 0)
-		goto out;
-	/* EVP_DecodeBlock counts the padding as zero bytes */
-	if ((size_t)got < n * 3 / 4)
-		goto out;
-	got = (int)(n * 3 / 4);
-	if (got <= 0 || (size_t)got > cap)
-		goto out;
-	memcpy(out, dec, (size_t)got);
-	*len = (size_t)got;
-	rc = 0;
-out:
-	free(tmp);
-	free(dec);
-	return rc;
-}
-
-/* base64url without padding into a new string (free with free()), or NULL. */
-static char *agent_b64url_encode(const uint8_t *in, size_t len)
-{
-	char *out = malloc(4 * ((len + 2) / 3) + 1);
-	int n;
-
-	if (!out)
-		return NULL;
-	n = EVP_EncodeBlock((unsigned char *)out, in, (int)len);
-	while (n > 0 && out[n - 1] == '=')
-		n--;
-	out[n] = '\0';
-	for (int i = 0; i < n; i++)
-		out[i] = out[i] == '+' ? '-' : out[i] == '/' ? '_' : out[i];
-	return out;
-}
-
 static bool agent_printable(const char *s, size_t max)
 {
 	size_t n = 0;
@@ -459,7 +392,7 @@ static int agent_parse_time(const char *b64, const uint8_t *nonce, X509 *root,
 
 	if (!msg)
 		goto out;
-	if ((rc = agent_b64url_decode(b64, msg, AGENT_TIME_MAX, &len)) != 0 ||
+	if ((rc = sph_b64url_decode(b64, msg, AGENT_TIME_MAX, &len)) != 0 ||
 	    (rc = agent_signed_time(msg, len, nonce, AGENT_NONCE_LEN, root, &res->time,
 	                            &res->time_verified)) != 0)
 		goto out;
@@ -652,7 +585,7 @@ out:
  * empty array: then no member). Returns a new string or NULL. */
 static char *agent_body(const char *nonce_hex, const uint8_t *tok, size_t tok_len, json_t *failures)
 {
-	char *ev = agent_b64url_encode(tok, tok_len), *out = NULL;
+	char *ev = sph_b64url_encode(tok, tok_len), *out = NULL;
 	json_t *o = ev ? json_pack("{s:s, s:s}", "nonce", nonce_hex, "evidence", ev) : NULL;
 
 	if (o && json_array_size(failures) > 0 && json_object_set(o, "failures", failures) != 0)

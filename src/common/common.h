@@ -37,6 +37,16 @@ int sph_hex_encode(const uint8_t *in, size_t len, char *out, size_t cap);
  * Returns 0, SPH_ERR_MALFORMED or SPH_ERR_INVALID_ARG (wrong length). */
 int sph_hex_decode(const char *hex, uint8_t *out, size_t out_len);
 
+/* ---- base64url --------------------------------------------------------------- */
+/* base64url (RFC 4648 §5; padding optional, nothing else: no whitespace,
+ * no standard-alphabet characters) of at most cap bytes into out. Returns 0
+ * and *len, SPH_ERR_MALFORMED (not base64url, empty, or longer than cap) or
+ * SPH_ERR_NOMEM. */
+int sph_b64url_decode(const char *in, uint8_t *out, size_t cap, size_t *len);
+/* bytes -> base64url without padding (NUL-terminated; free with free()), or
+ * NULL (no memory). */
+char *sph_b64url_encode(const uint8_t *in, size_t len);
+
 /* ---- CBOR writer -----------------------------------------------------------
  * Writes definite-length, shortest-form CBOR (RFC 8949 §4.2.1 deterministic
  * heads) into a caller-provided buffer of fixed capacity. Errors are sticky:

@@ -372,18 +372,6 @@ static CURLcode fleet_install_key(CURL *c, void *sslctx, void *arg)
 	return CURLE_OK;
 }
 
-/* base64url without padding of in into out (cap >= 4 * (len / 3 + 2)). */
-static void fleet_b64url(const uint8_t *in, size_t len, char *out)
-{
-	int n = EVP_EncodeBlock((unsigned char *)out, in, (int)len);
-
-	while (n > 0 && out[n - 1] == '=')
-		n--;
-	out[n] = '\0';
-	for (int i = 0; i < n; i++)
-		out[i] = out[i] == '+' ? '-' : out[i] == '/' ? '_' : out[i];
-}
-
 int fleet_checkin(const struct fleet_service *b, struct fleet_device *d, enum fleet_op op,
                   char *why, size_t why_cap)
 {
@@ -433,16 +421,16 @@ int fleet_checkin(const struct fleet_service *b, struct fleet_device *d, enum fl
 		snprintf(why, why_cap, "rot_attest: %s", sph_strerror(err));
 		goto out;
 	}
-	cap = 4 * (tok_len / 3 + 2) + 2 * SS_NONCE_LEN + 64;
-	if (!(body = malloc(cap))) {
-		snprintf(why, why_cap, "out of memory");
-		goto out;
-	}
 	{
-		int k = snprintf(body, cap, "{\"nonce\":\"%s\",\"evidence\":\"", s);
-		fleet_b64url(tok, tok_len, body + k);
-		k += (int)strlen(body + k);
-		snprintf(body + k, cap - (size_t)k, "\"}");
+		char *ev = sph_b64url_encode(tok, tok_len);
+		cap = ev ? strlen(ev) + 2 * SS_NONCE_LEN + 64 : 0;
+		if (!ev || !(body = malloc(cap))) {
+			free(ev);
+			snprintf(why, why_cap, "out of memory");
+			goto out;
+		}
+		snprintf(body, cap, "{\"nonce\":\"%s\",\"evidence\":\"%s\"}", s, ev);
+		free(ev);
 	}
 	json_decref(j);
 	j = NULL;

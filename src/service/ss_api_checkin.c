@@ -44,81 +44,6 @@ static int64_t ss_ci_now_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-int ss_b64url_decode(const char *in, uint8_t *out, size_t cap, size_t *len)
-{
-	size_t n = strlen(in), m = (n + 3) / 4 * 4;
-	char *tmp = NULL;
-	uint8_t *dec = NULL;
-	int got, rc = SPH_ERR_MALFORMED;
-
-	*len = 0;
-	if (n == 0 || n > 4 * (cap / 3 + 2))
-		goto out;
-	tmp = malloc(m + 1);
-	dec = malloc(m / 4 * 3 + 1);
-	if (!tmp || !dec) {
-		rc = SPH_ERR_NOMEM;
-		goto out;
-	}
-	for (size_t i = 0; i < n; i++) {
-		char c = in[i];
-		if (c == '-')
-			c = '+';
-		else if (c == '_')
-			c = '/';
-		else if (c == '=') {
-			/* padding only at the end */
-			for (size_t k = i; k < n; k++)
-				if (in[k] != '=')
-					goto out;
-			n = i;
-			break;
-		} else if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
-		             (c >= '0' && c <= '9')))
-			goto out;
-		tmp[i] = c;
-	}
-	if (n % 4 == 1)
-		goto out;
-	m = (n + 3) / 4 * 4;
-	for (size_t i = n; i < m; i++)
-		tmp[i] = '=';
-	tmp[m] = '\0';
-	got = EVP_DecodeBlock(dec, (const unsigned char *)tmp, (int)m);
-	if (got < 0)
-		goto out;
-	got -= (int)(m - n); /* EVP_DecodeBlock counts the padding as zero bytes */
-	if (got <= 0 || (size_t)got > cap)
-		goto out;
-	memcpy(out, dec, (size_t)got);
-	*len = (size_t)got;
-	rc = 0;
-out:
-	free(tmp);
-	free(dec);
-	return rc;
-}
-
-char *ss_b64url_encode(const uint8_t *in, size_t len)
-{
-	char *out = malloc(4 * ((len + 2) / 3) + 1);
-	int n;
-
-	if (!out)
-		return NULL;
-	n = EVP_EncodeBlock((unsigned char *)out, in, (int)len);
-	while (n > 0 && out[n - 1] == '=')
-		n--;
-	out[n] = '\0';
-	for (int i = 0; i < n; i++) {
-		if (out[i] == '+')
-			out[i] = '-';
-		else if (out[i] == '/')
-			out[i] = '_';
-	}
-	return out;
-}
-
 static void ss_ci_uuid(const uint8_t b[16], char out[SS_UUID_LEN + 1])
 {
 	static const char hx[] = "0123456789abcdef";
@@ -365,7 +290,7 @@ static int ss_ci_signed_time(struct ss_service *s, const char *tenant_id, const 
 	rc = cose_sign1_create(&p, cose_pkey_signer, key, cose, SS_CI_TIME_MAX, &clen);
 	if (rc)
 		goto out;
-	*out = ss_b64url_encode(cose, clen);
+	*out = sph_b64url_encode(cose, clen);
 	rc = *out ? 0 : SPH_ERR_NOMEM;
 out:
 	OPENSSL_free(rder);
@@ -549,7 +474,7 @@ static void ss_h_checkin(struct ss_req *r, void *arg)
 		ss_reply_error(r, 400, "bad_request", "nonce and evidence: strings required");
 		goto out;
 	}
-	if (ss_b64url_decode(ev, w->evidence, sizeof(w->evidence), &w->evidence_len) != 0) {
+	if (sph_b64url_decode(ev, w->evidence, sizeof(w->evidence), &w->evidence_len) != 0) {
 		ss_reply_error(r, 400, "bad_request", "evidence: base64url of at most %d bytes",
 		               SS_CI_EVIDENCE_MAX);
 		goto out;

@@ -104,13 +104,6 @@ int ss_kek_create(const char *data_dir);
  * or others), SPH_ERR_MALFORMED (not exactly 32 bytes) or SPH_ERR_IO. */
 int ss_kek_load(const char *data_dir, uint8_t kek[SS_KEK_LEN]);
 
-/* base64url (padding optional, nothing else) → at most cap bytes. Returns
- * 0 and *len, SPH_ERR_MALFORMED (not base64url, empty, or longer than cap)
- * or SPH_ERR_NOMEM (ss_api_checkin.c). */
-int ss_b64url_decode(const char *in, uint8_t *out, size_t cap, size_t *len);
-/* bytes → base64url without padding (free with free()), or NULL. */
-char *ss_b64url_encode(const uint8_t *in, size_t len);
-
 /* Adds the /v1 routes of docs/api.md §4. Returns 0 or ss_http_route's status. */
 int ss_api_routes(struct ss_service *s);
 
